@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package meshd needs to build, test and run.
+# Idempotent: packages already present are left alone; safe to run repeatedly.
+# Usage: scripts/install-deps.sh            (needs root; uses apt-get)
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev llvm        # libFuzzer fuzzers and sanitizers
+  # libraries
+  libmnl-dev libsodium-dev
+  libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
+  libsqlitecpp-dev libsqlite3-dev sqlite3
+  libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libsystemd-dev systemd
+  libcli11-dev libtomlplusplus-dev
+  linux-libc-dev
+  # runtime
+  wireguard-tools wireguard-go iproute2
+  # tests: captures, pings, json checks, reference CNI plugins and real CNI clients
+  tcpdump iputils-ping procps util-linux jq
+  containernetworking-plugins podman runc containerd
+  golang-go golang-github-appc-cni-dev
+  # vm tests: a throwaway qemu guest with Debian's stock kernel
+  qemu-system-x86 busybox-static kmod cpio
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
