@@ -13,8 +13,10 @@ WgPeer WgPeer::clone() const {
   p.replace_allowed_ips = replace_allowed_ips;
   p.update_only = update_only;
   p.last_handshake_sec = last_handshake_sec;
+  p.last_handshake_nsec = last_handshake_nsec;
   p.rx_bytes = rx_bytes;
   p.tx_bytes = tx_bytes;
+  p.protocol_version = protocol_version;
   return p;
 }
 

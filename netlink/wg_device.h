@@ -30,8 +30,10 @@ struct WgPeer {
 
   // Observed only (GET): never sent.
   std::int64_t last_handshake_sec = 0;  // unix time; 0 = never
+  std::int64_t last_handshake_nsec = 0;  // nanoseconds part of the same instant
   std::uint64_t rx_bytes = 0;
   std::uint64_t tx_bytes = 0;
+  int protocol_version = 0;  // WireGuard protocol the peer speaks (1 today); 0 = unreported
 
   WgPeer clone() const;
 };
