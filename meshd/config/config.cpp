@@ -1,0 +1,209 @@
+#include "meshd/config/config.h"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace meshd::config {
+
+std::string_view to_string(BackendKind k) {
+  switch (k) {
+    case BackendKind::kAuto: return "auto";
+    case BackendKind::kKernel: return "kernel";
+    case BackendKind::kUserspace: return "userspace";
+  }
+  return "?";
+}
+
+namespace {
+
+[[noreturn]] void bad(const std::string& source, const std::string& key, const std::string& why) {
+  throw ErrorException(Error::invalid(source + ": " + key + ": " + why));
+}
+
+// Walks one table, rejecting keys it does not know: a typo must not silently
+// fall back to a default.
+class Section {
+ public:
+  Section(const toml::table* t, std::string source, std::string prefix)
+      : t_(t), source_(std::move(source)), prefix_(std::move(prefix)) {}
+
+  template <class T>
+  std::optional<T> get(const std::string& key, const char* expected) {
+    known_.insert(key);
+    if (!t_) return std::nullopt;
+    const toml::node* n = t_->get(key);
+    if (!n) return std::nullopt;
+    if (auto v = n->value_exact<T>()) return *v;
+    bad(source_, where(key), std::string("expected ") + expected);
+  }
+
+  std::string str(const std::string& key, std::string def) {
+    return get<std::string>(key, "a string").value_or(std::move(def));
+  }
+
+  std::int64_t integer(const std::string& key, std::int64_t def, std::int64_t lo, std::int64_t hi) {
+    auto v = get<std::int64_t>(key, "an integer");
+    if (!v) return def;
+    if (*v < lo || *v > hi)
+      bad(source_, where(key), "expected an integer from " + std::to_string(lo) + " to " +
+                                   std::to_string(hi) + ", got " + std::to_string(*v));
+    return *v;
+  }
+
+  std::vector<std::string> strings(const std::string& key) {
+    known_.insert(key);
+    std::vector<std::string> out;
+    if (!t_) return out;
+    const toml::node* n = t_->get(key);
+    if (!n) return out;
+    const toml::array* a = n->as_array();
+    if (!a) bad(source_, where(key), "expected an array of strings");
+    for (const auto& e : *a) {
+      auto s = e.value_exact<std::string>();
+      if (!s) bad(source_, where(key), "expected an array of strings");
+      out.push_back(*s);
+    }
+    return out;
+  }
+
+  void reject_unknown() const {
+    if (!t_) return;
+    for (const auto& [k, v] : *t_) {
+      (void)v;
+      if (!known_.count(std::string(k.str())))
+        bad(source_, where(std::string(k.str())), "unknown key (check its spelling)");
+    }
+  }
+
+  std::string where(const std::string& key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
+
+ private:
+  const toml::table* t_;
+  std::string source_;
+  std::string prefix_;
+  std::set<std::string> known_;
+};
+
+const toml::table* table_or_null(const toml::table& root, const std::string& source,
+                                 const char* name) {
+  const toml::node* n = root.get(name);
+  if (!n) return nullptr;
+  if (const toml::table* t = n->as_table()) return t;
+  bad(source, name, "expected a table ([" + std::string(name) + "])");
+}
+
+}  // namespace
+
+Config parse_config(std::string_view text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << source << ":" << e.source().begin.line << ":" << e.source().begin.column
+        << ": invalid TOML: " << e.description();
+    throw ErrorException(Error::invalid(msg.str()));
+  }
+
+  static const std::set<std::string> kSections = {"node", "wireguard", "userspace", "state",
+                                                   "reconcile", "peers"};
+  for (const auto& [k, v] : root) {
+    (void)v;
+    if (!kSections.count(std::string(k.str())))
+      bad(source, std::string(k.str()),
+          "unknown section (expected one of node, wireguard, userspace, state, reconcile, peers)");
+  }
+
+  Config c;
+  c.source = source;
+
+  Section node(table_or_null(root, source, "node"), source, "node");
+  c.node_name = node.str("name", "");
+  if (auto cidr = node.get<std::string>("pod_cidr", "a string like \"10.244.1.0/24\"")) {
+    auto p = IpPrefix::parse(*cidr);
+    if (!p) bad(source, "node.pod_cidr", p.error().message);
+    if (p->network() != *p)
+      bad(source, "node.pod_cidr",
+          "\"" + *cidr + "\" has host bits set; did you mean " + p->network().to_string() + "?");
+    if (!p->address.is_v4() || p->length > 30)
+      bad(source, "node.pod_cidr", "expected an IPv4 prefix of length 30 or shorter, got " + *cidr);
+    c.pod_cidr = *p;
+  }
+  node.reject_unknown();
+
+  Section wg(table_or_null(root, source, "wireguard"), source, "wireguard");
+  c.interface = wg.str("interface", c.interface);
+  if (c.interface.empty() || c.interface.size() > 15 ||
+      c.interface.find_first_of("/ \t:") != std::string::npos)
+    bad(source, "wireguard.interface",
+        "expected an interface name of 1-15 characters without '/', ':' or spaces, got \"" +
+            c.interface + "\"");
+  c.listen_port = static_cast<std::uint16_t>(wg.integer("listen_port", c.listen_port, 1, 65535));
+  std::string backend = wg.str("backend", "auto");
+  if (backend == "auto") c.backend = BackendKind::kAuto;
+  else if (backend == "kernel") c.backend = BackendKind::kKernel;
+  else if (backend == "userspace") c.backend = BackendKind::kUserspace;
+  else bad(source, "wireguard.backend", "expected \"auto\", \"kernel\" or \"userspace\", got \"" + backend + "\"");
+  c.mtu = static_cast<unsigned>(wg.integer("mtu", 0, 0, 65535));
+  if (c.mtu != 0 && c.mtu < 1280)
+    bad(source, "wireguard.mtu", "expected 0 (derive from the underlay) or at least 1280, got " +
+                                     std::to_string(c.mtu));
+  c.underlay_interface = wg.str("underlay_interface", "");
+  c.persistent_keepalive =
+      static_cast<std::uint16_t>(wg.integer("persistent_keepalive", c.persistent_keepalive, 0, 65535));
+  wg.reject_unknown();
+
+  Section us(table_or_null(root, source, "userspace"), source, "userspace");
+  c.userspace_binary = us.str("binary", c.userspace_binary);
+  c.userspace_socket_dir = us.str("socket_dir", c.userspace_socket_dir);
+  us.reject_unknown();
+
+  Section st(table_or_null(root, source, "state"), source, "state");
+  c.database = st.str("database", c.database);
+  c.runtime_dir = st.str("runtime_dir", c.runtime_dir);
+  st.reject_unknown();
+
+  Section rc(table_or_null(root, source, "reconcile"), source, "reconcile");
+  c.resync_interval_ms =
+      static_cast<unsigned>(rc.integer("resync_interval_ms", c.resync_interval_ms, 100, 3600000));
+  rc.reject_unknown();
+
+  if (const toml::node* n = root.get("peers")) {
+    const toml::array* arr = n->as_array();
+    if (!arr || !arr->is_array_of_tables())
+      bad(source, "peers", "expected [[peers]] tables");
+    std::size_t i = 0;
+    for (const auto& e : *arr) {
+      const toml::table* t = e.as_table();
+      Section p(t, source, "peers[" + std::to_string(i) + "]");
+      StaticPeer sp;
+      sp.name = p.str("name", "peer" + std::to_string(i));
+      sp.public_key = p.str("public_key", "");
+      sp.endpoint = p.str("endpoint", "");
+      sp.allowed_ips = p.strings("allowed_ips");
+      if (auto ka = p.get<std::int64_t>("persistent_keepalive", "an integer")) {
+        if (*ka < 0 || *ka > 65535)
+          bad(source, p.where("persistent_keepalive"), "expected an integer from 0 to 65535");
+        sp.persistent_keepalive = static_cast<std::uint16_t>(*ka);
+      }
+      p.reject_unknown();
+      c.peers.push_back(std::move(sp));
+      ++i;
+    }
+  }
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream f(path);
+  if (!f)
+    throw ErrorException(Error::from_errno(errno, "read config file " + path));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+}  // namespace meshd::config

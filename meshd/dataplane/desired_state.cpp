@@ -1,0 +1,132 @@
+#include "meshd/dataplane/desired_state.h"
+
+#include <algorithm>
+#include <set>
+
+namespace meshd::dataplane {
+
+IpAddress gateway_address(const IpPrefix& pod_cidr) {
+  IpAddress a = pod_cidr.network().address;
+  // Increment the last byte with carry: network address + 1.
+  for (int i = static_cast<int>(a.size()) - 1; i >= 0; --i)
+    if (++a.bytes[static_cast<std::size_t>(i)] != 0) break;
+  return a;
+}
+
+std::vector<PeerSpec> validate_static_peers(const std::vector<config::StaticPeer>& peers,
+                                            const LocalSpec& local, std::uint16_t default_keepalive,
+                                            std::vector<Rejection>& rejected) {
+  std::vector<PeerSpec> out;
+  std::set<keys::PublicKey> seen_keys;
+  std::vector<std::pair<IpPrefix, std::string>> claimed;  // allowed IP -> owner
+
+  for (const auto& sp : peers) {
+    auto reject = [&](std::string why) { rejected.push_back({sp.name, std::move(why)}); };
+
+    auto key = keys::PublicKey::from_base64(sp.public_key);
+    if (!key) {
+      reject("public_key \"" + sp.public_key + "\": " + key.error().message);
+      continue;
+    }
+    if (key->is_zero()) {
+      reject("public_key is all zeros");
+      continue;
+    }
+    if (*key == local.public_key) {
+      reject("public_key " + key->short_id() + " is this node's own key");
+      continue;
+    }
+    if (seen_keys.count(*key)) {
+      reject("public_key " + key->short_id() + " is already used by an earlier peer");
+      continue;
+    }
+
+    PeerSpec p;
+    p.name = sp.name;
+    p.public_key = *key;
+    p.persistent_keepalive = sp.persistent_keepalive.value_or(default_keepalive);
+    if (!sp.endpoint.empty()) {
+      auto ep = Endpoint::parse(sp.endpoint);
+      if (!ep) {
+        reject("endpoint: " + ep.error().message);
+        continue;
+      }
+      if (ep->port == 0) {
+        reject("endpoint \"" + sp.endpoint + "\": port 0 is not a valid destination");
+        continue;
+      }
+      p.endpoint = *ep;
+    }
+
+    std::string problem;
+    for (const auto& text : sp.allowed_ips) {
+      auto pre = IpPrefix::parse(text);
+      if (!pre) {
+        problem = "allowed_ips: " + pre.error().message;
+        break;
+      }
+      IpPrefix n = pre->network();
+      if (local.pod_cidr && n.overlaps(*local.pod_cidr)) {
+        problem = "allowed_ips: " + text + " overlaps this node's pod CIDR " +
+                  local.pod_cidr->to_string();
+        break;
+      }
+      auto clash = std::find_if(claimed.begin(), claimed.end(),
+                                [&](const auto& c) { return c.first.overlaps(n); });
+      if (clash != claimed.end()) {
+        problem = "allowed_ips: " + text + " overlaps " + clash->first.to_string() +
+                  " of peer " + clash->second;
+        break;
+      }
+      if (std::find(p.allowed_ips.begin(), p.allowed_ips.end(), n) == p.allowed_ips.end())
+        p.allowed_ips.push_back(n);
+    }
+    if (!problem.empty()) {
+      reject(problem);
+      continue;
+    }
+    for (const auto& a : p.allowed_ips) claimed.emplace_back(a, p.name);
+    seen_keys.insert(p.public_key);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+DesiredState compute_desired(const LocalSpec& local, const std::vector<PeerSpec>& peers) {
+  DesiredState s;
+  s.device.name = local.interface;
+  s.device.listen_port = local.listen_port;
+  s.device.public_key = local.public_key;
+  s.mtu = local.mtu;
+
+  std::optional<IpAddress> src;
+  if (local.pod_cidr) {
+    src = gateway_address(*local.pod_cidr);
+    s.addresses.push_back(IpPrefix{*src, static_cast<std::uint8_t>(src->is_v4() ? 32 : 128)});
+  }
+
+  for (const auto& p : peers) {
+    wg::WgPeer w;
+    w.public_key = p.public_key;
+    w.endpoint = p.endpoint;
+    w.persistent_keepalive = p.persistent_keepalive;
+    w.allowed_ips = p.allowed_ips;
+    std::sort(w.allowed_ips.begin(), w.allowed_ips.end());
+    s.device.peers.push_back(std::move(w));
+
+    for (const auto& a : p.allowed_ips) {
+      nl::Route r;
+      r.dst = a;
+      r.protocol = nl::kMeshdRouteProtocol;
+      r.scope = 253;  // RT_SCOPE_LINK: the peer is reached directly on the tunnel
+      if (src && src->family == a.address.family) r.prefsrc = *src;
+      s.routes.push_back(r);
+    }
+  }
+  std::sort(s.device.peers.begin(), s.device.peers.end(),
+            [](const wg::WgPeer& a, const wg::WgPeer& b) { return a.public_key < b.public_key; });
+  std::sort(s.routes.begin(), s.routes.end());
+  return s;
+}
+
+}  // namespace meshd::dataplane

@@ -1,0 +1,66 @@
+// Desired state of a node's data plane, computed as a plain value from the
+// local node and its peer list: the WireGuard device (key, port, every peer),
+// the link MTU, the addresses on the device and the routes through it. No
+// I/O, no clock, no logging: problems come back as explanations.
+#pragma once
+
+#include "common/ip.h"
+#include "keys/wg_key.h"
+#include "meshd/config/config.h"
+#include "netlink/rtnl.h"
+#include "netlink/wg_device.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace meshd::dataplane {
+
+// A peer that passed validation: what the control plane (or the static list)
+// says the mesh should hold.
+struct PeerSpec {
+  std::string name;
+  keys::PublicKey public_key;
+  std::optional<Endpoint> endpoint;
+  std::vector<IpPrefix> allowed_ips;  // normalised (host bits cleared)
+  std::uint16_t persistent_keepalive = 0;
+};
+
+struct LocalSpec {
+  std::string interface;
+  keys::PublicKey public_key;  // of the node's private key (to refuse ourselves as a peer)
+  std::uint16_t listen_port = 0;
+  unsigned mtu = 0;
+  std::optional<IpPrefix> pod_cidr;
+};
+
+struct Rejection {
+  std::string peer;    // the peer's name
+  std::string reason;  // which field, which value, what was expected
+};
+
+struct DesiredState {
+  wg::WgDevice device;  // private key filled in by the caller; peers sorted by key
+  unsigned mtu = 0;
+  std::vector<IpPrefix> addresses;  // on the WireGuard interface
+  std::vector<nl::Route> routes;    // oif left 0: the interface's index is resolved at apply time
+};
+
+// The gateway address of a pod CIDR: its first host address. It is on the
+// WireGuard interface (so the node's own traffic to remote pods has a pod-
+// network source) and on every pod's host-side veth (the CNI plugin's job).
+IpAddress gateway_address(const IpPrefix& pod_cidr);
+
+// Validates static peers; each bad one becomes a Rejection, the rest pass.
+// Refused: a bad or all-zero key, our own key, a key listed twice, a bad
+// endpoint, a bad allowed IP, an allowed IP overlapping our pod CIDR or an
+// earlier peer's.
+std::vector<PeerSpec> validate_static_peers(const std::vector<config::StaticPeer>& peers,
+                                            const LocalSpec& local, std::uint16_t default_keepalive,
+                                            std::vector<Rejection>& rejected);
+
+// Pure: the data plane the node should have. The device's private key is not
+// set here (the caller owns the secret).
+DesiredState compute_desired(const LocalSpec& local, const std::vector<PeerSpec>& peers);
+
+}  // namespace meshd::dataplane

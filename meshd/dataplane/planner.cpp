@@ -1,0 +1,166 @@
+#include "meshd/dataplane/planner.h"
+
+#include <algorithm>
+#include <map>
+
+namespace meshd::dataplane {
+
+namespace {
+
+std::vector<IpPrefix> sorted(std::vector<IpPrefix> v) {
+  for (auto& p : v) p = p.network();
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+std::string endpoint_text(const std::optional<Endpoint>& e) {
+  return e ? e->to_string() : std::string("(none)");
+}
+
+}  // namespace
+
+DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current) {
+  DevicePlan plan;
+  wg::WgDevice change;
+  change.name = desired.name;
+  bool device_changed = false;
+
+  if (desired.private_key) {
+    bool same = current.private_key ? (*current.private_key == *desired.private_key)
+                                    : (current.public_key == desired.private_key->public_key());
+    if (!same) {
+      change.private_key = desired.private_key->clone();
+      plan.notes.push_back("private key -> public " + desired.private_key->public_key().short_id());
+      device_changed = true;
+    }
+  }
+  if (desired.listen_port && desired.listen_port != current.listen_port) {
+    change.listen_port = desired.listen_port;
+    plan.notes.push_back("listen port " + std::to_string(current.listen_port.value_or(0)) + " -> " +
+                         std::to_string(*desired.listen_port));
+    device_changed = true;
+  }
+  if (desired.fwmark && desired.fwmark != current.fwmark.value_or(0)) {
+    change.fwmark = desired.fwmark;
+    device_changed = true;
+  }
+
+  std::map<keys::PublicKey, const wg::WgPeer*> have;
+  for (const auto& p : current.peers) have[p.public_key] = &p;
+  std::map<keys::PublicKey, const wg::WgPeer*> want;
+  for (const auto& p : desired.peers) want[p.public_key] = &p;
+
+  for (const auto& [key, d] : want) {
+    auto it = have.find(key);
+    if (it == have.end()) {
+      wg::WgPeer add;
+      add.public_key = key;
+      add.endpoint = d->endpoint;
+      add.persistent_keepalive = d->persistent_keepalive.value_or(0);
+      add.allowed_ips = sorted(d->allowed_ips);
+      add.replace_allowed_ips = true;
+      change.peers.push_back(std::move(add));
+      plan.notes.push_back("add peer " + key.short_id() + " endpoint " + endpoint_text(d->endpoint));
+      ++plan.peers_added;
+      continue;
+    }
+    const wg::WgPeer& c = *it->second;
+    wg::WgPeer upd;
+    upd.public_key = key;
+    upd.update_only = true;
+    bool changed = false;
+    if (d->endpoint && d->endpoint != c.endpoint) {
+      upd.endpoint = d->endpoint;
+      plan.notes.push_back("peer " + key.short_id() + " endpoint " + endpoint_text(c.endpoint) +
+                           " -> " + endpoint_text(d->endpoint));
+      changed = true;
+    }
+    std::uint16_t want_ka = d->persistent_keepalive.value_or(0);
+    if (want_ka != c.persistent_keepalive.value_or(0)) {
+      upd.persistent_keepalive = want_ka;
+      plan.notes.push_back("peer " + key.short_id() + " keepalive -> " + std::to_string(want_ka));
+      changed = true;
+    }
+    auto want_ips = sorted(d->allowed_ips);
+    if (want_ips != sorted(c.allowed_ips)) {
+      upd.allowed_ips = want_ips;
+      upd.replace_allowed_ips = true;
+      plan.notes.push_back("peer " + key.short_id() + " allowed IPs changed (" +
+                           std::to_string(want_ips.size()) + ")");
+      changed = true;
+    }
+    if (changed) {
+      change.peers.push_back(std::move(upd));
+      ++plan.peers_updated;
+    }
+  }
+  for (const auto& [key, c] : have) {
+    (void)c;
+    if (want.count(key)) continue;
+    wg::WgPeer rm;
+    rm.public_key = key;
+    rm.remove = true;
+    change.peers.push_back(std::move(rm));
+    plan.notes.push_back("remove peer " + key.short_id());
+    ++plan.peers_removed;
+  }
+
+  if (device_changed || !change.peers.empty()) plan.change = std::move(change);
+  return plan;
+}
+
+AddressOps plan_addresses(std::span<const IpPrefix> desired, std::span<const IpPrefix> current) {
+  AddressOps ops;
+  for (const auto& d : desired)
+    if (std::find(current.begin(), current.end(), d) == current.end()) ops.add.push_back(d);
+  for (const auto& c : current)
+    if (std::find(desired.begin(), desired.end(), c) == desired.end()) ops.remove.push_back(c);
+  return ops;
+}
+
+namespace {
+
+// Two routes are the "same slot" in the kernel's table when they share the
+// table, destination and metric; other attributes are what `replace` changes.
+bool same_slot(const nl::Route& a, const nl::Route& b) {
+  return a.table == b.table && a.dst.network() == b.dst.network() && a.metric == b.metric;
+}
+
+bool same_route(const nl::Route& a, const nl::Route& b) {
+  return same_slot(a, b) && a.oif == b.oif && a.gateway == b.gateway && a.prefsrc == b.prefsrc &&
+         a.scope == b.scope && a.protocol == b.protocol && a.onlink == b.onlink;
+}
+
+}  // namespace
+
+RouteOps plan_routes(std::span<const nl::Route> desired, std::span<const nl::Route> current) {
+  RouteOps ops;
+  for (const auto& d : desired) {
+    auto slot = std::find_if(current.begin(), current.end(),
+                             [&](const nl::Route& c) { return same_slot(c, d); });
+    if (slot == current.end()) {
+      ops.add.push_back(d);
+    } else if (!same_route(*slot, d)) {
+      // Someone else's route in our slot stays: replacing it would break
+      // whatever installed it. Ours, with stale attributes, is replaced.
+      if (slot->protocol == nl::kMeshdRouteProtocol) ops.replace.push_back(d);
+    }
+  }
+  for (const auto& c : current) {
+    if (c.protocol != nl::kMeshdRouteProtocol) continue;
+    bool wanted = std::any_of(desired.begin(), desired.end(),
+                              [&](const nl::Route& d) { return same_slot(c, d); });
+    if (!wanted) ops.remove.push_back(c);
+  }
+  return ops;
+}
+
+LinkOps plan_link(unsigned desired_mtu, const nl::Link& current) {
+  LinkOps ops;
+  if (desired_mtu != 0 && desired_mtu != current.mtu) ops.set_mtu = desired_mtu;
+  ops.set_up = !current.up;
+  return ops;
+}
+
+}  // namespace meshd::dataplane

@@ -1,0 +1,218 @@
+#include "meshd/dataplane/planner.h"
+#include "tests/unit/dataplane/test_keys.h"
+
+#include <gtest/gtest.h>
+
+namespace meshd::dataplane {
+namespace {
+
+using meshd::testing::pk;
+
+IpPrefix P(const char* s) { return *IpPrefix::parse(s); }
+Endpoint E(const char* s) { return *Endpoint::parse(s); }
+
+wg::WgPeer peer(std::uint8_t n, const char* ep, std::vector<const char*> ips, std::uint16_t ka = 25) {
+  wg::WgPeer p;
+  p.public_key = pk(n);
+  if (ep) p.endpoint = E(ep);
+  p.persistent_keepalive = ka;
+  for (auto* s : ips) p.allowed_ips.push_back(P(s));
+  return p;
+}
+
+wg::WgDevice device(std::vector<wg::WgPeer> peers, std::uint16_t port = 51820) {
+  wg::WgDevice d;
+  d.name = "meshd0";
+  d.listen_port = port;
+  d.peers = std::move(peers);
+  return d;
+}
+
+const wg::WgPeer* find(const wg::WgDevice& d, std::uint8_t n) {
+  for (const auto& p : d.peers)
+    if (p.public_key == pk(n)) return &p;
+  return nullptr;
+}
+
+TEST(PlanDevice, NothingToDoWhenEqual) {
+  auto want = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(2, nullptr, {"10.244.2.0/24"})});
+  auto have = device({peer(2, nullptr, {"10.244.2.0/24"}), peer(1, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto plan = plan_device(want, have);
+  EXPECT_FALSE(plan.change);
+  EXPECT_TRUE(plan.notes.empty());
+}
+
+TEST(PlanDevice, AllowedIpsOrderAndHostBitsDoNotCount) {
+  auto want = device({peer(1, nullptr, {"10.244.1.0/24", "10.99.0.5/32"})});
+  auto have = device({peer(1, nullptr, {"10.99.0.5/32", "10.244.1.7/24"})});
+  EXPECT_FALSE(plan_device(want, have).change);
+}
+
+TEST(PlanDevice, NewPeerIsAddedAloneWithItsAllowedIps) {
+  auto want = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(2, "10.0.0.2:51820", {"10.244.2.0/24"})});
+  auto have = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  EXPECT_FALSE(plan.change->replace_peers);
+  ASSERT_EQ(plan.change->peers.size(), 1u);
+  const auto& add = plan.change->peers[0];
+  EXPECT_EQ(add.public_key, pk(2));
+  EXPECT_TRUE(add.replace_allowed_ips);
+  EXPECT_FALSE(add.remove);
+  EXPECT_FALSE(add.update_only);
+  EXPECT_EQ(add.endpoint, E("10.0.0.2:51820"));
+  EXPECT_EQ(add.allowed_ips, std::vector<IpPrefix>{P("10.244.2.0/24")});
+  EXPECT_EQ(plan.peers_added, 1u);
+}
+
+TEST(PlanDevice, EndpointChangeUpdatesOnlyTheEndpoint) {
+  auto want = device({peer(1, "10.0.0.9:51820", {"10.244.1.0/24"})});
+  auto have = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  ASSERT_EQ(plan.change->peers.size(), 1u);
+  const auto& u = plan.change->peers[0];
+  EXPECT_TRUE(u.update_only);
+  EXPECT_EQ(u.endpoint, E("10.0.0.9:51820"));
+  EXPECT_FALSE(u.replace_allowed_ips);
+  EXPECT_TRUE(u.allowed_ips.empty());
+  EXPECT_FALSE(u.persistent_keepalive);
+  EXPECT_EQ(plan.peers_updated, 1u);
+}
+
+TEST(PlanDevice, AllowedIpsChangeReplacesThem) {
+  auto want = device({peer(1, nullptr, {"10.244.1.0/24", "10.244.9.0/24"})});
+  auto have = device({peer(1, nullptr, {"10.244.1.0/24"})});
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  const auto& u = plan.change->peers.at(0);
+  EXPECT_TRUE(u.replace_allowed_ips);
+  EXPECT_EQ(u.allowed_ips.size(), 2u);
+  EXPECT_FALSE(u.endpoint);
+}
+
+TEST(PlanDevice, KeepaliveChangeIsApplied) {
+  auto want = device({peer(1, nullptr, {"10.244.1.0/24"}, 0)});
+  auto have = device({peer(1, nullptr, {"10.244.1.0/24"}, 25)});
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  EXPECT_EQ(plan.change->peers.at(0).persistent_keepalive, std::optional<std::uint16_t>(0));
+}
+
+TEST(PlanDevice, KeyChangeRemovesTheOldPeerAndAddsTheNew) {
+  auto want = device({peer(3, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto have = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  ASSERT_EQ(plan.change->peers.size(), 2u);
+  ASSERT_TRUE(find(*plan.change, 1));
+  EXPECT_TRUE(find(*plan.change, 1)->remove);
+  ASSERT_TRUE(find(*plan.change, 3));
+  EXPECT_FALSE(find(*plan.change, 3)->remove);
+  EXPECT_EQ(find(*plan.change, 3)->allowed_ips, std::vector<IpPrefix>{P("10.244.1.0/24")});
+}
+
+TEST(PlanDevice, UnknownPeerIsRemovedAndOthersUntouched) {
+  auto want = device({peer(1, nullptr, {"10.244.1.0/24"})});
+  auto have = device({peer(1, nullptr, {"10.244.1.0/24"}), peer(2, nullptr, {"10.244.2.0/24"})});
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  ASSERT_EQ(plan.change->peers.size(), 1u);
+  EXPECT_EQ(plan.change->peers[0].public_key, pk(2));
+  EXPECT_TRUE(plan.change->peers[0].remove);
+  EXPECT_EQ(plan.peers_removed, 1u);
+}
+
+TEST(PlanDevice, ListenPortAndKeyChangesAreDeviceLevel) {
+  auto want = device({}, 51999);
+  want.private_key = keys::PrivateKey::generate();
+  auto have = device({}, 51820);
+  have.public_key = pk(9);
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  EXPECT_EQ(plan.change->listen_port, std::optional<std::uint16_t>(51999));
+  ASSERT_TRUE(plan.change->private_key);
+  EXPECT_TRUE(plan.change->peers.empty());
+
+  // Same key already on the device: nothing to send.
+  auto have2 = device({}, 51999);
+  have2.public_key = want.private_key->public_key();
+  EXPECT_FALSE(plan_device(want, have2).change);
+}
+
+TEST(PlanDevice, EmptyDesiredRemovesEveryPeerOneByOne) {
+  auto want = device({});
+  auto have = device({peer(1, nullptr, {"10.1.0.0/24"}), peer(2, nullptr, {"10.2.0.0/24"}), peer(3, nullptr, {})});
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  EXPECT_FALSE(plan.change->replace_peers);
+  EXPECT_EQ(plan.change->peers.size(), 3u);
+  for (const auto& p : plan.change->peers) EXPECT_TRUE(p.remove);
+}
+
+nl::Route route(const char* dst, int oif, std::uint8_t proto = nl::kMeshdRouteProtocol,
+                const char* src = nullptr) {
+  nl::Route r;
+  r.dst = P(dst);
+  r.oif = oif;
+  r.protocol = proto;
+  r.scope = 253;
+  if (src) r.prefsrc = *IpAddress::parse(src);
+  return r;
+}
+
+TEST(PlanRoutes, AddsMissingRemovesOnlyOurStaleOnes) {
+  std::vector<nl::Route> want{route("10.244.2.0/24", 7), route("10.244.3.0/24", 7)};
+  std::vector<nl::Route> have{route("10.244.2.0/24", 7),
+                              route("10.244.9.0/24", 7),              // ours, stale
+                              route("192.168.5.0/24", 2, 4),          // static route (proto static)
+                              route("10.250.0.0/16", 3, 186)};        // a BGP daemon's
+  auto ops = plan_routes(want, have);
+  ASSERT_EQ(ops.add.size(), 1u);
+  EXPECT_EQ(ops.add[0].dst, P("10.244.3.0/24"));
+  ASSERT_EQ(ops.remove.size(), 1u);
+  EXPECT_EQ(ops.remove[0].dst, P("10.244.9.0/24"));
+  EXPECT_TRUE(ops.replace.empty());
+}
+
+TEST(PlanRoutes, ReplacesOursWhenAttributesDriftButNeverOthers) {
+  std::vector<nl::Route> want{route("10.244.2.0/24", 7, nl::kMeshdRouteProtocol, "10.244.1.1"),
+                              route("10.244.3.0/24", 7)};
+  std::vector<nl::Route> have{route("10.244.2.0/24", 5),        // ours, wrong device
+                              route("10.244.3.0/24", 4, 3)};    // boot-proto route of someone else
+  auto ops = plan_routes(want, have);
+  ASSERT_EQ(ops.replace.size(), 1u);
+  EXPECT_EQ(ops.replace[0].oif, 7);
+  EXPECT_TRUE(ops.add.empty());
+  EXPECT_TRUE(ops.remove.empty());
+}
+
+TEST(PlanRoutes, NothingToDo) {
+  std::vector<nl::Route> want{route("10.244.2.0/24", 7)};
+  EXPECT_TRUE(plan_routes(want, want).empty());
+}
+
+TEST(PlanAddresses, AddsAndRemoves) {
+  std::vector<IpPrefix> want{P("10.244.1.1/32")};
+  std::vector<IpPrefix> have{P("10.99.0.1/32")};
+  auto ops = plan_addresses(want, have);
+  EXPECT_EQ(ops.add, want);
+  EXPECT_EQ(ops.remove, have);
+  EXPECT_TRUE(plan_addresses(want, want).empty());
+}
+
+TEST(PlanLink, MtuAndUp) {
+  nl::Link l;
+  l.mtu = 1420;
+  l.up = false;
+  auto ops = plan_link(1380, l);
+  EXPECT_EQ(ops.set_mtu, std::optional<unsigned>(1380));
+  EXPECT_TRUE(ops.set_up);
+  l.up = true;
+  l.mtu = 1380;
+  EXPECT_TRUE(plan_link(1380, l).empty());
+  EXPECT_TRUE(plan_link(0, l).empty());  // 0 = leave the MTU alone
+}
+
+}  // namespace
+}  // namespace meshd::dataplane
