@@ -6,6 +6,7 @@
 
 #include "common/result.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,10 @@ class Database;
 }
 
 namespace meshd::store {
+
+// PRAGMA application_id of every meshd database: "mshd" in ASCII. Lets a
+// meshd binary (and `file(1)`) tell its own database from any other SQLite file.
+inline constexpr std::int32_t kApplicationId = 0x6d736864;
 
 struct DatabaseOptions {
   std::string path;             // ":memory:" works for unit tests
@@ -30,6 +35,13 @@ class Database {
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
+  // The same as the constructor, for callers that prefer a Result.
+  static Result<std::unique_ptr<Database>> open(DatabaseOptions opts);
+
+  // Test hook: creates (or migrates) the file at `path` up to schema `version`
+  // only (0 = an empty meshd database), so every migration path can be tested.
+  static void create_at_version(const std::string& path, int version);
+
   int schema_version() const;
   static int latest_schema_version();
   const std::string& path() const;
@@ -38,6 +50,8 @@ class Database {
   SQLite::Database& sql();
 
  private:
+  Database(DatabaseOptions opts, int target_version);
+
   DatabaseOptions opts_;
   std::unique_ptr<SQLite::Database> db_;
 };

@@ -41,6 +41,10 @@ struct IpamPool {
 // nothing when the pool is exhausted.
 std::optional<IpAddress> lowest_free(const IpamPool& pool, const std::vector<IpAddress>& used);
 
+// Pure: how many addresses the pool can hand out (saturating at 2^64-1 for
+// huge IPv6 pools). Used in the "exhausted" message.
+std::uint64_t pool_capacity(const IpamPool& pool);
+
 class Ipam {
  public:
   explicit Ipam(Database& db) : db_(db) {}
@@ -49,6 +53,10 @@ class Ipam {
   // else allocates the lowest free address. Errors: ENOSPC with a message
   // naming the pool when it is exhausted.
   Result<Lease> allocate(const AttachmentKey& key, const IpamPool& pool);
+  // The same with the lease's created_at given by the caller (tests, and
+  // callers that already hold a clock reading); the overload above reads the
+  // system clock once.
+  Result<Lease> allocate(const AttachmentKey& key, const IpamPool& pool, std::int64_t now);
   // Missing lease = success (DEL is idempotent).
   Result<void> release(const AttachmentKey& key);
   Result<std::optional<Lease>> find(const AttachmentKey& key);

@@ -1,0 +1,238 @@
+#include "store/database.h"
+
+#include "store/schema.h"
+#include "store/sql_util.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+
+namespace meshd::store {
+
+namespace detail {
+
+int errno_for_sqlite(int code) {
+  switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return EBUSY;
+    case SQLITE_NOMEM: return ENOMEM;
+    case SQLITE_READONLY: return EROFS;
+    case SQLITE_FULL: return ENOSPC;
+    case SQLITE_CANTOPEN: return EACCES;
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return EPERM;
+    case SQLITE_CONSTRAINT: return EEXIST;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT: return EINVAL;
+    default: return EIO;
+  }
+}
+
+Error sql_error(const Database& db, const std::string& what, const SQLite::Exception& e) {
+  return Error{{errno_for_sqlite(e.getExtendedErrorCode()), boost::system::generic_category()},
+               what + " in " + db.path() + ": " + e.what()};
+}
+
+}  // namespace detail
+
+namespace {
+
+Error refuse(int err, std::string message) {
+  return Error{{err, boost::system::generic_category()}, std::move(message)};
+}
+
+std::string hex32(std::int32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", static_cast<std::uint32_t>(v));
+  return buf;
+}
+
+bool is_memory(const std::string& path) { return path.empty() || path == ":memory:"; }
+
+struct Header {
+  std::int32_t application_id = 0;
+  int user_version = 0;
+  int objects = 0;  // rows of sqlite_master
+};
+
+Header read_header(SQLite::Database& db) {
+  Header h;
+  h.application_id = db.execAndGet("PRAGMA application_id").getInt();
+  h.user_version = db.execAndGet("PRAGMA user_version").getInt();
+  h.objects = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+  return h;
+}
+
+// Refuses what must never be written: a foreign database, or one from a
+// newer meshd. An empty SQLite database (no id, no version, no tables) is
+// adopted as a new one.
+void check_header(const std::string& path, const Header& h) {
+  if (h.application_id != kApplicationId &&
+      !(h.application_id == 0 && h.user_version == 0 && h.objects == 0))
+    throw ErrorException(refuse(
+        EINVAL, path + " is not a meshd database (application_id " + hex32(h.application_id) +
+                    ", expected " + hex32(kApplicationId) +
+                    " \"mshd\"); refusing to open it: point meshd at its own state file"));
+  if (h.user_version > Database::latest_schema_version())
+    throw ErrorException(refuse(
+        ENOTSUP, path + " was created by a newer meshd: schema " +
+                     std::to_string(h.user_version) + ", this meshd knows up to " +
+                     std::to_string(Database::latest_schema_version()) +
+                     "; upgrade meshd or restore a backup"));
+}
+
+// Looks at an existing, non-empty file without writing a byte of it: the
+// header magic by hand (SQLite is never handed a file that is not SQLite),
+// then the pragmas through a read-only connection (which sees a WAL that the
+// main file's header may not reflect yet).
+void inspect_existing(const std::string& path) {
+  std::array<char, 100> header{};
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ErrorException(Error::from_errno(errno, "open database " + path));
+  ssize_t n = ::read(fd, header.data(), header.size());
+  int err = errno;
+  ::close(fd);
+  if (n < 0) throw ErrorException(Error::from_errno(err, "read database " + path));
+  static constexpr char kMagic[] = "SQLite format 3";  // 16 bytes with its NUL
+  if (n < static_cast<ssize_t>(header.size()) || std::memcmp(header.data(), kMagic, 16) != 0)
+    throw ErrorException(refuse(EINVAL, path +
+                                            " is not a meshd database (not an SQLite 3 file); "
+                                            "refusing to open it: point meshd at its own state file"));
+  Header h;
+  try {
+    SQLite::Database ro(path, SQLite::OPEN_READONLY);
+    h = read_header(ro);
+  } catch (const SQLite::Exception& e) {
+    throw ErrorException(
+        refuse(detail::errno_for_sqlite(e.getExtendedErrorCode()),
+               "cannot read database " + path + ": " + e.what()));
+  }
+  check_header(path, h);
+}
+
+// Prepares the file before SQLite sees it: refuses foreign or newer files,
+// creates a missing one with mode 0600 (SQLite gives its -wal and -shm files
+// the mode of the database file).
+void prepare_file(const DatabaseOptions& opts) {
+  struct stat st{};
+  if (::stat(opts.path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode))
+      throw ErrorException(refuse(EINVAL, opts.path + " is not a meshd database (not a regular file)"));
+    if (st.st_size > 0) inspect_existing(opts.path);
+    return;
+  }
+  if (errno != ENOENT) throw ErrorException(Error::from_errno(errno, "stat database " + opts.path));
+  if (opts.read_only) throw ErrorException(Error::from_errno(ENOENT, "open database " + opts.path));
+  // No O_EXCL: a concurrent meshd or CNI process may create it first; both
+  // then migrate under BEGIN IMMEDIATE and the second finds nothing to do.
+  int fd = ::open(opts.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw ErrorException(Error::from_errno(errno, "create database " + opts.path));
+  ::close(fd);
+}
+
+}  // namespace
+
+int Database::latest_schema_version() {
+  return detail::migrations().back().version;
+}
+
+Database::Database(DatabaseOptions opts) : Database(std::move(opts), latest_schema_version()) {}
+
+Database::Database(DatabaseOptions opts, int target_version) : opts_(std::move(opts)) {
+  if (opts_.path.empty()) opts_.path = ":memory:";
+  if (target_version < 0 || target_version > latest_schema_version())
+    throw ErrorException(Error::invalid("schema version " + std::to_string(target_version) +
+                                        " does not exist: this meshd knows 0 to " +
+                                        std::to_string(latest_schema_version())));
+  const bool memory = is_memory(opts_.path);
+  if (!memory) prepare_file(opts_);
+
+  try {
+    int flags = opts_.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE;
+    if (memory) flags |= SQLite::OPEN_CREATE;
+    db_ = std::make_unique<SQLite::Database>(opts_.path, flags, opts_.busy_timeout_ms);
+    db_->exec("PRAGMA foreign_keys = ON");
+
+    if (opts_.read_only) {
+      Header h = read_header(*db_);
+      check_header(opts_.path, h);
+      if (h.user_version < latest_schema_version())
+        throw ErrorException(refuse(
+            ENOTSUP, opts_.path + " has schema " + std::to_string(h.user_version) +
+                         ", older than this meshd's " + std::to_string(latest_schema_version()) +
+                         "; open it read-write once (start meshd) to migrate it"));
+      return;
+    }
+
+    // Only now, after the checks, is the file written to.
+    db_->exec("PRAGMA journal_mode = WAL");
+    // FULL: a commit survives power loss too (a consumed token stays consumed).
+    db_->exec("PRAGMA synchronous = FULL");
+    // Overwritten or deleted secrets are zeroed in the file, not left in free pages.
+    db_->exec("PRAGMA secure_delete = ON");
+
+    // Fast path: already ours and current, nothing to write.
+    Header h = read_header(*db_);
+    check_header(opts_.path, h);
+    if (h.application_id == kApplicationId && h.user_version >= target_version) return;
+
+    // One transaction per migration, re-checking the header under the write
+    // lock: another process may have migrated (or replaced) it meanwhile.
+    const auto migrations = detail::migrations();
+    for (;;) {
+      SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+      h = read_header(*db_);
+      check_header(opts_.path, h);
+      if (h.application_id != kApplicationId)
+        db_->exec("PRAGMA application_id = " + std::to_string(kApplicationId));
+      if (h.user_version >= target_version) {
+        tx.commit();
+        break;
+      }
+      const detail::Migration& m = migrations[h.user_version];
+      try {
+        db_->exec(m.sql);
+        db_->exec("PRAGMA user_version = " + std::to_string(m.version));
+      } catch (const SQLite::Exception& e) {
+        throw ErrorException(refuse(
+            detail::errno_for_sqlite(e.getExtendedErrorCode()),
+            "migrate " + opts_.path + " to schema " + std::to_string(m.version) + " (" +
+                m.description + "): " + e.what() + "; the database is left at schema " +
+                std::to_string(h.user_version)));
+      }
+      tx.commit();
+    }
+  } catch (const SQLite::Exception& e) {
+    throw ErrorException(refuse(detail::errno_for_sqlite(e.getExtendedErrorCode()),
+                                "open database " + opts_.path + ": " + e.what()));
+  }
+}
+
+Database::~Database() = default;
+
+Result<std::unique_ptr<Database>> Database::open(DatabaseOptions opts) {
+  try {
+    return std::make_unique<Database>(std::move(opts));
+  } catch (const ErrorException& e) {
+    return e.error();
+  }
+}
+
+void Database::create_at_version(const std::string& path, int version) {
+  Database db(DatabaseOptions{.path = path}, version);
+}
+
+int Database::schema_version() const {
+  return db_->execAndGet("PRAGMA user_version").getInt();
+}
+
+const std::string& Database::path() const { return opts_.path; }
+
+SQLite::Database& Database::sql() { return *db_; }
+
+}  // namespace meshd::store

@@ -1,0 +1,252 @@
+#include "store/ipam.h"
+
+#include "store/database.h"
+#include "store/sql_util.h"
+
+#include <algorithm>
+#include <ctime>
+#include <limits>
+
+namespace meshd::store {
+
+using detail::guarded;
+
+namespace {
+
+using u128 = unsigned __int128;
+
+u128 to_u128(const IpAddress& a) {
+  u128 v = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) v = (v << 8) | a.bytes[i];
+  return v;
+}
+
+IpAddress from_u128(int family, u128 v) {
+  IpAddress a;
+  a.family = family;
+  for (std::size_t i = a.size(); i-- > 0;) {
+    a.bytes[i] = static_cast<std::uint8_t>(v & 0xff);
+    v >>= 8;
+  }
+  return a;
+}
+
+// The usable range [first, last] of a pool. IPv4 loses its network and
+// broadcast addresses, except on /31 (RFC 3021) and /32. IPv6 has no
+// broadcast but its all-zeros host is the subnet-router anycast address
+// (RFC 4291 2.6.1), except on /127 (RFC 6164) and /128.
+struct Range {
+  u128 first = 0;
+  u128 last = 0;
+};
+
+Range usable_range(const IpPrefix& subnet) {
+  const IpPrefix net = subnet.network();
+  const unsigned bits = net.max_length();
+  const unsigned host_bits = bits - net.length;
+  const u128 base = to_u128(net.address);
+  const u128 host_mask = host_bits == 128 ? ~u128{0} : ((u128{1} << host_bits) - 1);
+  Range r{base, base | host_mask};
+  if (host_bits >= 2) {
+    r.first += 1;
+    if (net.address.is_v4()) r.last -= 1;
+  }
+  return r;
+}
+
+// Sorted, unique members of `addrs` inside the pool's usable range.
+std::vector<u128> in_range(const IpamPool& pool, const Range& r,
+                           const std::vector<IpAddress>& addrs) {
+  std::vector<u128> out;
+  for (const auto& a : addrs) {
+    if (a.family != pool.subnet.address.family) continue;
+    u128 v = to_u128(a);
+    if (v >= r.first && v <= r.last) out.push_back(v);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::uint64_t saturate(u128 v) {
+  return v > std::numeric_limits<std::uint64_t>::max() ? std::numeric_limits<std::uint64_t>::max()
+                                                        : static_cast<std::uint64_t>(v);
+}
+
+Result<Lease> lease_row(SQLite::Statement& st, int first_col) {
+  Lease l;
+  l.key.network = st.getColumn(first_col).getString();
+  l.key.container_id = st.getColumn(first_col + 1).getString();
+  l.key.ifname = st.getColumn(first_col + 2).getString();
+  auto a = IpAddress::parse(st.getColumn(first_col + 3).getString());
+  if (!a) return Error::invalid("stored lease of " + l.key.container_id + ": " + a.error().message);
+  l.address = *a;
+  l.created_at = st.getColumn(first_col + 4).getInt64();
+  return l;
+}
+
+constexpr const char* kColumns = "network, container_id, ifname, address, created_at";
+
+Result<std::optional<Lease>> read(Database& db, const AttachmentKey& key) {
+  SQLite::Statement st(db.sql(), std::string("SELECT ") + kColumns +
+                                     " FROM ipam_leases WHERE network = ? AND "
+                                     "container_id = ? AND ifname = ?");
+  st.bind(1, key.network);
+  st.bind(2, key.container_id);
+  st.bind(3, key.ifname);
+  if (!st.executeStep()) return std::optional<Lease>{};
+  auto l = lease_row(st, 0);
+  if (!l) return l.error();
+  return std::optional<Lease>{*l};
+}
+
+Result<std::vector<Lease>> read_all(Database& db, const std::string& network) {
+  SQLite::Statement st(db.sql(), std::string("SELECT ") + kColumns +
+                                     " FROM ipam_leases WHERE network = ? "
+                                     "ORDER BY container_id, ifname");
+  st.bind(1, network);
+  std::vector<Lease> out;
+  while (st.executeStep()) {
+    auto l = lease_row(st, 0);
+    if (!l) return l.error();
+    out.push_back(*l);
+  }
+  return out;
+}
+
+std::string describe(const AttachmentKey& k) {
+  return k.network + "/" + k.container_id + "/" + k.ifname;
+}
+
+}  // namespace
+
+std::optional<IpAddress> lowest_free(const IpamPool& pool, const std::vector<IpAddress>& used) {
+  if (pool.subnet.address.empty()) return std::nullopt;
+  const Range r = usable_range(pool.subnet);
+  std::vector<IpAddress> taken = used;
+  taken.insert(taken.end(), pool.reserved.begin(), pool.reserved.end());
+  u128 candidate = r.first;
+  for (u128 t : in_range(pool, r, taken)) {
+    if (t > candidate) break;
+    if (t == candidate) {
+      if (candidate == r.last) return std::nullopt;  // also avoids wrapping at ::/0
+      ++candidate;
+    }
+  }
+  return from_u128(pool.subnet.address.family, candidate);
+}
+
+std::uint64_t pool_capacity(const IpamPool& pool) {
+  if (pool.subnet.address.empty()) return 0;
+  const Range r = usable_range(pool.subnet);
+  const u128 size_minus_one = r.last - r.first;  // +1 could wrap for ::/0
+  const u128 reserved = in_range(pool, r, pool.reserved).size();
+  if (size_minus_one == ~u128{0}) return std::numeric_limits<std::uint64_t>::max();
+  return saturate(size_minus_one + 1 - reserved);
+}
+
+Result<Lease> Ipam::allocate(const AttachmentKey& key, const IpamPool& pool) {
+  return allocate(key, pool, static_cast<std::int64_t>(::time(nullptr)));
+}
+
+Result<Lease> Ipam::allocate(const AttachmentKey& key, const IpamPool& pool, std::int64_t now) {
+  if (key.network.empty() || key.container_id.empty() || key.ifname.empty())
+    return Error::invalid("allocate address for \"" + describe(key) +
+                          "\": network, container id and interface name are all required");
+  if (pool.subnet.address.empty())
+    return Error::invalid("allocate address for " + describe(key) + ": the pool has no subnet");
+  return guarded(db_, "allocate address for " + describe(key) + " from " +
+                          pool.subnet.network().to_string(),
+                 [&]() -> Result<Lease> {
+                   auto tx = detail::immediate(db_);
+                   auto existing = read(db_, key);
+                   if (!existing) return existing.error();
+                   if (*existing) return **existing;  // ADD retried: same answer, nothing written
+
+                   SQLite::Statement q(db_.sql(),
+                                       "SELECT address FROM ipam_leases WHERE network = ?");
+                   q.bind(1, key.network);
+                   std::vector<IpAddress> used;
+                   while (q.executeStep())
+                     if (auto a = IpAddress::parse(q.getColumn(0).getString())) used.push_back(*a);
+
+                   auto addr = lowest_free(pool, used);
+                   if (!addr) {
+                     const Range r = usable_range(pool.subnet);
+                     auto leased = in_range(pool, r, used);
+                     auto reserved = in_range(pool, r, pool.reserved);
+                     std::erase_if(leased, [&](u128 v) {
+                       return std::binary_search(reserved.begin(), reserved.end(), v);
+                     });
+                     return Error{{ENOSPC, boost::system::generic_category()},
+                                  "pool " + pool.subnet.network().to_string() +
+                                      " is exhausted: " + std::to_string(leased.size()) + " of " +
+                                      std::to_string(pool_capacity(pool)) +
+                                      " addresses leased (network " + key.network + ")"};
+                   }
+                   Lease l{key, *addr, now};
+                   SQLite::Statement ins(db_.sql(),
+                                         std::string("INSERT INTO ipam_leases (") + kColumns +
+                                             ") VALUES (?, ?, ?, ?, ?)");
+                   ins.bind(1, key.network);
+                   ins.bind(2, key.container_id);
+                   ins.bind(3, key.ifname);
+                   ins.bind(4, addr->to_string());
+                   ins.bind(5, static_cast<std::int64_t>(now));
+                   ins.exec();
+                   tx.commit();
+                   return l;
+                 });
+}
+
+Result<void> Ipam::release(const AttachmentKey& key) {
+  return guarded(db_, "release address of " + describe(key), [&]() -> Result<void> {
+    auto tx = detail::immediate(db_);
+    SQLite::Statement st(db_.sql(),
+                         "DELETE FROM ipam_leases WHERE network = ? AND container_id = ? AND "
+                         "ifname = ?");
+    st.bind(1, key.network);
+    st.bind(2, key.container_id);
+    st.bind(3, key.ifname);
+    st.exec();
+    tx.commit();
+    return {};
+  });
+}
+
+Result<std::optional<Lease>> Ipam::find(const AttachmentKey& key) {
+  return guarded(db_, "find lease of " + describe(key), [&] { return read(db_, key); });
+}
+
+Result<std::vector<Lease>> Ipam::list(const std::string& network) {
+  return guarded(db_, "list leases of network " + network, [&] { return read_all(db_, network); });
+}
+
+Result<std::vector<Lease>> Ipam::release_all_except(const std::string& network,
+                                                    const std::vector<AttachmentKey>& keep) {
+  return guarded(db_, "garbage-collect leases of network " + network,
+                 [&]() -> Result<std::vector<Lease>> {
+                   auto tx = detail::immediate(db_);
+                   auto all = read_all(db_, network);
+                   if (!all) return all.error();
+                   std::vector<AttachmentKey> sorted_keep = keep;
+                   std::sort(sorted_keep.begin(), sorted_keep.end());
+                   std::vector<Lease> released;
+                   SQLite::Statement del(db_.sql(),
+                                         "DELETE FROM ipam_leases WHERE network = ? AND "
+                                         "container_id = ? AND ifname = ?");
+                   for (const Lease& l : *all) {
+                     if (std::binary_search(sorted_keep.begin(), sorted_keep.end(), l.key)) continue;
+                     del.bind(1, l.key.network);
+                     del.bind(2, l.key.container_id);
+                     del.bind(3, l.key.ifname);
+                     del.exec();
+                     del.reset();
+                     released.push_back(l);
+                   }
+                   tx.commit();
+                   return released;
+                 });
+}
+
+}  // namespace meshd::store

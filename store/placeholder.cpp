@@ -1,1 +1,0 @@
-// Placeholder translation unit; removed when store/ has sources.

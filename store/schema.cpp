@@ -1,0 +1,99 @@
+#include "store/schema.h"
+
+namespace meshd::store::detail {
+
+namespace {
+
+// STRICT tables (SQLite >= 3.37): a wrongly typed value is an error, not a
+// silently coerced string.
+constexpr const char* kV1 = R"sql(
+CREATE TABLE cluster (
+  singleton          INTEGER PRIMARY KEY CHECK (singleton = 1),
+  cluster_id         TEXT    NOT NULL,
+  cidr               TEXT    NOT NULL,
+  node_prefix_length INTEGER NOT NULL,
+  created_at         INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE local_node (
+  singleton        INTEGER PRIMARY KEY CHECK (singleton = 1),
+  name             TEXT    NOT NULL DEFAULT '',
+  pod_cidr         TEXT,
+  pod_cidr_settled INTEGER NOT NULL DEFAULT 0,
+  mtu              INTEGER NOT NULL DEFAULT 0,
+  wg_private_key   BLOB CHECK (wg_private_key IS NULL OR length(wg_private_key) = 32),
+  identity_secret  BLOB CHECK (identity_secret IS NULL OR length(identity_secret) = 64)
+) STRICT;
+
+CREATE TABLE nodes (
+  name                TEXT    PRIMARY KEY,
+  wg_public_key       BLOB    NOT NULL CHECK (length(wg_public_key) = 32),
+  identity_public_key BLOB    NOT NULL CHECK (length(identity_public_key) = 32),
+  endpoints           TEXT    NOT NULL DEFAULT '',
+  pod_cidr            TEXT,
+  version             INTEGER NOT NULL,
+  admitted_by         TEXT    NOT NULL DEFAULT '',
+  admitted_at         INTEGER NOT NULL DEFAULT 0,
+  admission_proof     BLOB    NOT NULL DEFAULT x'',
+  signature           BLOB    NOT NULL DEFAULT x'',
+  last_seen           INTEGER NOT NULL DEFAULT 0,
+  removed             INTEGER NOT NULL DEFAULT 0,
+  removed_at          INTEGER
+) STRICT;
+
+CREATE TABLE tokens (
+  id          TEXT    PRIMARY KEY CHECK (length(id) = 6),
+  verifier    BLOB    NOT NULL,
+  expires_at  INTEGER,
+  usages_left INTEGER CHECK (usages_left IS NULL OR usages_left >= 0),
+  revoked     INTEGER NOT NULL DEFAULT 0,
+  description TEXT    NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE join_nonces (
+  token_id TEXT    NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+  nonce    BLOB    NOT NULL,
+  seen_at  INTEGER NOT NULL,
+  PRIMARY KEY (token_id, nonce)
+) STRICT;
+
+CREATE TABLE ipam_leases (
+  network      TEXT    NOT NULL,
+  container_id TEXT    NOT NULL,
+  ifname       TEXT    NOT NULL,
+  address      TEXT    NOT NULL,
+  created_at   INTEGER NOT NULL,
+  PRIMARY KEY (network, container_id, ifname),
+  UNIQUE (network, address)
+) STRICT;
+
+-- AUTOINCREMENT: ids are never reused after a prune, so a reader polling
+-- with since_id never skips or repeats an event.
+CREATE TABLE events (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at      INTEGER NOT NULL,
+  kind    TEXT    NOT NULL,
+  node    TEXT    NOT NULL DEFAULT '',
+  message TEXT    NOT NULL
+) STRICT;
+)sql";
+
+// v2: tokens remember when they were last used (shown by `token list`), and
+// the prunes of join nonces and events get indexes instead of full scans.
+constexpr const char* kV2 = R"sql(
+ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
+CREATE INDEX join_nonces_seen_at ON join_nonces(seen_at);
+CREATE INDEX events_at ON events(at);
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "initial schema", kV1},
+    {2, "token last use, prune indexes", kV2},
+};
+
+}  // namespace
+
+std::span<const Migration> migrations() { return kMigrations; }
+
+}  // namespace meshd::store::detail
