@@ -20,12 +20,18 @@ wg::WgPeer peer(std::uint8_t n, const char* ep, std::vector<const char*> ips, st
   return p;
 }
 
-wg::WgDevice device(std::vector<wg::WgPeer> peers, std::uint16_t port = 51820) {
+// WgPeer is move-only (it may hold a preshared key), so no initializer lists.
+template <class... Peers>
+wg::WgDevice device_on(std::uint16_t port, Peers&&... peers) {
   wg::WgDevice d;
   d.name = "meshd0";
   d.listen_port = port;
-  d.peers = std::move(peers);
+  (d.peers.push_back(std::forward<Peers>(peers)), ...);
   return d;
+}
+template <class... Peers>
+wg::WgDevice device(Peers&&... peers) {
+  return device_on(51820, std::forward<Peers>(peers)...);
 }
 
 const wg::WgPeer* find(const wg::WgDevice& d, std::uint8_t n) {
@@ -35,22 +41,22 @@ const wg::WgPeer* find(const wg::WgDevice& d, std::uint8_t n) {
 }
 
 TEST(PlanDevice, NothingToDoWhenEqual) {
-  auto want = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(2, nullptr, {"10.244.2.0/24"})});
-  auto have = device({peer(2, nullptr, {"10.244.2.0/24"}), peer(1, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto want = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(2, nullptr, {"10.244.2.0/24"}));
+  auto have = device(peer(2, nullptr, {"10.244.2.0/24"}), peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}));
   auto plan = plan_device(want, have);
   EXPECT_FALSE(plan.change);
   EXPECT_TRUE(plan.notes.empty());
 }
 
 TEST(PlanDevice, AllowedIpsOrderAndHostBitsDoNotCount) {
-  auto want = device({peer(1, nullptr, {"10.244.1.0/24", "10.99.0.5/32"})});
-  auto have = device({peer(1, nullptr, {"10.99.0.5/32", "10.244.1.7/24"})});
+  auto want = device(peer(1, nullptr, {"10.244.1.0/24", "10.99.0.5/32"}));
+  auto have = device(peer(1, nullptr, {"10.99.0.5/32", "10.244.1.7/24"}));
   EXPECT_FALSE(plan_device(want, have).change);
 }
 
 TEST(PlanDevice, NewPeerIsAddedAloneWithItsAllowedIps) {
-  auto want = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(2, "10.0.0.2:51820", {"10.244.2.0/24"})});
-  auto have = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto want = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(2, "10.0.0.2:51820", {"10.244.2.0/24"}));
+  auto have = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}));
   auto plan = plan_device(want, have);
   ASSERT_TRUE(plan.change);
   EXPECT_FALSE(plan.change->replace_peers);
@@ -66,8 +72,8 @@ TEST(PlanDevice, NewPeerIsAddedAloneWithItsAllowedIps) {
 }
 
 TEST(PlanDevice, EndpointChangeUpdatesOnlyTheEndpoint) {
-  auto want = device({peer(1, "10.0.0.9:51820", {"10.244.1.0/24"})});
-  auto have = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto want = device(peer(1, "10.0.0.9:51820", {"10.244.1.0/24"}));
+  auto have = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}));
   auto plan = plan_device(want, have);
   ASSERT_TRUE(plan.change);
   ASSERT_EQ(plan.change->peers.size(), 1u);
@@ -81,8 +87,8 @@ TEST(PlanDevice, EndpointChangeUpdatesOnlyTheEndpoint) {
 }
 
 TEST(PlanDevice, AllowedIpsChangeReplacesThem) {
-  auto want = device({peer(1, nullptr, {"10.244.1.0/24", "10.244.9.0/24"})});
-  auto have = device({peer(1, nullptr, {"10.244.1.0/24"})});
+  auto want = device(peer(1, nullptr, {"10.244.1.0/24", "10.244.9.0/24"}));
+  auto have = device(peer(1, nullptr, {"10.244.1.0/24"}));
   auto plan = plan_device(want, have);
   ASSERT_TRUE(plan.change);
   const auto& u = plan.change->peers.at(0);
@@ -92,16 +98,16 @@ TEST(PlanDevice, AllowedIpsChangeReplacesThem) {
 }
 
 TEST(PlanDevice, KeepaliveChangeIsApplied) {
-  auto want = device({peer(1, nullptr, {"10.244.1.0/24"}, 0)});
-  auto have = device({peer(1, nullptr, {"10.244.1.0/24"}, 25)});
+  auto want = device(peer(1, nullptr, {"10.244.1.0/24"}, 0));
+  auto have = device(peer(1, nullptr, {"10.244.1.0/24"}, 25));
   auto plan = plan_device(want, have);
   ASSERT_TRUE(plan.change);
   EXPECT_EQ(plan.change->peers.at(0).persistent_keepalive, std::optional<std::uint16_t>(0));
 }
 
 TEST(PlanDevice, KeyChangeRemovesTheOldPeerAndAddsTheNew) {
-  auto want = device({peer(3, "10.0.0.1:51820", {"10.244.1.0/24"})});
-  auto have = device({peer(1, "10.0.0.1:51820", {"10.244.1.0/24"})});
+  auto want = device(peer(3, "10.0.0.1:51820", {"10.244.1.0/24"}));
+  auto have = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}));
   auto plan = plan_device(want, have);
   ASSERT_TRUE(plan.change);
   ASSERT_EQ(plan.change->peers.size(), 2u);
@@ -113,8 +119,8 @@ TEST(PlanDevice, KeyChangeRemovesTheOldPeerAndAddsTheNew) {
 }
 
 TEST(PlanDevice, UnknownPeerIsRemovedAndOthersUntouched) {
-  auto want = device({peer(1, nullptr, {"10.244.1.0/24"})});
-  auto have = device({peer(1, nullptr, {"10.244.1.0/24"}), peer(2, nullptr, {"10.244.2.0/24"})});
+  auto want = device(peer(1, nullptr, {"10.244.1.0/24"}));
+  auto have = device(peer(1, nullptr, {"10.244.1.0/24"}), peer(2, nullptr, {"10.244.2.0/24"}));
   auto plan = plan_device(want, have);
   ASSERT_TRUE(plan.change);
   ASSERT_EQ(plan.change->peers.size(), 1u);
@@ -124,9 +130,9 @@ TEST(PlanDevice, UnknownPeerIsRemovedAndOthersUntouched) {
 }
 
 TEST(PlanDevice, ListenPortAndKeyChangesAreDeviceLevel) {
-  auto want = device({}, 51999);
+  auto want = device_on(51999);
   want.private_key = keys::PrivateKey::generate();
-  auto have = device({}, 51820);
+  auto have = device_on(51820);
   have.public_key = pk(9);
   auto plan = plan_device(want, have);
   ASSERT_TRUE(plan.change);
@@ -135,14 +141,14 @@ TEST(PlanDevice, ListenPortAndKeyChangesAreDeviceLevel) {
   EXPECT_TRUE(plan.change->peers.empty());
 
   // Same key already on the device: nothing to send.
-  auto have2 = device({}, 51999);
+  auto have2 = device_on(51999);
   have2.public_key = want.private_key->public_key();
   EXPECT_FALSE(plan_device(want, have2).change);
 }
 
 TEST(PlanDevice, EmptyDesiredRemovesEveryPeerOneByOne) {
-  auto want = device({});
-  auto have = device({peer(1, nullptr, {"10.1.0.0/24"}), peer(2, nullptr, {"10.2.0.0/24"}), peer(3, nullptr, {})});
+  auto want = device();
+  auto have = device(peer(1, nullptr, {"10.1.0.0/24"}), peer(2, nullptr, {"10.2.0.0/24"}), peer(3, nullptr, {}));
   auto plan = plan_device(want, have);
   ASSERT_TRUE(plan.change);
   EXPECT_FALSE(plan.change->replace_peers);
