@@ -1,5 +1,6 @@
 #include "keys/identity.h"
 
+#include "keys/base64.h"
 #include "keys/sodium_init.h"
 
 #include <sodium.h>
@@ -13,26 +14,14 @@ static_assert(crypto_sign_SEEDBYTES == kKeyLength);
 static_assert(crypto_sign_SECRETKEYBYTES == 64);
 static_assert(crypto_sign_BYTES == kSignatureLength);
 
-namespace {
-constexpr std::size_t kSignatureBase64Length = 88;  // ceil(64 / 3) * 4
-}
-
 std::string signature_to_base64(const Signature& s) {
   ensure_sodium();
-  char out[kSignatureBase64Length + 1];
-  sodium_bin2base64(out, sizeof out, s.data(), s.size(), sodium_base64_VARIANT_ORIGINAL);
-  return std::string(out, kSignatureBase64Length);
+  return base64_encode(s);
 }
 
 Result<Signature> signature_from_base64(std::string_view text) {
-  ensure_sodium();
   Signature sig{};
-  std::size_t len = 0;
-  const char* end = nullptr;
-  if (text.size() != kSignatureBase64Length ||
-      sodium_base642bin(sig.data(), sig.size(), text.data(), text.size(), nullptr, &len, &end,
-                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
-      len != sig.size() || end != text.data() + text.size())
+  if (!base64_decode_exact(text, sig))
     return Error::invalid("invalid signature: expected 88 characters of standard base64 (64 bytes)");
   return sig;
 }

@@ -1,5 +1,6 @@
 #include "keys/wg_key.h"
 
+#include "keys/base64.h"
 #include "keys/sodium_init.h"
 
 #include <sodium.h>
@@ -10,8 +11,6 @@
 namespace meshd::keys {
 
 namespace {
-
-constexpr std::size_t kBase64Length = 44;  // ceil(32 / 3) * 4
 
 // Never echoes the text: it may be a private key pasted in the wrong place.
 Error bad_key_text(std::string_view text) {
@@ -25,32 +24,17 @@ Error bad_key_text(std::string_view text) {
 
 std::string key_to_base64(const KeyBytes& k) {
   ensure_sodium();
-  char out[kBase64Length + 1];
-  sodium_bin2base64(out, sizeof out, k.data(), k.size(), sodium_base64_VARIANT_ORIGINAL);
-  std::string s(out, kBase64Length);
-  sodium_memzero(out, sizeof out);
-  return s;
+  return base64_encode(k);
 }
 
 // wg's key_from_base64 accepts exactly: 44 characters, the last one '=', the
 // first 43 from the standard alphabet, and the two bits the 43rd character
-// carries beyond the 32nd byte equal to zero (canonical form). libsodium's
-// constant-time decoder enforces the alphabet, the padding and the zero
-// trailing bits; the length, the single '=' and the decoded size are ours.
+// carries beyond the 32nd byte equal to zero (canonical form); which is
+// precisely the canonical padded base64 of 32 bytes.
 Result<KeyBytes> key_from_base64(std::string_view text) {
   ensure_sodium();
-  if (text.size() != kBase64Length || text[kBase64Length - 1] != '=' ||
-      text[kBase64Length - 2] == '=')
-    return bad_key_text(text);
   KeyBytes key{};
-  std::size_t len = 0;
-  const char* end = nullptr;
-  int rc = sodium_base642bin(key.data(), key.size(), text.data(), text.size(), nullptr, &len,
-                             &end, sodium_base64_VARIANT_ORIGINAL);
-  if (rc != 0 || len != kKeyLength || end != text.data() + text.size()) {
-    sodium_memzero(key.data(), key.size());
-    return bad_key_text(text);
-  }
+  if (!base64_decode_exact(text, key)) return bad_key_text(text);
   return key;
 }
 
