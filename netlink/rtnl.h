@@ -7,12 +7,16 @@
 #include "common/ip.h"
 #include "common/result.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+struct nlmsghdr;
 
 namespace meshd::nl {
 
@@ -20,6 +24,10 @@ namespace meshd::nl {
 // recognises — and only ever removes — its own. Unused by iproute2's
 // /etc/iproute2/rt_protos and by the routing daemons we know of.
 inline constexpr std::uint8_t kMeshdRouteProtocol = 77;
+// Host routes the CNI plugin installs towards pods carry this one instead, so
+// the mesh reconciler (which removes stale protocol-77 routes) never touches
+// them, and the plugin's own cleanup never touches mesh routes.
+inline constexpr std::uint8_t kMeshdCniRouteProtocol = 78;
 
 struct Link {
   int index = 0;
@@ -49,6 +57,15 @@ struct Route {
   auto operator<=>(const Route&) const = default;
 };
 
+// A route as the kernel reported it, with what a Route cannot hold (so that
+// listings can skip it, and MTU lookups can see a route-level MTU).
+struct ParsedRoute {
+  Route route;
+  std::uint8_t type = 0;      // rtm_type: RTN_UNICAST, RTN_LOCAL, RTN_BLACKHOLE...
+  bool cloned = false;        // RTM_F_CLONED: a cache entry, not a configured route
+  bool multipath = false;     // RTA_MULTIPATH: several next hops (oif stays 0)
+  std::uint32_t mtu = 0;      // RTA_METRICS/RTAX_MTU, 0 if none
+};
 struct RouteFilter {
   std::optional<std::uint8_t> protocol;  // only routes with this rtm_protocol
   int family = 0;                        // AF_INET, AF_INET6, 0 = both
@@ -62,6 +79,10 @@ struct Event {
   bool removed = false;  // RTM_DEL*
   int ifindex = 0;       // link index (links, addresses) or route oif
   std::string ifname;    // links only
+  // The object as the kernel described it, for the type above.
+  std::optional<Link> link;
+  std::optional<Address> address;
+  std::optional<Route> route;
 };
 
 class Rtnl {
@@ -100,6 +121,14 @@ class Rtnl {
   Result<void> add_route(const Route& r);      // EEXIST is an error (use replace)
   Result<void> replace_route(const Route& r);  // NLM_F_REPLACE | NLM_F_CREATE
   Result<void> delete_route(const Route& r);   // missing = success
+  // The route the kernel would use towards `dst` (as `ip route get`).
+  Result<ParsedRoute> get_route(const IpAddress& dst);
+
+  // Many route changes in one netlink batch (one round trip per few hundred
+  // routes); element i is the outcome for routes[i], with the same rules as
+  // replace_route / delete_route. The outer Result fails only on socket trouble.
+  Result<std::vector<Result<void>>> replace_routes(std::span<const Route> routes);
+  Result<std::vector<Result<void>>> delete_routes(std::span<const Route> routes);
 
  private:
   struct Impl;
@@ -125,6 +154,35 @@ class RtnlEvents {
   explicit RtnlEvents(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// --- Message building and parsing (pure: no I/O) -------------------------
+// Builders write one complete request into `buf` and return its header; they
+// fail with EMSGSIZE when it does not fit and EINVAL on values the kernel
+// would reject (an interface name longer than 15 bytes, a family mismatch).
+// Parsers accept one message of the given kind (NEW or DEL) and reject
+// truncated or malformed ones with EBADMSG; they never read past nlmsg_len.
+
+// Big enough for every request these builders make.
+inline constexpr std::size_t kRtnlMsgBufferSize = 1024;
+
+// RTM_NEWLINK/RTM_DELLINK/RTM_GETLINK for `link` (index, name, MTU, kind, and
+// IFF_UP when `set_up_flag` is set: ifi_change covers IFF_UP only then).
+Result<nlmsghdr*> build_link_msg(std::span<std::uint8_t> buf, std::uint16_t type,
+                                 std::uint16_t flags, const Link& link, bool set_up_flag = false);
+Result<nlmsghdr*> build_address_msg(std::span<std::uint8_t> buf, std::uint16_t type,
+                                    std::uint16_t flags, const Address& a);
+Result<nlmsghdr*> build_route_msg(std::span<std::uint8_t> buf, std::uint16_t type,
+                                  std::uint16_t flags, const Route& r);
+
+Result<Link> parse_link(const nlmsghdr& nlh);
+Result<Address> parse_address(const nlmsghdr& nlh);
+Result<ParsedRoute> parse_route(const nlmsghdr& nlh);
+// Any RTM_NEW/DEL LINK/ADDR/ROUTE as an Event; other types are EBADMSG.
+Result<Event> parse_event(const nlmsghdr& nlh);
+
+// "10.1.0.0/24 via 10.0.0.1 dev #3 proto 77 table 254": the object part of
+// route errors; `ifname` replaces "#<oif>" when known.
+std::string describe_route(const Route& r, std::string_view ifname = {});
 
 // Brings the underlay's MTU: the MTU of the interface carrying the route to
 // `dst` (or the default route when dst is empty).
