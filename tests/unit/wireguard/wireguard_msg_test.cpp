@@ -1,0 +1,568 @@
+// The "wireguard" generic-netlink message code without a kernel: what meshd
+// sends (SET_DEVICE, split like wg(8) splits it) and what it makes of what the
+// kernel sends back (GET_DEVICE dumps whose peers continue across messages).
+#include "netlink/wireguard_msg.h"
+
+#include "tests/unit/wireguard/kernel_dump.h"
+
+#include <gtest/gtest.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+#include <linux/wireguard.h>
+
+#include <cstring>
+#include <set>
+
+namespace meshd::nl {
+namespace {
+
+using testing::append_kernel_dump;
+using testing::kTestFamily;
+
+keys::PublicKey key_of(std::uint32_t n) {
+  keys::KeyBytes b{};
+  b[0] = 0x42;
+  std::memcpy(b.data() + 1, &n, sizeof n);
+  return keys::PublicKey(b);
+}
+
+IpPrefix pfx(const char* s) { return IpPrefix::parse(s).value(); }
+Endpoint ep(const char* s) { return Endpoint::parse(s).value(); }
+
+// n peers, each with a v4 /32 and a v6 /128 from its number, like a mesh node's peers.
+wg::WgDevice big_device(std::size_t n) {
+  wg::WgDevice d;
+  d.name = "wg-big";
+  d.private_key = keys::PrivateKey::generate();
+  d.listen_port = 51820;
+  d.replace_peers = true;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    wg::WgPeer p;
+    p.public_key = key_of(i);
+    p.endpoint = Endpoint{IpAddress::from_v4_u32(0x0a000000u + i), 51820};
+    p.persistent_keepalive = 25;
+    p.allowed_ips.push_back(IpPrefix{IpAddress::from_v4_u32(0x0a800000u + (i << 8)), 24});
+    IpAddress v6 = IpAddress::parse("fd00::").value();
+    std::memcpy(v6.bytes.data() + 12, &i, sizeof i);
+    p.allowed_ips.push_back(IpPrefix{v6, 120});
+    d.peers.push_back(std::move(p));
+  }
+  return d;
+}
+
+void expect_same_peer(const wg::WgPeer& a, const wg::WgPeer& b) {
+  EXPECT_EQ(a.public_key, b.public_key);
+  EXPECT_EQ(a.endpoint, b.endpoint);
+  EXPECT_EQ(a.persistent_keepalive, b.persistent_keepalive);
+  EXPECT_EQ(a.allowed_ips, b.allowed_ips);
+  ASSERT_EQ(a.preshared_key.has_value(), b.preshared_key.has_value());
+  if (a.preshared_key) {
+    EXPECT_TRUE(*a.preshared_key == *b.preshared_key);
+  }
+}
+
+genlmsghdr genl_header(const NlMessage& m) {
+  genlmsghdr g;
+  std::memcpy(&g, m.bytes().data() + NLMSG_HDRLEN, sizeof g);
+  return g;
+}
+
+nlmsghdr nl_header(const NlMessage& m) {
+  nlmsghdr h;
+  std::memcpy(&h, m.bytes().data(), sizeof h);
+  return h;
+}
+
+// --- SET_DEVICE: every attribute survives encode + parse ---
+
+TEST(WgSetDevice, EveryAttributeRoundTrips) {
+  wg::WgDevice d;
+  d.name = "wg0";
+  d.private_key = keys::PrivateKey::generate();
+  d.listen_port = 51821;
+  d.fwmark = 0x77;
+  d.replace_peers = true;
+
+  wg::WgPeer v4;
+  v4.public_key = key_of(1);
+  v4.preshared_key = keys::PresharedKey::generate();
+  v4.endpoint = ep("192.0.2.7:51820");
+  v4.persistent_keepalive = 25;
+  v4.replace_allowed_ips = true;
+  v4.allowed_ips = {pfx("10.1.0.0/24"), pfx("fd00:1::/64"), pfx("0.0.0.0/0"), pfx("::/0")};
+  d.peers.push_back(v4.clone());
+
+  wg::WgPeer v6;
+  v6.public_key = key_of(2);
+  v6.endpoint = ep("[2001:db8::5]:4242");
+  v6.persistent_keepalive = 0;  // explicitly off
+  v6.update_only = true;
+  v6.preshared_key = keys::PresharedKey();  // all zero: removes the PSK
+  v6.allowed_ips = {pfx("fd00:2::1/128"), pfx("10.2.0.1/32")};
+  d.peers.push_back(v6.clone());
+
+  auto msgs = build_set_device(kTestFamily, d);
+  ASSERT_TRUE(msgs) << msgs.error().message;
+  ASSERT_EQ(msgs->size(), 1u);
+  nlmsghdr h = nl_header((*msgs)[0]);
+  EXPECT_EQ(h.nlmsg_type, kTestFamily);
+  EXPECT_EQ(h.nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK);
+  EXPECT_EQ(genl_header((*msgs)[0]).cmd, WG_CMD_SET_DEVICE);
+  EXPECT_EQ(genl_header((*msgs)[0]).version, WG_GENL_VERSION);
+
+  auto back = parse_set_device_messages(*msgs);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->name, "wg0");
+  ASSERT_TRUE(back->private_key);
+  EXPECT_TRUE(*back->private_key == *d.private_key);
+  EXPECT_EQ(back->listen_port, 51821);
+  EXPECT_EQ(back->fwmark, 0x77u);
+  EXPECT_TRUE(back->replace_peers);
+  ASSERT_EQ(back->peers.size(), 2u);
+  expect_same_peer(back->peers[0], v4);
+  EXPECT_TRUE(back->peers[0].replace_allowed_ips);
+  EXPECT_FALSE(back->peers[0].update_only);
+  EXPECT_FALSE(back->peers[0].remove);
+  expect_same_peer(back->peers[1], v6);
+  EXPECT_TRUE(back->peers[1].preshared_key->is_zero());
+  EXPECT_TRUE(back->peers[1].update_only);
+  EXPECT_FALSE(back->peers[1].replace_allowed_ips);
+}
+
+TEST(WgSetDevice, UnsetFieldsAreNotSent) {
+  wg::WgDevice d;
+  d.name = "wg0";
+  wg::WgPeer p;
+  p.public_key = key_of(9);
+  d.peers.push_back(std::move(p));
+  auto msgs = build_set_device(kTestFamily, d);
+  ASSERT_TRUE(msgs);
+  auto back = parse_set_device_messages(*msgs).value();
+  EXPECT_FALSE(back.private_key);
+  EXPECT_FALSE(back.listen_port);
+  EXPECT_FALSE(back.fwmark);
+  EXPECT_FALSE(back.replace_peers);
+  ASSERT_EQ(back.peers.size(), 1u);
+  EXPECT_FALSE(back.peers[0].preshared_key);
+  EXPECT_FALSE(back.peers[0].endpoint);
+  EXPECT_FALSE(back.peers[0].persistent_keepalive);
+  EXPECT_TRUE(back.peers[0].allowed_ips.empty());
+}
+
+TEST(WgSetDevice, IfindexNamesTheDeviceWhenGiven) {
+  wg::WgDevice d;
+  d.ifindex = 17;
+  d.listen_port = 1;
+  auto back = parse_set_device_messages(build_set_device(kTestFamily, d).value()).value();
+  EXPECT_EQ(back.ifindex, 17);
+  EXPECT_TRUE(back.name.empty());
+}
+
+TEST(WgSetDevice, RemovedPeerCarriesOnlyItsKeyAndFlag) {
+  wg::WgDevice d;
+  d.name = "wg0";
+  wg::WgPeer p;
+  p.public_key = key_of(3);
+  p.remove = true;
+  p.endpoint = ep("192.0.2.1:1");
+  p.allowed_ips = {pfx("10.0.0.0/8")};
+  d.peers.push_back(std::move(p));
+  auto msgs = build_set_device(kTestFamily, d).value();
+  auto back = parse_set_device_messages(msgs).value();
+  ASSERT_EQ(back.peers.size(), 1u);
+  EXPECT_TRUE(back.peers[0].remove);
+  EXPECT_EQ(back.peers[0].public_key, key_of(3));
+  EXPECT_FALSE(back.peers[0].endpoint);
+  EXPECT_TRUE(back.peers[0].allowed_ips.empty());
+}
+
+TEST(WgSetDevice, RejectsBadNamesAndImpossibleSizes) {
+  wg::WgDevice d;
+  auto r = build_set_device(kTestFamily, d);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EINVAL);
+  d.name = "a-name-that-is-too-long";
+  EXPECT_FALSE(build_set_device(kTestFamily, d));
+
+  d.name = "wg0";
+  d.peers.push_back(big_device(1).peers[0].clone());
+  auto small = build_set_device(kTestFamily, d, 64);
+  ASSERT_FALSE(small);
+  EXPECT_EQ(small.error().value(), EMSGSIZE);
+
+  wg::WgDevice bad;
+  bad.name = "wg0";
+  wg::WgPeer p;
+  p.public_key = key_of(1);
+  p.allowed_ips.push_back(IpPrefix{});  // no family
+  bad.peers.push_back(std::move(p));
+  EXPECT_FALSE(build_set_device(kTestFamily, bad));
+}
+
+// --- SET_DEVICE: splitting ---
+
+TEST(WgSetDevice, FiveThousandPeersSplitAndMergeBack) {
+  wg::WgDevice d = big_device(5000);
+  const std::size_t size = default_message_size();
+  auto msgs = build_set_device(kTestFamily, d, size);
+  ASSERT_TRUE(msgs) << msgs.error().message;
+  ASSERT_GT(msgs->size(), 10u);
+
+  std::size_t peers_seen = 0;
+  for (std::size_t i = 0; i < msgs->size(); ++i) {
+    const NlMessage& m = (*msgs)[i];
+    EXPECT_LE(m.size(), size) << "message " << i;
+    EXPECT_EQ(nl_header(m).nlmsg_len, m.size());
+    auto part = parse_device_message(m.bytes());
+    ASSERT_TRUE(part) << part.error().message;
+    // Device-wide settings exactly once: a second REPLACE_PEERS would wipe
+    // the peers the earlier messages added.
+    EXPECT_EQ(part->replace_peers, i == 0) << "message " << i;
+    EXPECT_EQ(part->private_key.has_value(), i == 0) << "message " << i;
+    EXPECT_EQ(part->listen_port.has_value(), i == 0) << "message " << i;
+    EXPECT_EQ(part->name, "wg-big");
+    EXPECT_FALSE(part->peers.empty()) << "message " << i;
+    peers_seen += part->peers.size();
+  }
+  EXPECT_GE(peers_seen, 5000u);
+
+  auto back = parse_set_device_messages(*msgs);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->peers.size(), 5000u);
+  for (std::size_t i = 0; i < 5000; ++i) expect_same_peer(back->peers[i], d.peers[i]);
+  EXPECT_TRUE(back->replace_peers);
+}
+
+TEST(WgSetDevice, PeerWithThousandsOfAllowedIpsContinuesWithoutReplace) {
+  wg::WgDevice d;
+  d.name = "wg0";
+  wg::WgPeer p;
+  p.public_key = key_of(7);
+  p.preshared_key = keys::PresharedKey::generate();
+  p.endpoint = ep("[2001:db8::1]:51820");
+  p.persistent_keepalive = 15;
+  p.replace_allowed_ips = true;
+  p.update_only = true;
+  for (std::uint32_t i = 0; i < 3000; ++i) {
+    p.allowed_ips.push_back(IpPrefix{IpAddress::from_v4_u32(0x0a000000u + (i << 8)), 24});
+    if (i % 3 == 0) p.allowed_ips.push_back(pfx(("fd00:" + std::to_string(i % 9999) + "::/64").c_str()));
+  }
+  d.peers.push_back(p.clone());
+  wg::WgPeer after;  // a peer after the big one starts fresh again
+  after.public_key = key_of(8);
+  after.replace_allowed_ips = true;
+  after.allowed_ips = {pfx("10.99.0.0/16")};
+  d.peers.push_back(after.clone());
+
+  auto msgs = build_set_device(kTestFamily, d);
+  ASSERT_TRUE(msgs);
+  ASSERT_GT(msgs->size(), 3u);
+  std::size_t ips = 0;
+  for (std::size_t i = 0; i < msgs->size(); ++i) {
+    EXPECT_LE((*msgs)[i].size(), default_message_size());
+    auto part = parse_device_message((*msgs)[i].bytes()).value();
+    ASSERT_FALSE(part.peers.empty());
+    const wg::WgPeer& q = part.peers[0];
+    if (q.public_key != key_of(7)) continue;
+    ips += q.allowed_ips.size();
+    // Only the first part replaces and sets the peer; the rest add IPs.
+    EXPECT_EQ(q.replace_allowed_ips, i == 0) << "message " << i;
+    EXPECT_EQ(q.preshared_key.has_value(), i == 0) << "message " << i;
+    EXPECT_EQ(q.endpoint.has_value(), i == 0) << "message " << i;
+    EXPECT_EQ(q.persistent_keepalive.has_value(), i == 0) << "message " << i;
+    // UPDATE_ONLY on every part: a tail must not create a peer the head skipped.
+    EXPECT_TRUE(q.update_only) << "message " << i;
+    EXPECT_FALSE(q.allowed_ips.empty()) << "message " << i;
+  }
+  EXPECT_EQ(ips, p.allowed_ips.size());
+
+  auto back = parse_set_device_messages(*msgs).value();
+  ASSERT_EQ(back.peers.size(), 2u);
+  expect_same_peer(back.peers[0], p);
+  EXPECT_TRUE(back.peers[0].replace_allowed_ips);
+  expect_same_peer(back.peers[1], after);
+  EXPECT_TRUE(back.peers[1].replace_allowed_ips);
+}
+
+TEST(WgSetDevice, EverySizeSplitsLosslessly) {
+  // Small sizes force splits at every possible place: inside the header,
+  // between peers, between allowed IPs.
+  wg::WgDevice d = big_device(40);
+  d.peers[3].allowed_ips.clear();
+  d.peers[5].remove = true;
+  for (int i = 0; i < 50; ++i) d.peers[6].allowed_ips.push_back(pfx("10.200.0.0/16"));
+  for (std::size_t size = 200; size <= 1200; size += 13) {
+    auto msgs = build_set_device(kTestFamily, d, size);
+    ASSERT_TRUE(msgs) << "size " << size << ": " << msgs.error().message;
+    for (const auto& m : *msgs) ASSERT_LE(m.size(), size);
+    auto back = parse_set_device_messages(*msgs).value();
+    ASSERT_EQ(back.peers.size(), d.peers.size()) << "size " << size;
+    for (std::size_t i = 0; i < d.peers.size(); ++i) {
+      if (i == 5) {
+        EXPECT_TRUE(back.peers[i].remove);
+        continue;
+      }
+      expect_same_peer(back.peers[i], d.peers[i]);
+    }
+  }
+}
+
+// --- GET_DEVICE: parsing and merging the kernel's dump ---
+
+wg::WgDevice observed_device() {
+  wg::WgDevice d;
+  d.name = "wg0";
+  d.ifindex = 5;
+  d.private_key = keys::PrivateKey::generate();
+  d.public_key = key_of(100);
+  d.listen_port = 51820;
+  d.fwmark = 0;
+  wg::WgPeer a;
+  a.public_key = key_of(1);
+  a.preshared_key = keys::PresharedKey::generate();
+  a.endpoint = ep("192.0.2.9:51820");
+  a.persistent_keepalive = 25;
+  a.last_handshake_sec = 1700000000;
+  a.last_handshake_nsec = 123456789;
+  a.rx_bytes = 1234;
+  a.tx_bytes = 5678;
+  a.allowed_ips = {pfx("10.1.0.0/24"), pfx("fd00:1::/64")};
+  d.peers.push_back(std::move(a));
+  wg::WgPeer b;
+  b.public_key = key_of(2);
+  b.endpoint = ep("[2001:db8::2]:51820");
+  b.persistent_keepalive = 0;
+  b.allowed_ips = {pfx("10.2.0.0/24")};
+  d.peers.push_back(std::move(b));
+  return d;
+}
+
+TEST(WgGetDevice, ParsesEveryAttributeOfADump) {
+  wg::WgDevice d = observed_device();
+  std::vector<std::uint8_t> stream;
+  ASSERT_EQ(append_kernel_dump(stream, d, 8192), 1);
+  auto got = parse_get_device_stream(stream);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->name, "wg0");
+  EXPECT_EQ(got->ifindex, 5);
+  ASSERT_TRUE(got->private_key);
+  EXPECT_TRUE(*got->private_key == *d.private_key);
+  EXPECT_EQ(got->public_key, key_of(100));
+  EXPECT_EQ(got->listen_port, 51820);
+  EXPECT_EQ(got->fwmark, 0u);
+  ASSERT_EQ(got->peers.size(), 2u);
+  expect_same_peer(got->peers[0], d.peers[0]);
+  EXPECT_EQ(got->peers[0].last_handshake_sec, 1700000000);
+  EXPECT_EQ(got->peers[0].last_handshake_nsec, 123456789);
+  EXPECT_EQ(got->peers[0].rx_bytes, 1234u);
+  EXPECT_EQ(got->peers[0].tx_bytes, 5678u);
+  EXPECT_EQ(got->peers[0].protocol_version, 1);
+  // The kernel reports "no PSK" as 32 zero bytes; the model as no value.
+  EXPECT_FALSE(got->peers[1].preshared_key);
+  expect_same_peer(got->peers[1], d.peers[1]);
+  EXPECT_EQ(got->peers[1].persistent_keepalive, 0);
+}
+
+TEST(WgGetDevice, PeerContinuedInNextMessageIsMerged) {
+  wg::WgDevice d = observed_device();
+  for (std::uint32_t i = 0; i < 400; ++i)
+    d.peers[0].allowed_ips.push_back(IpPrefix{IpAddress::from_v4_u32(0x0b000000u + i), 32});
+  std::vector<std::uint8_t> stream;
+  int parts = append_kernel_dump(stream, d, 4096);
+  ASSERT_GE(parts, 2);  // peer 0's allowed IPs straddle messages
+  auto got = parse_get_device_stream(stream);
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_EQ(got->peers.size(), 2u);
+  expect_same_peer(got->peers[0], d.peers[0]);
+  EXPECT_EQ(got->peers[0].rx_bytes, 1234u);
+  expect_same_peer(got->peers[1], d.peers[1]);
+}
+
+TEST(WgGetDevice, FiveThousandPeerDumpMerges) {
+  wg::WgDevice d = big_device(5000);
+  d.replace_peers = false;
+  for (auto& p : d.peers) p.persistent_keepalive = 0;
+  d.peers[17].allowed_ips.clear();
+  for (std::uint32_t i = 0; i < 1000; ++i)
+    d.peers[4000].allowed_ips.push_back(IpPrefix{IpAddress::from_v4_u32(0x0c000000u + i), 32});
+  std::vector<std::uint8_t> stream;
+  int parts = append_kernel_dump(stream, d, 4096);
+  EXPECT_GT(parts, 100);
+  auto got = parse_get_device_stream(stream);
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_EQ(got->peers.size(), 5000u);
+  for (std::size_t i = 0; i < 5000; ++i) expect_same_peer(got->peers[i], d.peers[i]);
+}
+
+TEST(WgGetDevice, MergerCountsMessages) {
+  wg::WgDevice d = big_device(300);
+  std::vector<std::uint8_t> stream;
+  int parts = append_kernel_dump(stream, d, 4096);
+  WgDumpMerger m;
+  std::span<const std::uint8_t> rest(stream);
+  for (int i = 0; i < parts; ++i) {
+    nlmsghdr h;
+    std::memcpy(&h, rest.data(), sizeof h);
+    ASSERT_TRUE(m.add_message(rest.first(h.nlmsg_len)));
+    rest = rest.subspan(NLMSG_ALIGN(h.nlmsg_len));
+  }
+  EXPECT_EQ(m.messages(), static_cast<std::size_t>(parts));
+  EXPECT_EQ(m.take().peers.size(), 300u);
+}
+
+// --- GET_DEVICE: malformed input gives errors, never a shorter device ---
+
+TEST(WgGetDevice, EveryTruncationIsAnError) {
+  wg::WgDevice d = observed_device();
+  std::vector<std::uint8_t> stream;
+  append_kernel_dump(stream, d, 8192);
+  for (std::size_t n = 0; n < stream.size(); ++n) {
+    auto got = parse_get_device_stream(std::span(stream).first(n));
+    EXPECT_FALSE(got) << "accepted a stream cut at byte " << n << " of " << stream.size();
+  }
+}
+
+TEST(WgGetDevice, CorruptAttributeLengthsAreErrors) {
+  wg::WgDevice d = observed_device();
+  std::vector<std::uint8_t> stream;
+  append_kernel_dump(stream, d, 8192);
+  // Shorten the message, keeping nlmsg_len consistent, so that the last
+  // nested attribute runs past its parent: the walk must notice.
+  nlmsghdr h;
+  std::memcpy(&h, stream.data(), sizeof h);
+  std::vector<std::uint8_t> cut(stream.begin(), stream.begin() + h.nlmsg_len - 8);
+  nlmsghdr c = h;
+  c.nlmsg_len = static_cast<std::uint32_t>(cut.size());
+  std::memcpy(cut.data(), &c, sizeof c);
+  auto r = parse_device_message(cut);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EINVAL);
+  EXPECT_NE(r.error().message.find("length"), std::string::npos) << r.error().message;
+}
+
+// A dump message with one peer whose attributes are given raw.
+std::vector<std::uint8_t> one_peer_message(const std::function<void(nlmsghdr*)>& fill_peer) {
+  std::vector<std::uint8_t> buf(4096, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = kTestFamily;
+  auto* g = static_cast<genlmsghdr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(genlmsghdr)));
+  g->cmd = WG_CMD_GET_DEVICE;
+  nlattr* peers = mnl_attr_nest_start(nlh, WGDEVICE_A_PEERS);
+  nlattr* p = mnl_attr_nest_start(nlh, 0);
+  fill_peer(nlh);
+  mnl_attr_nest_end(nlh, p);
+  mnl_attr_nest_end(nlh, peers);
+  buf.resize(nlh->nlmsg_len);
+  return buf;
+}
+
+TEST(WgGetDevice, WrongPayloadSizesAreErrorsNamingTheAttribute) {
+  keys::KeyBytes k{};
+  k[0] = 1;
+  auto short_key = one_peer_message([&](nlmsghdr* n) {
+    mnl_attr_put(n, WGPEER_A_PUBLIC_KEY, 31, k.data());
+  });
+  auto r = parse_device_message(short_key);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("WGPEER_A_PUBLIC_KEY"), std::string::npos);
+
+  auto no_key = one_peer_message([&](nlmsghdr* n) {
+    mnl_attr_put_u16(n, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, 5);
+  });
+  EXPECT_FALSE(parse_device_message(no_key));
+
+  auto bad_endpoint = one_peer_message([&](nlmsghdr* n) {
+    mnl_attr_put(n, WGPEER_A_PUBLIC_KEY, 32, k.data());
+    mnl_attr_put(n, WGPEER_A_ENDPOINT, 6, k.data());
+  });
+  r = parse_device_message(bad_endpoint);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("WGPEER_A_ENDPOINT"), std::string::npos);
+
+  auto bad_family = one_peer_message([&](nlmsghdr* n) {
+    mnl_attr_put(n, WGPEER_A_PUBLIC_KEY, 32, k.data());
+    nlattr* ips = mnl_attr_nest_start(n, WGPEER_A_ALLOWEDIPS);
+    nlattr* ip = mnl_attr_nest_start(n, 0);
+    mnl_attr_put_u16(n, WGALLOWEDIP_A_FAMILY, 99);
+    mnl_attr_put(n, WGALLOWEDIP_A_IPADDR, 4, k.data());
+    mnl_attr_put_u8(n, WGALLOWEDIP_A_CIDR_MASK, 8);
+    mnl_attr_nest_end(n, ip);
+    mnl_attr_nest_end(n, ips);
+  });
+  r = parse_device_message(bad_family);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("family 99"), std::string::npos) << r.error().message;
+
+  auto long_prefix = one_peer_message([&](nlmsghdr* n) {
+    mnl_attr_put(n, WGPEER_A_PUBLIC_KEY, 32, k.data());
+    nlattr* ips = mnl_attr_nest_start(n, WGPEER_A_ALLOWEDIPS);
+    nlattr* ip = mnl_attr_nest_start(n, 0);
+    mnl_attr_put_u16(n, WGALLOWEDIP_A_FAMILY, AF_INET);
+    mnl_attr_put(n, WGALLOWEDIP_A_IPADDR, 4, k.data());
+    mnl_attr_put_u8(n, WGALLOWEDIP_A_CIDR_MASK, 33);
+    mnl_attr_nest_end(n, ip);
+    mnl_attr_nest_end(n, ips);
+  });
+  EXPECT_FALSE(parse_device_message(long_prefix));
+
+  auto unknown_attr_ok = one_peer_message([&](nlmsghdr* n) {
+    mnl_attr_put(n, WGPEER_A_PUBLIC_KEY, 32, k.data());
+    mnl_attr_put_u32(n, 250, 7);  // a future kernel's attribute
+  });
+  EXPECT_TRUE(parse_device_message(unknown_attr_ok));
+}
+
+TEST(WgGetDevice, KernelErrorAndInterruptedDumpAreReported) {
+  std::vector<std::uint8_t> err(NLMSG_HDRLEN + sizeof(nlmsgerr), 0);
+  nlmsghdr* h = mnl_nlmsg_put_header(err.data());
+  h->nlmsg_type = NLMSG_ERROR;
+  auto* e = static_cast<nlmsgerr*>(mnl_nlmsg_put_extra_header(h, sizeof(nlmsgerr)));
+  e->error = -ENODEV;
+  auto r = parse_get_device_stream(err);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), ENODEV);
+
+  std::vector<std::uint8_t> stream;
+  append_kernel_dump(stream, observed_device(), 8192, kTestFamily, NLM_F_DUMP_INTR);
+  r = parse_get_device_stream(stream);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EINTR);
+}
+
+// --- The request messages ---
+
+TEST(WgGetDevice, RequestIsADumpByNameOrIndex) {
+  NlMessage by_name = build_get_device(kTestFamily, "wg7");
+  EXPECT_EQ(nl_header(by_name).nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP);
+  EXPECT_EQ(genl_header(by_name).cmd, WG_CMD_GET_DEVICE);
+  EXPECT_EQ(parse_device_message(by_name.bytes()).value().name, "wg7");
+  NlMessage by_index = build_get_device(kTestFamily, "", 42);
+  EXPECT_EQ(parse_device_message(by_index.bytes()).value().ifindex, 42);
+}
+
+TEST(GenlFamily, RequestAndReply) {
+  NlMessage req = build_get_family(WG_GENL_NAME);
+  EXPECT_EQ(nl_header(req).nlmsg_type, GENL_ID_CTRL);
+  EXPECT_EQ(genl_header(req).cmd, CTRL_CMD_GETFAMILY);
+
+  std::vector<std::uint8_t> buf(256, 0);
+  nlmsghdr* h = mnl_nlmsg_put_header(buf.data());
+  h->nlmsg_type = GENL_ID_CTRL;
+  auto* g = static_cast<genlmsghdr*>(mnl_nlmsg_put_extra_header(h, sizeof(genlmsghdr)));
+  g->cmd = CTRL_CMD_NEWFAMILY;
+  mnl_attr_put_strz(h, CTRL_ATTR_FAMILY_NAME, WG_GENL_NAME);
+  mnl_attr_put_u16(h, CTRL_ATTR_FAMILY_ID, 0x22);
+  buf.resize(h->nlmsg_len);
+  auto id = parse_family_id(buf);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(*id, 0x22);
+  buf.resize(buf.size() - 8);  // cut off the id
+  nlmsghdr c;
+  std::memcpy(&c, buf.data(), sizeof c);
+  c.nlmsg_len = static_cast<std::uint32_t>(buf.size());
+  std::memcpy(buf.data(), &c, sizeof c);
+  EXPECT_FALSE(parse_family_id(buf));
+}
+
+}  // namespace
+}  // namespace meshd::nl
