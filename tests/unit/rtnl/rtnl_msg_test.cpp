@@ -1,0 +1,342 @@
+// Pure rtnetlink message building and parsing (netlink/rtnl.h): what we send
+// is what we read back, and malformed replies are refused, not misread.
+#include "netlink/rtnl.h"
+
+#include <gtest/gtest.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+#include <cstring>
+#include <vector>
+
+using meshd::IpAddress;
+using meshd::IpPrefix;
+using namespace meshd::nl;
+
+namespace {
+
+IpPrefix P(const char* s) { return IpPrefix::parse(s).value(); }
+IpAddress A(const char* s) { return IpAddress::parse(s).value(); }
+
+struct Buf {
+  std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(kRtnlMsgBufferSize);
+  std::span<std::uint8_t> span() { return bytes; }
+};
+
+// The parsers take what the kernel sends (RTM_NEW*); requests are built as
+// the same types, so a built request is also a valid reply to parse.
+Route round_trip(const Route& r) {
+  Buf b;
+  nlmsghdr* nlh = build_route_msg(b.span(), RTM_NEWROUTE, NLM_F_CREATE, r).value();
+  return parse_route(*nlh).value().route;
+}
+
+TEST(RouteMsg, Ipv4RoundTripWithGatewaySourceMetricScope) {
+  Route r;
+  r.dst = P("10.1.0.0/24");
+  r.oif = 7;
+  r.gateway = A("10.0.0.2");
+  r.prefsrc = A("10.0.0.1");
+  r.metric = 100;
+  EXPECT_EQ(round_trip(r), r);
+
+  Route link;
+  link.dst = P("10.2.0.0/16");
+  link.oif = 3;
+  link.scope = RT_SCOPE_LINK;
+  link.protocol = kMeshdCniRouteProtocol;
+  EXPECT_EQ(round_trip(link), link);
+}
+
+TEST(RouteMsg, Ipv6RoundTripWithGatewayAndOnlink) {
+  Route r;
+  r.dst = P("fd10::/64");
+  r.oif = 4;
+  r.gateway = A("fe80::1");
+  r.prefsrc = A("fd00::1");
+  r.onlink = true;
+  r.metric = 1024;
+  EXPECT_EQ(round_trip(r), r);
+}
+
+TEST(RouteMsg, DefaultRouteAndLargeTableNumbers) {
+  Route r;
+  r.dst = P("0.0.0.0/0");
+  r.gateway = A("192.0.2.1");
+  r.oif = 2;
+  r.table = 1000;  // > 255: only RTA_TABLE can carry it
+  Buf b;
+  nlmsghdr* nlh = build_route_msg(b.span(), RTM_NEWROUTE, 0, r).value();
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_get_payload(nlh));
+  EXPECT_EQ(rtm->rtm_table, RT_TABLE_UNSPEC);
+  EXPECT_EQ(parse_route(*nlh).value().route, r);
+}
+
+TEST(RouteMsg, DestinationHostBitsAreCleared) {
+  Route r;
+  r.dst = P("10.1.0.77/24");
+  r.oif = 1;
+  EXPECT_EQ(round_trip(r).dst, P("10.1.0.0/24"));
+}
+
+TEST(RouteMsg, DeleteMatchesAnyScopeAndKeepsProtocol) {
+  Route r;
+  r.dst = P("10.1.0.0/24");
+  r.scope = RT_SCOPE_LINK;
+  Buf b;
+  nlmsghdr* nlh = build_route_msg(b.span(), RTM_DELROUTE, 0, r).value();
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_get_payload(nlh));
+  EXPECT_EQ(rtm->rtm_scope, RT_SCOPE_NOWHERE);
+  // The protocol is what keeps a delete from removing someone else's route.
+  EXPECT_EQ(rtm->rtm_protocol, kMeshdRouteProtocol);
+  EXPECT_EQ(nlh->nlmsg_flags & NLM_F_REQUEST, NLM_F_REQUEST);
+}
+
+TEST(RouteMsg, BuildRefusesInconsistentRoutes) {
+  Buf b;
+  Route mixed;
+  mixed.dst = P("10.1.0.0/24");
+  mixed.gateway = A("fd00::1");
+  auto r = build_route_msg(b.span(), RTM_NEWROUTE, 0, mixed);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EINVAL));
+  EXPECT_NE(r.error().message.find("10.1.0.0/24 via fd00::1"), std::string::npos) << r.error().message;
+
+  Route unset;  // no destination family
+  EXPECT_TRUE(build_route_msg(b.span(), RTM_NEWROUTE, 0, unset).error().is(EINVAL));
+
+  Route ok;
+  ok.dst = P("10.1.0.0/24");
+  std::vector<std::uint8_t> tiny(24);
+  EXPECT_TRUE(build_route_msg(tiny, RTM_NEWROUTE, 0, ok).error().is(EMSGSIZE));
+  std::vector<std::uint8_t> small(NLMSG_HDRLEN + sizeof(rtmsg) + 8);  // header fits, attributes do not
+  EXPECT_TRUE(build_route_msg(small, RTM_NEWROUTE, 0, ok).error().is(EMSGSIZE));
+}
+
+TEST(RouteMsg, ParseReportsWhatARouteCannotHold) {
+  Route r;
+  r.dst = P("10.1.0.0/24");
+  Buf b;
+  nlmsghdr* nlh = build_route_msg(b.span(), RTM_NEWROUTE, 0, r).value();
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_get_payload(nlh));
+  rtm->rtm_type = RTN_BLACKHOLE;
+  rtm->rtm_flags |= RTM_F_CLONED;
+  nlattr* mx = mnl_attr_nest_start(nlh, RTA_METRICS);
+  mnl_attr_put_u32(nlh, RTAX_MTU, 1380);
+  mnl_attr_nest_end(nlh, mx);
+  auto pr = parse_route(*nlh).value();
+  EXPECT_EQ(pr.type, RTN_BLACKHOLE);
+  EXPECT_TRUE(pr.cloned);
+  EXPECT_EQ(pr.mtu, 1380u);
+  EXPECT_FALSE(pr.multipath);
+}
+
+TEST(RouteMsg, MalformedRoutesAreRejected) {
+  Route r;
+  r.dst = P("10.1.0.0/24");
+  r.gateway = A("10.0.0.1");
+  Buf b;
+  nlmsghdr* nlh = build_route_msg(b.span(), RTM_NEWROUTE, 0, r).value();
+
+  // Gateway attribute of the wrong size for the family.
+  Buf c = b;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_get_payload(reinterpret_cast<nlmsghdr*>(c.bytes.data())));
+  rtm->rtm_family = AF_INET6;
+  rtm->rtm_dst_len = 24;
+  EXPECT_TRUE(parse_route(*reinterpret_cast<nlmsghdr*>(c.bytes.data())).error().is(EBADMSG));
+
+  // A prefix length beyond the family's.
+  Buf d = b;
+  static_cast<rtmsg*>(mnl_nlmsg_get_payload(reinterpret_cast<nlmsghdr*>(d.bytes.data())))->rtm_dst_len = 33;
+  EXPECT_TRUE(parse_route(*reinterpret_cast<nlmsghdr*>(d.bytes.data())).error().is(EBADMSG));
+
+  // Unknown family (e.g. an MPLS route) and a non-route message.
+  Buf e = b;
+  static_cast<rtmsg*>(mnl_nlmsg_get_payload(reinterpret_cast<nlmsghdr*>(e.bytes.data())))->rtm_family = 28;
+  EXPECT_TRUE(parse_route(*reinterpret_cast<nlmsghdr*>(e.bytes.data())).error().is(EAFNOSUPPORT));
+  Buf f = b;
+  reinterpret_cast<nlmsghdr*>(f.bytes.data())->nlmsg_type = RTM_NEWLINK;
+  EXPECT_TRUE(parse_route(*reinterpret_cast<nlmsghdr*>(f.bytes.data())).error().is(EBADMSG));
+
+  // Every truncation, in a buffer exactly that long (ASan sees any over-read):
+  // either refused or parsed from what is there, never more.
+  const std::size_t full = nlh->nlmsg_len;
+  for (std::size_t len = sizeof(nlmsghdr); len < full; ++len) {
+    std::vector<std::uint8_t> cut(b.bytes.begin(), b.bytes.begin() + static_cast<long>(len));
+    auto* h = reinterpret_cast<nlmsghdr*>(cut.data());
+    h->nlmsg_len = static_cast<std::uint32_t>(len);
+    auto pr = parse_route(*h);
+    if (len < NLMSG_HDRLEN + sizeof(rtmsg)) {
+      ASSERT_FALSE(pr) << len;
+      EXPECT_TRUE(pr.error().is(EBADMSG));
+    } else if (pr) {
+      EXPECT_EQ(pr->route.dst.length, 24);
+    }
+  }
+}
+
+TEST(AddressMsg, RoundTripBothFamilies) {
+  for (const char* p : {"10.77.0.1/24", "fd77::1/64", "192.0.2.5/32"}) {
+    Address a{5, P(p)};
+    Buf b;
+    nlmsghdr* nlh = build_address_msg(b.span(), RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, a).value();
+    EXPECT_EQ(parse_address(*nlh).value(), a) << p;
+  }
+}
+
+TEST(AddressMsg, LocalWinsOverPeerAndIpv6SendsOnlyAddress) {
+  Buf b;
+  nlmsghdr* nlh = mnl_nlmsg_put_header(b.bytes.data());
+  nlh->nlmsg_type = RTM_NEWADDR;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = 32;
+  ifa->ifa_index = 9;
+  IpAddress peer = A("10.0.0.2"), local = A("10.0.0.1");
+  mnl_attr_put(nlh, IFA_ADDRESS, 4, peer.bytes.data());  // point-to-point peer
+  mnl_attr_put(nlh, IFA_LOCAL, 4, local.bytes.data());
+  EXPECT_EQ(parse_address(*nlh).value().prefix, P("10.0.0.1/32"));
+
+  Buf c;
+  nlh = mnl_nlmsg_put_header(c.bytes.data());
+  nlh->nlmsg_type = RTM_DELADDR;
+  ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET6;
+  ifa->ifa_prefixlen = 64;
+  ifa->ifa_index = 3;
+  IpAddress v6 = A("fd00::5");
+  mnl_attr_put(nlh, IFA_ADDRESS, 16, v6.bytes.data());
+  auto a = parse_address(*nlh).value();
+  EXPECT_EQ(a.prefix, P("fd00::5/64"));
+  EXPECT_EQ(a.ifindex, 3);
+
+  // No address at all, or a 16-byte address on an IPv4 message: refused.
+  Buf d;
+  nlh = mnl_nlmsg_put_header(d.bytes.data());
+  nlh->nlmsg_type = RTM_NEWADDR;
+  ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  EXPECT_TRUE(parse_address(*nlh).error().is(EBADMSG));
+  mnl_attr_put(nlh, IFA_LOCAL, 16, v6.bytes.data());
+  EXPECT_TRUE(parse_address(*nlh).error().is(EBADMSG));
+}
+
+TEST(AddressMsg, BuildRefusesUnsetFamily) {
+  Buf b;
+  Address a;
+  a.ifindex = 1;
+  EXPECT_TRUE(build_address_msg(b.span(), RTM_NEWADDR, 0, a).error().is(EINVAL));
+}
+
+TEST(LinkMsg, RoundTripNameMtuKindUp) {
+  Link l;
+  l.index = 12;
+  l.name = "wg0";
+  l.kind = "wireguard";
+  l.mtu = 1420;
+  l.up = true;
+  Buf b;
+  nlmsghdr* nlh = build_link_msg(b.span(), RTM_NEWLINK, 0, l, true).value();
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  EXPECT_EQ(ifi->ifi_change, static_cast<unsigned>(IFF_UP));  // touches IFF_UP and nothing else
+  Link back = parse_link(*nlh).value();
+  EXPECT_EQ(back.index, 12);
+  EXPECT_EQ(back.name, "wg0");
+  EXPECT_EQ(back.kind, "wireguard");
+  EXPECT_EQ(back.mtu, 1420u);
+  EXPECT_TRUE(back.up);
+  EXPECT_EQ(back.flags & IFF_UP, static_cast<unsigned>(IFF_UP));
+
+  // Without set_up_flag the request leaves the up/down state alone.
+  nlh = build_link_msg(b.span(), RTM_NEWLINK, 0, l, false).value();
+  EXPECT_EQ(static_cast<ifinfomsg*>(mnl_nlmsg_get_payload(nlh))->ifi_change, 0u);
+}
+
+TEST(LinkMsg, NamesAreCheckedAndNamelessLinksRefused) {
+  Buf b;
+  Link l;
+  l.name = "sixteen-chars-xx";
+  EXPECT_TRUE(build_link_msg(b.span(), RTM_NEWLINK, 0, l).error().is(EINVAL));
+  l.name = "fifteen-chars-x";
+  EXPECT_TRUE(build_link_msg(b.span(), RTM_NEWLINK, 0, l));
+  l.name = "a/b";
+  EXPECT_TRUE(build_link_msg(b.span(), RTM_NEWLINK, 0, l).error().is(EINVAL));
+
+  Link anon;
+  anon.index = 3;  // by index only: a GETLINK request, not a reply we can use
+  nlmsghdr* nlh = build_link_msg(b.span(), RTM_GETLINK, 0, anon).value();
+  nlh->nlmsg_type = RTM_NEWLINK;
+  EXPECT_TRUE(parse_link(*nlh).error().is(EBADMSG));
+}
+
+TEST(LinkMsg, KindInsideMalformedLinkinfoIsIgnoredNotOverread) {
+  Buf b;
+  Link l;
+  l.name = "v0";
+  l.kind = "veth";
+  nlmsghdr* nlh = build_link_msg(b.span(), RTM_NEWLINK, 0, l).value();
+  // Make the IFLA_INFO_KIND inside IFLA_LINKINFO claim more than the nest holds.
+  auto* linkinfo = static_cast<nlattr*>(mnl_nlmsg_get_payload_tail(nlh));
+  linkinfo = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(linkinfo) - MNL_ALIGN(sizeof(nlattr) + 5) -
+                                       sizeof(nlattr));
+  ASSERT_EQ(mnl_attr_get_type(linkinfo), IFLA_LINKINFO);
+  auto* kind = static_cast<nlattr*>(mnl_attr_get_payload(linkinfo));
+  kind->nla_len = 200;
+  Link back = parse_link(*nlh).value();
+  EXPECT_EQ(back.name, "v0");
+  EXPECT_EQ(back.kind, "");
+}
+
+TEST(EventMsg, EveryKindBecomesAnEvent) {
+  Buf b;
+  Link l;
+  l.index = 4;
+  l.name = "e0";
+  nlmsghdr* nlh = build_link_msg(b.span(), RTM_DELLINK, 0, l).value();
+  Event ev = parse_event(*nlh).value();
+  EXPECT_EQ(ev.type, Event::Type::kLink);
+  EXPECT_TRUE(ev.removed);
+  EXPECT_EQ(ev.ifname, "e0");
+  EXPECT_EQ(ev.ifindex, 4);
+
+  nlh = build_address_msg(b.span(), RTM_NEWADDR, 0, Address{4, P("10.0.0.1/24")}).value();
+  ev = parse_event(*nlh).value();
+  EXPECT_EQ(ev.type, Event::Type::kAddress);
+  EXPECT_FALSE(ev.removed);
+  ASSERT_TRUE(ev.address);
+  EXPECT_EQ(ev.address->prefix, P("10.0.0.1/24"));
+
+  Route r;
+  r.dst = P("10.9.0.0/24");
+  r.oif = 4;
+  nlh = build_route_msg(b.span(), RTM_DELROUTE, 0, r).value();
+  ev = parse_event(*nlh).value();
+  EXPECT_EQ(ev.type, Event::Type::kRoute);
+  EXPECT_TRUE(ev.removed);
+  EXPECT_EQ(ev.ifindex, 4);
+  ASSERT_TRUE(ev.route);
+  EXPECT_EQ(ev.route->protocol, kMeshdRouteProtocol);
+
+  nlh->nlmsg_type = NLMSG_NOOP;
+  EXPECT_TRUE(parse_event(*nlh).error().is(EBADMSG));
+}
+
+TEST(DescribeRoute, ReadsLikeIproute2) {
+  Route r;
+  r.dst = P("10.1.0.0/24");
+  r.gateway = A("10.0.0.2");
+  r.oif = 3;
+  EXPECT_EQ(describe_route(r), "10.1.0.0/24 via 10.0.0.2 dev #3 proto 77");
+  EXPECT_EQ(describe_route(r, "wg0"), "10.1.0.0/24 via 10.0.0.2 dev wg0 proto 77");
+  r.table = 100;
+  r.metric = 5;
+  r.onlink = true;
+  EXPECT_EQ(describe_route(r, "wg0"), "10.1.0.0/24 via 10.0.0.2 dev wg0 metric 5 onlink proto 77 table 100");
+}
+
+}  // namespace
