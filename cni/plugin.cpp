@@ -1,0 +1,479 @@
+#include "cni/plugin.h"
+
+#include "cni/addressing.h"
+#include "cni/config.h"
+#include "cni/naming.h"
+#include "cni/result.h"
+#include "netlink/netns.h"
+#include "netlink/rtnl.h"
+#include "store/database.h"
+#include "store/ipam.h"
+#include "store/local_node.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <set>
+
+namespace meshd::cni {
+
+namespace {
+
+using store::AttachmentKey;
+
+std::shared_ptr<spdlog::logger> g_log;
+
+spdlog::logger& log() { return *g_log; }
+
+// stderr always (warnings and worse: runtimes show it on failure); the log
+// file, when configured, gets everything from info up.
+void setup_logging(const std::string& log_file) {
+  std::vector<spdlog::sink_ptr> sinks;
+  auto err = std::make_shared<spdlog::sinks::stderr_sink_st>();
+  err->set_level(spdlog::level::warn);
+  sinks.push_back(err);
+  if (!log_file.empty()) {
+    try {
+      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_st>(log_file));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "meshd-cni: cannot open log file %s: %s\n", log_file.c_str(), e.what());
+    }
+  }
+  g_log = std::make_shared<spdlog::logger>("cni", sinks.begin(), sinks.end());
+  g_log->set_level(spdlog::level::info);
+  g_log->set_pattern("%Y-%m-%dT%H:%M:%S.%e [%P] %l cni: %v");
+}
+
+CniError net_error(const Error& e) { return cni_error(kNetworkSetup, e.message); }
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+CniResult<std::unique_ptr<store::Database>> open_db(const PluginConfig& conf) {
+  auto db = store::Database::open({.path = conf.database});
+  if (!db)
+    return cni_error(kIoFailure, "cannot open the meshd database " + conf.database,
+                     db.error().message);
+  return std::move(*db);
+}
+
+// The node's pod CIDR, when it may hand out addresses (settled).
+struct NodeNetwork {
+  IpPrefix cidr;
+  IpAddress gateway;
+  unsigned node_mtu = 0;
+};
+
+CniResult<NodeNetwork> node_network(store::Database& db, const PluginConfig& conf) {
+  auto node = store::LocalNodeRepo(db).get();
+  if (!node) return cni_error(kIoFailure, "cannot read this node from " + conf.database, node.error().message);
+  if (!node->pod_cidr)
+    return cni_error(kTryAgainLater, "this node has no pod CIDR yet",
+                     "meshd assigns one when the node joins its cluster; retry later");
+  if (!node->pod_cidr_settled)
+    return cni_error(kTryAgainLater,
+                     "this node's pod CIDR " + node->pod_cidr->to_string() + " is not settled yet",
+                     "meshd settles it once the cluster has acknowledged it; retry later");
+  auto gw = gateway_address(*node->pod_cidr);
+  if (!gw) return cni_error(kInvalidConfig, gw.error().message);
+  return NodeNetwork{node->pod_cidr->network(), *gw, node->mtu};
+}
+
+std::string mac_of(const std::string& ifname) {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return {};
+  ifreq req{};
+  std::snprintf(req.ifr_name, sizeof req.ifr_name, "%s", ifname.c_str());
+  std::string out;
+  if (::ioctl(s, SIOCGIFHWADDR, &req) == 0) {
+    const auto* b = reinterpret_cast<const unsigned char*>(req.ifr_hwaddr.sa_data);
+    char buf[18];
+    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+    out = buf;
+  }
+  ::close(s);
+  return out;
+}
+
+// ptp does the same: a host that routes pods must forward.
+Result<void> enable_ip_forward() {
+  const char* path = "/proc/sys/net/ipv4/ip_forward";
+  int fd = ::open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return fail(errno, std::string("open ") + path);
+  char c = 0;
+  Result<void> r;
+  if (::read(fd, &c, 1) != 1 || c != '1') {
+    if (::pwrite(fd, "1", 1, 0) != 1) r = fail(errno, std::string("enable IPv4 forwarding in ") + path);
+  }
+  ::close(fd);
+  return r;
+}
+
+CniResult<nl::NetnsFd> open_pod_netns(const std::string& path) {
+  auto fd = nl::open_netns(path);
+  if (!fd)
+    return cni_error(kUnknownContainer, "cannot open the container's network namespace " + path,
+                     fd.error().message);
+  return std::move(*fd);
+}
+
+// Undo steps of a half-done ADD, run in reverse unless the ADD completes.
+class Rollback {
+ public:
+  ~Rollback() {
+    if (done_) return;
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
+  }
+  void add(std::function<void()> f) { steps_.push_back(std::move(f)); }
+  void commit() { done_ = true; }
+
+ private:
+  std::vector<std::function<void()>> steps_;
+  bool done_ = false;
+};
+
+CniResult<void> injected_failure(const std::function<const char*(const char*)>& getenv,
+                                 std::string_view step) {
+  const char* at = getenv(kFailAtVar);
+  if (at && step == at)
+    return cni_error(kNetworkSetup, "injected failure after step \"" + std::string(step) + "\"",
+                     std::string(kFailAtVar) + " is set");
+  return {};
+}
+
+nl::Route pod_route(const IpPrefix& dst, int oif, std::optional<IpAddress> gw, bool link_scope) {
+  nl::Route r;
+  r.dst = dst;
+  r.oif = oif;
+  r.gateway = gw;
+  r.protocol = nl::kMeshdCniRouteProtocol;
+  r.scope = link_scope ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  return r;
+}
+
+IpPrefix host_prefix(const IpAddress& a) { return IpPrefix{a, 32}; }
+
+// ---- ADD -------------------------------------------------------------------
+
+CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
+                               const std::function<const char*(const char*)>& getenv) {
+  const AttachmentKey key{conf.name, env.container_id, env.ifname};
+  if (!file_exists(conf.database))
+    return cni_error(kTryAgainLater, "the meshd database " + conf.database + " does not exist yet",
+                     "start meshd (or point \"database\" at its state file) and retry");
+  auto db = open_db(conf);
+  if (!db) return db.error();
+  auto net = node_network(**db, conf);
+  if (!net) return net.error();
+  const unsigned mtu = choose_mtu(conf.mtu, net->node_mtu);
+
+  auto pod_fd = open_pod_netns(env.netns);
+  if (!pod_fd) return pod_fd.error();
+  auto pod = nl::Rtnl::open_in_netns(pod_fd->get());
+  if (!pod) return net_error(pod.error());
+  if (auto existing = pod->get_link(env.ifname); existing)
+    return cni_error(kInterfaceExists,
+                     "interface " + env.ifname + " already exists in " + env.netns,
+                     "pick another CNI_IFNAME or delete the interface first");
+  else if (!existing.error().is(ENODEV))
+    return net_error(existing.error());
+  auto host = nl::Rtnl::open();
+  if (!host) return net_error(host.error());
+
+  Rollback rollback;
+  store::Ipam ipam(**db);
+  auto before = ipam.find(key);
+  if (!before) return cni_error(kIoFailure, "cannot read leases", before.error().message);
+  auto pool = pool_for(net->cidr);
+  if (!pool) return cni_error(kInvalidConfig, pool.error().message);
+  auto lease = ipam.allocate(key, *pool);
+  if (!lease) {
+    if (lease.error().is(ENOSPC)) return cni_error(kPoolExhausted, lease.error().message);
+    return cni_error(kIoFailure, "cannot allocate an address", lease.error().message);
+  }
+  if (!*before)  // a lease this ADD made is this ADD's to give back
+    rollback.add([&] {
+      if (auto r = ipam.release(key); !r) log().error("rollback: {}", r.error().message);
+    });
+  if (auto r = injected_failure(getenv, "lease"); !r) return r.error();
+
+  const std::string host_name = host_veth_name(conf.name, env.container_id, env.ifname);
+  if (auto r = host->create_veth(host_name, env.ifname, pod_fd->get(), mtu); !r) {
+    if (r.error().is(EEXIST))
+      return cni_error(kNetworkSetup, "host interface " + host_name + " already exists",
+                       "a leftover of an earlier attachment? DEL or GC it first (" +
+                           r.error().message + ")");
+    return net_error(r.error());
+  }
+  rollback.add([&] {  // the pod end and every route through it go with it
+    if (auto r = host->delete_link(host_name); !r) log().error("rollback: {}", r.error().message);
+  });
+  if (auto r = injected_failure(getenv, "veth"); !r) return r.error();
+
+  // Host side: gateway /32, up, /32 route to the pod.
+  auto host_link = host->get_link(host_name);
+  if (!host_link) return net_error(host_link.error());
+  if (auto r = host->add_address({host_link->index, host_prefix(net->gateway)}); !r)
+    return net_error(r.error());
+  if (auto r = host->set_up(host_name, true); !r) return net_error(r.error());
+  if (auto r = host->replace_route(pod_route(host_prefix(lease->address), host_link->index,
+                                             std::nullopt, true));
+      !r)
+    return net_error(r.error());
+  if (auto r = enable_ip_forward(); !r) return net_error(r.error());
+  if (auto r = injected_failure(getenv, "host-route"); !r) return r.error();
+
+  // Pod side.
+  auto pod_link = pod->get_link(env.ifname);
+  if (!pod_link) return net_error(pod_link.error());
+  if (pod_link->mtu != mtu)
+    if (auto r = pod->set_mtu(env.ifname, mtu); !r) return net_error(r.error());
+  const IpPrefix pod_addr{lease->address, net->cidr.length};
+  if (auto r = pod->add_address({pod_link->index, pod_addr}); !r) return net_error(r.error());
+  if (auto r = pod->set_up(env.ifname, true); !r) return net_error(r.error());
+  if (auto r = injected_failure(getenv, "pod-address"); !r) return r.error();
+
+  // As ptp: replace the connected subnet route by routes via the gateway, so
+  // every packet (also to a neighbour pod) goes through the host's routing.
+  nl::Route connected;
+  connected.dst = net->cidr;
+  connected.oif = pod_link->index;
+  connected.protocol = RTPROT_KERNEL;
+  connected.scope = RT_SCOPE_LINK;
+  if (auto r = pod->delete_route(connected); !r) return net_error(r.error());
+  for (const auto& rt : {pod_route(host_prefix(net->gateway), pod_link->index, std::nullopt, true),
+                         pod_route(*IpPrefix::parse("0.0.0.0/0"), pod_link->index, net->gateway, false),
+                         pod_route(net->cidr, pod_link->index, net->gateway, false)})
+    if (auto r = pod->replace_route(rt); !r) return net_error(r.error());
+  if (auto r = injected_failure(getenv, "pod-routes"); !r) return r.error();
+
+  AddResult result;
+  result.interfaces.push_back({host_name, mac_of(host_name), "", mtu});
+  std::string pod_mac;
+  (void)nl::run_in_netns(pod_fd->get(), [&]() -> Result<void> {
+    pod_mac = mac_of(env.ifname);
+    return {};
+  });
+  result.interfaces.push_back({env.ifname, pod_mac, env.netns, mtu});
+  result.ips.push_back({pod_addr, net->gateway, 1});
+  result.routes = pod_result_routes(net->gateway);
+  result.dns_json = conf.dns_json;
+  rollback.commit();
+  log().info("ADD {} {} {}: {} via {} on {} (mtu {})", conf.name, env.container_id, env.ifname,
+             pod_addr.to_string(), net->gateway.to_string(), host_name, mtu);
+  return encode_result(result, conf.cni_version);
+}
+
+// ---- DEL -------------------------------------------------------------------
+
+// Best effort and idempotent (SPEC: DEL): the lease goes even when the
+// namespace is gone; only a store we cannot write is an error, because then
+// the address would leak.
+CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
+  const AttachmentKey key{conf.name, env.container_id, env.ifname};
+  const std::string host_name = host_veth_name(conf.name, env.container_id, env.ifname);
+  std::optional<CniError> err;
+
+  if (auto host = nl::Rtnl::open(); host) {
+    if (auto r = host->delete_link(host_name); !r) log().warn("DEL: {}", r.error().message);
+  } else {
+    log().warn("DEL: {}", host.error().message);
+  }
+  if (!env.netns.empty()) {
+    // Normally gone with its host end; a half-made pod side is removed here.
+    if (auto fd = nl::open_netns(env.netns); fd) {
+      if (auto pod = nl::Rtnl::open_in_netns(fd->get()); pod) {
+        if (auto link = pod->get_link(env.ifname); link && link->kind == "veth")
+          if (auto r = pod->delete_link(env.ifname); !r) log().warn("DEL: {}", r.error().message);
+      }
+    }
+  }
+  if (file_exists(conf.database)) {
+    auto db = open_db(conf);
+    if (!db) {
+      err = db.error();
+    } else if (auto r = store::Ipam(**db).release(key); !r) {
+      err = cni_error(kIoFailure, "cannot release the lease of " + env.container_id + "/" + env.ifname,
+                      r.error().message);
+    }
+  }
+  if (err) return *err;
+  log().info("DEL {} {} {}", conf.name, env.container_id, env.ifname);
+  return std::string();
+}
+
+// ---- CHECK -----------------------------------------------------------------
+
+CniError check_failed(std::string what) { return cni_error(kCheckFailed, std::move(what)); }
+
+CniResult<std::string> cmd_check(const CniEnv& env, const PluginConfig& conf) {
+  const AttachmentKey key{conf.name, env.container_id, env.ifname};
+  if (!file_exists(conf.database))
+    return check_failed("the meshd database " + conf.database + " does not exist");
+  auto db = open_db(conf);
+  if (!db) return db.error();
+  auto net = node_network(**db, conf);
+  if (!net) return net.error();
+  auto lease = store::Ipam(**db).find(key);
+  if (!lease) return cni_error(kIoFailure, "cannot read leases", lease.error().message);
+  if (!*lease)
+    return check_failed("no address lease for " + env.container_id + "/" + env.ifname + " in network " +
+                        conf.name);
+  const IpPrefix pod_addr{(*lease)->address, net->cidr.length};
+  if (conf.prev_result) {
+    bool found = false;
+    for (const auto& ip : conf.prev_result->ips) found = found || ip.address == pod_addr;
+    if (!found)
+      return check_failed("prevResult does not list the leased address " + pod_addr.to_string());
+  }
+
+  auto pod_fd = open_pod_netns(env.netns);
+  if (!pod_fd) return pod_fd.error();
+  auto pod = nl::Rtnl::open_in_netns(pod_fd->get());
+  if (!pod) return net_error(pod.error());
+  auto link = pod->get_link(env.ifname);
+  if (!link) return check_failed("interface " + env.ifname + " is missing in " + env.netns);
+  if (!link->up) return check_failed("interface " + env.ifname + " in " + env.netns + " is down");
+  auto addrs = pod->list_addresses(link->index, AF_INET);
+  if (!addrs) return net_error(addrs.error());
+  bool has_addr = false;
+  for (const auto& a : *addrs) has_addr = has_addr || a.prefix == pod_addr;
+  if (!has_addr)
+    return check_failed("address " + pod_addr.to_string() + " is missing on " + env.ifname);
+  auto routes = pod->list_routes({.family = AF_INET, .oif = link->index});
+  if (!routes) return net_error(routes.error());
+  bool has_default = false, has_gw = false;
+  for (const auto& r : *routes) {
+    if (r.dst.length == 0 && r.gateway == net->gateway) has_default = true;
+    if (r.dst == host_prefix(net->gateway)) has_gw = true;
+  }
+  if (!has_gw) return check_failed("route to the gateway " + net->gateway.to_string() + " is missing in the pod");
+  if (!has_default)
+    return check_failed("default route via " + net->gateway.to_string() + " is missing in the pod");
+
+  auto host = nl::Rtnl::open();
+  if (!host) return net_error(host.error());
+  const std::string host_name = host_veth_name(conf.name, env.container_id, env.ifname);
+  auto hlink = host->get_link(host_name);
+  if (!hlink) return check_failed("host interface " + host_name + " is missing");
+  auto hroutes = host->list_routes({.protocol = nl::kMeshdCniRouteProtocol, .family = AF_INET,
+                                    .oif = hlink->index});
+  if (!hroutes) return net_error(hroutes.error());
+  bool has_host_route = false;
+  for (const auto& r : *hroutes) has_host_route = has_host_route || r.dst == host_prefix((*lease)->address);
+  if (!has_host_route)
+    return check_failed("host route to " + (*lease)->address.to_string() + " via " + host_name +
+                        " is missing");
+  return std::string();
+}
+
+// ---- STATUS ----------------------------------------------------------------
+
+CniResult<std::string> cmd_status(const PluginConfig& conf) {
+  if (!file_exists(conf.database))
+    return cni_error(kPluginNotAvailable, "the meshd database " + conf.database + " does not exist yet");
+  auto db = open_db(conf);
+  if (!db) return cni_error(kPluginNotAvailable, db.error().msg, db.error().details);
+  auto net = node_network(**db, conf);
+  if (!net) return cni_error(kPluginNotAvailable, net.error().msg, net.error().details);
+  auto leases = store::Ipam(**db).list(conf.name);
+  if (leases && leases->size() >= pool_capacity(net->cidr))
+    return cni_error(kPluginNotAvailable,
+                     "the pod address pool " + net->cidr.to_string() + " is exhausted");
+  return std::string();
+}
+
+// ---- GC --------------------------------------------------------------------
+
+CniResult<std::string> cmd_gc(const PluginConfig& conf) {
+  if (!conf.valid_attachments)
+    return cni_error(kInvalidConfig,
+                     "invalid network configuration field \"cni.dev/valid-attachments\"",
+                     "GC needs the list of valid attachments");
+  std::set<std::string> keep_links;
+  std::vector<AttachmentKey> keep;
+  for (const auto& a : *conf.valid_attachments) {
+    keep.push_back({conf.name, a.container_id, a.ifname});
+    keep_links.insert(host_veth_name(conf.name, a.container_id, a.ifname));
+  }
+  std::optional<CniError> err;
+  if (file_exists(conf.database)) {
+    auto db = open_db(conf);
+    if (!db) {
+      err = db.error();
+    } else if (auto released = store::Ipam(**db).release_all_except(conf.name, keep); !released) {
+      err = cni_error(kIoFailure, "cannot release stale leases", released.error().message);
+    } else {
+      for (const auto& l : *released)
+        log().info("GC {}: released {} of {}/{}", conf.name, l.address.to_string(),
+                   l.key.container_id, l.key.ifname);
+    }
+  }
+  // Host veths of this network (by name prefix) that no valid attachment owns.
+  auto host = nl::Rtnl::open();
+  if (!host) return net_error(host.error());
+  auto links = host->list_links();
+  if (!links) return net_error(links.error());
+  const std::string prefix = host_veth_prefix(conf.name);
+  for (const auto& l : *links) {
+    if (l.kind != "veth" || l.name.size() != 15 || l.name.rfind(prefix, 0) != 0) continue;
+    if (keep_links.contains(l.name)) continue;
+    if (auto r = host->delete_link(l.name); !r) {
+      log().warn("GC: {}", r.error().message);
+      if (!err) err = net_error(r.error());
+    } else {
+      log().info("GC {}: deleted stale host interface {}", conf.name, l.name);
+    }
+  }
+  if (err) return *err;
+  return std::string();
+}
+
+}  // namespace
+
+Reply invoke(const std::function<const char*(const char*)>& getenv, std::string_view stdin_json) {
+  const std::string version = requested_version(stdin_json).value_or("");
+  auto error_reply = [&](const CniError& e) {
+    if (g_log) g_log->warn("{}: {}{}{}", e.code, e.msg, e.details.empty() ? "" : ": ", e.details);
+    return Reply{1, encode_error(e, version)};
+  };
+  if (!g_log) setup_logging("");
+  auto env = parse_env(getenv);
+  if (!env) return error_reply(env.error());
+  if (env->command == Command::kVersion) return Reply{0, encode_version(version)};
+  auto conf = parse_config(stdin_json);
+  if (!conf) return error_reply(conf.error());
+  if (!conf->log_file.empty()) setup_logging(conf->log_file);
+
+  CniResult<std::string> out = std::string();
+  try {
+    switch (env->command) {
+      case Command::kAdd: out = cmd_add(*env, *conf, getenv); break;
+      case Command::kDel: out = cmd_del(*env, *conf); break;
+      case Command::kCheck: out = cmd_check(*env, *conf); break;
+      case Command::kStatus: out = cmd_status(*conf); break;
+      case Command::kGc: out = cmd_gc(*conf); break;
+      case Command::kVersion: break;
+    }
+  } catch (const std::exception& e) {  // a broken invariant still answers in CNI's format
+    out = cni_error(kIoFailure, std::string(to_string(env->command)) + " failed", e.what());
+  }
+  if (!out) return error_reply(out.error());
+  return Reply{0, std::move(*out)};
+}
+
+}  // namespace meshd::cni

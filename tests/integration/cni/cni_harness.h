@@ -1,0 +1,161 @@
+// Drives the real meshd-cni binary the way a runtime does — env + stdin in,
+// stdout + exit status out — always inside a test "node" namespace, never in
+// the host's own (the plugin creates veths and routes and sets ip_forward
+// where it runs). Each node has its own temporary database.
+#pragma once
+
+#include "store/database.h"
+#include "store/ipam.h"
+#include "store/local_node.h"
+#include "tests/support/netns.h"
+
+#include <boost/json.hpp>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace meshd::testing {
+
+inline std::string plugin_path() { return std::string(MESHD_BIN_DIR) + "/meshd-cni"; }
+
+struct PluginRun {
+  int exit_code = -1;
+  std::string out;
+  boost::json::object json() const {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(out, ec);
+    if (ec || !v.is_object()) return {};
+    return v.as_object();
+  }
+  int code() const {  // the CNI error code, 0 if none
+    auto o = json();
+    auto it = o.find("code");
+    return it == o.end() ? 0 : static_cast<int>(it->value().to_number<int>());
+  }
+};
+
+// fork + exec "ip netns exec NODE <bin>" with exactly `env` (plus PATH), `in`
+// on stdin; collects stdout. No shell: nothing to quote.
+inline PluginRun run_in_node(const std::string& node, const std::string& bin,
+                             const std::map<std::string, std::string>& env, const std::string& in) {
+  int in_pipe[2], out_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe failed");
+  std::vector<std::string> env_s;
+  env_s.push_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+  for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_s) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args_s = {"/usr/sbin/ip", "netns", "exec", node, bin};
+  if (access("/usr/sbin/ip", X_OK) != 0) args_s[0] = "/sbin/ip";
+  std::vector<char*> argv;
+  for (auto& s : args_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in_pipe[0], 0);
+    dup2(out_pipe[1], 1);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  close(in_pipe[0]);
+  close(out_pipe[1]);
+  std::size_t off = 0;
+  while (off < in.size()) {
+    ssize_t n = write(in_pipe[1], in.data() + off, in.size() - off);
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+  close(in_pipe[1]);
+  PluginRun r;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(out_pipe[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<std::size_t>(n));
+  close(out_pipe[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+// A node: its namespace and its database (with or without a pod CIDR).
+class CniNode {
+ public:
+  explicit CniNode(const std::string& prefix = "cn") : ns_(prefix) {
+    char tmpl[] = "/tmp/meshd-cni-test-XXXXXX";
+    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    db_path_ = dir_ + "/meshd.db";
+  }
+  ~CniNode() { sh("rm -rf " + dir_); }
+
+  Netns& ns() { return ns_; }
+  const std::string& name() const { return ns_.name(); }
+  const std::string& db_path() const { return db_path_; }
+  const std::string& dir() const { return dir_; }
+
+  store::Database& db() {
+    if (!db_) db_ = std::make_unique<store::Database>(store::DatabaseOptions{.path = db_path_});
+    return *db_;
+  }
+  void set_pod_cidr(const std::string& cidr, bool settled = true, unsigned mtu = 1380) {
+    store::LocalNodeRepo repo(db());
+    repo.set_pod_cidr(*IpPrefix::parse(cidr), settled).value();
+    repo.set_mtu(mtu).value();
+  }
+  std::vector<store::Lease> leases(const std::string& network = "meshd") {
+    return store::Ipam(db()).list(network).value();
+  }
+
+  std::string config(const std::string& version, const std::string& extra = "",
+                     const std::string& network = "meshd") const {
+    return R"({"cniVersion":")" + version + R"(","name":")" + network +
+           R"(","type":"meshd-cni","database":")" + db_path_ + "\"" + extra + "}";
+  }
+
+  PluginRun run(const std::string& command, const std::string& stdin_json,
+                std::map<std::string, std::string> env = {}) {
+    env["CNI_COMMAND"] = command;
+    if (!env.count("CNI_PATH")) env["CNI_PATH"] = "/opt/cni/bin";
+    return run_in_node(name(), plugin_path(), env, stdin_json);
+  }
+  PluginRun attach(const std::string& command, const std::string& stdin_json,
+                   const std::string& container, const std::string& netns_path,
+                   const std::string& ifname = "eth0",
+                   std::map<std::string, std::string> extra_env = {}) {
+    extra_env["CNI_CONTAINERID"] = container;
+    extra_env["CNI_NETNS"] = netns_path;
+    extra_env["CNI_IFNAME"] = ifname;
+    return run(command, stdin_json, std::move(extra_env));
+  }
+  // Links of the node namespace whose names start with `prefix`.
+  std::string links(const std::string& prefix = "mc") {
+    return ns_.out("sh -c \"ip -o link show | awk -F': ' '{print \\$2}' | cut -d@ -f1 | grep '^" +
+                   prefix + "' || true\"");
+  }
+
+ private:
+  Netns ns_;
+  std::string dir_;
+  std::string db_path_;
+  std::unique_ptr<store::Database> db_;
+};
+
+// The config a runtime passes on DEL/CHECK: the plugin entry plus prevResult.
+inline std::string with_prev_result(const std::string& config, const std::string& add_out) {
+  auto o = boost::json::parse(config).as_object();
+  o["prevResult"] = boost::json::parse(add_out);
+  return boost::json::serialize(o);
+}
+
+}  // namespace meshd::testing

@@ -1,0 +1,400 @@
+// The real meshd-cni binary, run as a runtime runs it, inside a test node
+// namespace with pod namespaces of its own: ADD/CHECK/DEL per spec version,
+// idempotent DEL, rollback, concurrency, GC, STATUS, and pod connectivity.
+#include "tests/integration/cni/cni_harness.h"
+
+#include "cni/naming.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <set>
+#include <thread>
+
+namespace meshd::testing {
+namespace {
+
+namespace json = boost::json;
+
+class CniPlugin : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!is_root()) GTEST_SKIP() << "needs root (network namespaces)";
+  }
+};
+
+std::string host_veth(const std::string& cid, const std::string& ifname = "eth0",
+                      const std::string& network = "meshd") {
+  return cni::host_veth_name(network, cid, ifname);
+}
+
+bool link_exists(Netns& ns, const std::string& name) {
+  return ns.run("ip link show dev " + name + " >/dev/null 2>&1") == 0;
+}
+
+class CniVersions : public CniPlugin, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(CniVersions, AddCheckDelRoundTrip) {
+  const std::string version = GetParam();
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24", true, 1380);
+  Netns pod("cp");
+  const std::string conf = node.config(version);
+
+  auto add = node.attach("ADD", conf, "ctr-rt", pod.path());
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  auto res = add.json();
+  EXPECT_EQ(res["cniVersion"], version.c_str());
+  auto ip = res["ips"].as_array().at(0).as_object();
+  EXPECT_EQ(ip["address"], "10.244.1.2/24");  // .1 is the node's gateway
+  EXPECT_EQ(ip["gateway"], "10.244.1.1");
+  EXPECT_EQ(ip.contains("version"), version == "0.4.0");
+  auto ifs = res["interfaces"].as_array();
+  ASSERT_EQ(ifs.size(), 2u);
+  EXPECT_EQ(ifs[1].as_object()["name"], "eth0");
+  EXPECT_EQ(ifs[1].as_object()["sandbox"], pod.path().c_str());
+  EXPECT_EQ(ifs[1].as_object()["mac"].as_string().size(), 17u);
+  EXPECT_EQ(ifs[1].as_object().contains("mtu"), version == "1.1.0");
+
+  // The pod: address, MTU, routes through the gateway only.
+  auto addr = pod.out("ip -4 -o addr show dev eth0");
+  EXPECT_NE(addr.find("10.244.1.2/24"), std::string::npos) << addr;
+  EXPECT_NE(pod.out("ip -o link show dev eth0").find("mtu 1380"), std::string::npos);
+  auto routes = pod.out("ip -4 route show");
+  EXPECT_NE(routes.find("default via 10.244.1.1 dev eth0"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("10.244.1.1 dev eth0"), std::string::npos) << routes;
+  EXPECT_EQ(routes.find("proto kernel"), std::string::npos) << routes;
+  // The node: gateway /32 on the host end, /32 route to the pod with proto 78, forwarding on.
+  const auto hv = host_veth("ctr-rt");
+  EXPECT_NE(node.ns().out("ip -4 -o addr show dev " + hv).find("10.244.1.1/32"), std::string::npos);
+  auto host_routes = node.ns().out("ip -4 route show proto 78");
+  EXPECT_NE(host_routes.find("10.244.1.2 dev " + hv), std::string::npos) << host_routes;
+  EXPECT_EQ(node.ns().out("cat /proc/sys/net/ipv4/ip_forward"), "1\n");
+  ASSERT_EQ(node.leases().size(), 1u);
+
+  auto check = node.attach("CHECK", with_prev_result(conf, add.out), "ctr-rt", pod.path());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+  EXPECT_TRUE(check.out.empty());
+
+  auto del = node.attach("DEL", with_prev_result(conf, add.out), "ctr-rt", pod.path());
+  EXPECT_EQ(del.exit_code, 0) << del.out;
+  EXPECT_FALSE(link_exists(node.ns(), hv));
+  EXPECT_FALSE(link_exists(pod, "eth0"));
+  EXPECT_TRUE(node.leases().empty());
+  EXPECT_EQ(node.ns().out("ip -4 route show proto 78"), "");
+
+  auto check_after = node.attach("CHECK", with_prev_result(conf, add.out), "ctr-rt", pod.path());
+  EXPECT_NE(check_after.exit_code, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(EachSpecVersion, CniVersions, ::testing::Values("0.4.0", "1.0.0", "1.1.0"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (auto& c : s) if (c == '.') c = '_';
+                           return "v" + s;
+                         });
+
+TEST_F(CniPlugin, ConflistMtuOverridesTheNodeMtu) {
+  CniNode node;
+  node.set_pod_cidr("10.244.2.0/24", true, 1380);
+  Netns pod("cp");
+  auto add = node.attach("ADD", node.config("1.0.0", R"(,"mtu":1300)"), "mtu", pod.path());
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  EXPECT_NE(pod.out("ip -o link show dev eth0").find("mtu 1300"), std::string::npos);
+  EXPECT_NE(node.ns().out("ip -o link show dev " + host_veth("mtu")).find("mtu 1300"),
+            std::string::npos);
+}
+
+TEST_F(CniPlugin, DelIsIdempotentWithoutNetnsAndAfterTheNetnsIsGone) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const std::string conf = node.config("1.0.0");
+  {  // DEL twice, without prevResult
+    Netns pod("cp");
+    ASSERT_EQ(node.attach("ADD", conf, "twice", pod.path()).exit_code, 0);
+    EXPECT_EQ(node.attach("DEL", conf, "twice", pod.path()).exit_code, 0);
+    auto again = node.attach("DEL", conf, "twice", pod.path());
+    EXPECT_EQ(again.exit_code, 0) << again.out;
+  }
+  {  // DEL with an empty CNI_NETNS (containerd does this)
+    Netns pod("cp");
+    ASSERT_EQ(node.attach("ADD", conf, "nonetns", pod.path()).exit_code, 0);
+    auto del = node.attach("DEL", conf, "nonetns", "");
+    EXPECT_EQ(del.exit_code, 0) << del.out;
+    EXPECT_FALSE(link_exists(node.ns(), host_veth("nonetns")));
+  }
+  {  // DEL after the pod's namespace was deleted: the lease still goes
+    auto pod = std::make_unique<Netns>("cp");
+    const std::string path = pod->path();
+    ASSERT_EQ(node.attach("ADD", conf, "gone", path).exit_code, 0);
+    pod.reset();
+    auto del = node.attach("DEL", conf, "gone", path);
+    EXPECT_EQ(del.exit_code, 0) << del.out;
+  }
+  EXPECT_TRUE(node.leases().empty());
+  EXPECT_EQ(node.links(), "");
+  // DEL of an attachment that never existed, and with no database at all.
+  EXPECT_EQ(node.attach("DEL", conf, "never", "/var/run/netns/none").exit_code, 0);
+  CniNode empty;
+  EXPECT_EQ(empty.attach("DEL", empty.config("1.0.0"), "x", "").exit_code, 0);
+}
+
+TEST_F(CniPlugin, CheckFailsWhenWhatAddMadeIsMissing) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const std::string conf = node.config("1.0.0");
+  struct Breakage {
+    std::string name;
+    std::function<void(Netns& pod, CniNode& node, const std::string& cid)> fn;
+  };
+  std::vector<Breakage> cases = {
+      {"default route", [](Netns& pod, CniNode&, const std::string&) { pod.run("ip route del default"); }},
+      {"address", [](Netns& pod, CniNode&, const std::string&) { pod.run("ip addr flush dev eth0"); }},
+      {"interface", [](Netns& pod, CniNode&, const std::string&) { pod.run("ip link del eth0"); }},
+      {"host route", [](Netns&, CniNode& n, const std::string&) { n.ns().run("ip route flush proto 78"); }},
+      {"lease", [](Netns&, CniNode& n, const std::string& cid) {
+         store::Ipam(n.db()).release({"meshd", cid, "eth0"}).value();
+       }},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    Netns pod("cp");
+    const std::string cid = "chk" + std::to_string(i++);
+    auto add = node.attach("ADD", conf, cid, pod.path());
+    ASSERT_EQ(add.exit_code, 0) << add.out;
+    const std::string prev = with_prev_result(conf, add.out);
+    ASSERT_EQ(node.attach("CHECK", prev, cid, pod.path()).exit_code, 0) << c.name;
+    c.fn(pod, node, cid);
+    auto check = node.attach("CHECK", prev, cid, pod.path());
+    EXPECT_NE(check.exit_code, 0) << c.name;
+    EXPECT_NE(check.code(), 0) << c.name << ": " << check.out;
+    EXPECT_FALSE(check.json()["msg"].as_string().empty()) << c.name;
+    node.attach("DEL", conf, cid, pod.path());
+  }
+}
+
+TEST_F(CniPlugin, AddUndoesEverythingWhenAStepFails) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const std::string conf = node.config("1.0.0");
+  for (const char* step : {"lease", "veth", "host-route", "pod-address", "pod-routes"}) {
+    Netns pod("cp");
+    auto add = node.attach("ADD", conf, "rb", pod.path(), "eth0", {{"MESHD_CNI_TEST_FAIL_AT", step}});
+    EXPECT_NE(add.exit_code, 0) << step;
+    EXPECT_NE(add.out.find(step), std::string::npos) << add.out;
+    EXPECT_TRUE(node.leases().empty()) << "leaked lease after " << step;
+    EXPECT_EQ(node.links(), "") << "leaked host veth after " << step;
+    EXPECT_FALSE(link_exists(pod, "eth0")) << step;
+    EXPECT_EQ(node.ns().out("ip -4 route show proto 78"), "") << step;
+  }
+  // A clean ADD afterwards gets the first address again.
+  Netns pod("cp");
+  auto add = node.attach("ADD", conf, "rb", pod.path());
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  EXPECT_EQ(add.json()["ips"].as_array()[0].as_object()["address"], "10.244.1.2/24");
+}
+
+TEST_F(CniPlugin, AddRollsBackWhenTheHostVethNameIsTaken) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const auto hv = host_veth("taken");
+  ASSERT_EQ(node.ns().run("ip link add " + hv + " type veth peer name squatter"), 0);
+  Netns pod("cp");
+  auto add = node.attach("ADD", node.config("1.0.0"), "taken", pod.path());
+  EXPECT_NE(add.exit_code, 0);
+  EXPECT_NE(add.json()["msg"].as_string().find(hv), std::string::npos) << add.out;
+  EXPECT_TRUE(node.leases().empty());
+  EXPECT_FALSE(link_exists(pod, "eth0"));
+  EXPECT_TRUE(link_exists(node.ns(), hv)) << "rollback must not delete what it did not create";
+  EXPECT_TRUE(link_exists(node.ns(), "squatter"));
+}
+
+TEST_F(CniPlugin, AnInterfaceThatAlreadyExistsInThePodIsAnError) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  Netns pod("cp");
+  ASSERT_EQ(pod.run("ip link add eth0 type veth peer name other"), 0);
+  auto add = node.attach("ADD", node.config("1.0.0"), "exists", pod.path());
+  EXPECT_NE(add.exit_code, 0);
+  EXPECT_EQ(add.code(), 102) << add.out;
+  EXPECT_NE(add.json()["msg"].as_string().find("eth0"), std::string::npos);
+  EXPECT_TRUE(node.leases().empty());
+  EXPECT_EQ(node.links(), "");
+}
+
+TEST_F(CniPlugin, TwoHundredParallelAddsGetDistinctAddressesAndDelsEmptyThePool) {
+  constexpr int kPods = 200;
+  CniNode node;
+  node.set_pod_cidr("10.244.0.0/24");
+  const std::string conf = node.config("1.0.0");
+  std::vector<std::unique_ptr<Netns>> pods;
+  for (int i = 0; i < kPods; ++i) pods.push_back(std::make_unique<Netns>("cpp"));
+  auto all = [&](const std::string& cmd) {
+    std::vector<std::future<PluginRun>> futures;
+    for (int i = 0; i < kPods; ++i)
+      futures.push_back(std::async(std::launch::async, [&, i] {
+        return node.attach(cmd, conf, "par" + std::to_string(i), pods[i]->path());
+      }));
+    std::vector<PluginRun> out;
+    for (auto& f : futures) out.push_back(f.get());
+    return out;
+  };
+  std::set<std::string> addresses;
+  for (const auto& r : all("ADD")) {
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    addresses.insert(std::string(r.json()["ips"].as_array()[0].as_object()["address"].as_string()));
+  }
+  EXPECT_EQ(addresses.size(), static_cast<std::size_t>(kPods));
+  EXPECT_EQ(node.leases().size(), static_cast<std::size_t>(kPods));
+  for (const auto& r : all("DEL")) EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(node.leases().empty());
+  EXPECT_EQ(node.links(), "");
+}
+
+TEST_F(CniPlugin, PoolExhaustionIsAClearErrorNamingThePool) {
+  CniNode node;
+  node.set_pod_cidr("10.9.0.0/30");  // one pod address: .2 (.1 is the gateway)
+  Netns a("cp"), b("cp");
+  ASSERT_EQ(node.attach("ADD", node.config("1.0.0"), "a", a.path()).exit_code, 0);
+  auto full = node.attach("ADD", node.config("1.0.0"), "b", b.path());
+  EXPECT_EQ(full.code(), 101) << full.out;
+  EXPECT_NE(full.out.find("10.9.0.0/30"), std::string::npos) << full.out;
+  EXPECT_EQ(node.run("STATUS", node.config("1.1.0")).code(), 50);
+  EXPECT_EQ(node.leases().size(), 1u);
+  EXPECT_FALSE(link_exists(b, "eth0"));
+}
+
+void gc_removes_exactly_the_stale(const std::string& key) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const std::string conf = node.config("1.1.0");
+  Netns a("cp"), b("cp"), c("cp");
+  std::map<std::string, std::string> adds;
+  for (auto& [cid, ns] : std::vector<std::pair<std::string, Netns*>>{{"a", &a}, {"b", &b}, {"c", &c}}) {
+    auto add = node.attach("ADD", conf, cid, ns->path());
+    ASSERT_EQ(add.exit_code, 0) << add.out;
+    adds[cid] = add.out;
+  }
+  // Leftovers: a veth of this network nobody owns, and one of another network.
+  const auto orphan = host_veth("orphan");
+  const auto foreign = host_veth("x", "eth0", "othernet");
+  ASSERT_EQ(node.ns().run("ip link add " + orphan + " type veth peer name orphanp"), 0);
+  ASSERT_EQ(node.ns().run("ip link add " + foreign + " type veth peer name foreignp"), 0);
+
+  const std::string gc = node.config(
+      "1.1.0", ",\"" + key + R"(":[{"containerID":"a","ifname":"eth0"},{"containerID":"c","ifname":"eth0"}])");
+  auto r = node.run("GC", gc);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(r.out.empty());
+  auto leases = node.leases();
+  ASSERT_EQ(leases.size(), 2u);
+  EXPECT_EQ(leases[0].key.container_id == "a" || leases[1].key.container_id == "a", true);
+  EXPECT_EQ(leases[0].key.container_id == "c" || leases[1].key.container_id == "c", true);
+  EXPECT_FALSE(link_exists(node.ns(), host_veth("b")));
+  EXPECT_FALSE(link_exists(b, "eth0"));
+  EXPECT_FALSE(link_exists(node.ns(), orphan));
+  EXPECT_TRUE(link_exists(node.ns(), foreign)) << "GC must leave other networks alone";
+  EXPECT_EQ(node.attach("CHECK", with_prev_result(conf, adds["a"]), "a", a.path()).exit_code, 0);
+  EXPECT_EQ(node.attach("CHECK", with_prev_result(conf, adds["c"]), "c", c.path()).exit_code, 0);
+}
+
+TEST_F(CniPlugin, GcWithValidAttachmentsRemovesExactlyTheStaleOnes) {
+  gc_removes_exactly_the_stale("cni.dev/valid-attachments");
+}
+
+TEST_F(CniPlugin, GcAcceptsTheOlderAttachmentsKey) { gc_removes_exactly_the_stale("cni.dev/attachments"); }
+
+TEST_F(CniPlugin, StatusReportsWhetherAddCanBeServed) {
+  CniNode node;
+  const std::string conf = node.config("1.1.0");
+  auto no_db = node.run("STATUS", conf);
+  EXPECT_EQ(no_db.code(), 50) << no_db.out;
+  Netns pod("cp");
+  EXPECT_EQ(node.attach("ADD", node.config("1.0.0"), "early", pod.path()).code(), 11);
+
+  node.db();  // an empty meshd database: no CIDR yet
+  auto no_cidr = node.run("STATUS", conf);
+  EXPECT_EQ(no_cidr.exit_code, 1);
+  EXPECT_EQ(no_cidr.code(), 50) << no_cidr.out;
+  node.set_pod_cidr("10.244.1.0/24", /*settled=*/false);
+  EXPECT_EQ(node.run("STATUS", conf).code(), 50);
+  auto unsettled = node.attach("ADD", node.config("1.0.0"), "early", pod.path());
+  EXPECT_EQ(unsettled.code(), 11) << unsettled.out;
+  EXPECT_TRUE(node.leases().empty());
+
+  node.set_pod_cidr("10.244.1.0/24", /*settled=*/true);
+  auto ok = node.run("STATUS", conf);
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  EXPECT_TRUE(ok.out.empty());
+  EXPECT_EQ(node.attach("ADD", node.config("1.0.0"), "early", pod.path()).exit_code, 0);
+}
+
+TEST_F(CniPlugin, PodsReachEachOtherAndTheNodeWithSourceAddressesPreserved) {
+  CniNode node;
+  node.set_pod_cidr("10.244.3.0/24");
+  // The node's own address on a link of its namespace (its "eth0").
+  ASSERT_EQ(node.ns().run("ip link add nodeif type veth peer name nodepeer"), 0);
+  ASSERT_EQ(node.ns().run("ip addr add 192.168.50.10/24 dev nodeif"), 0);
+  ASSERT_EQ(node.ns().run("ip link set nodeif up"), 0);
+  ASSERT_EQ(node.ns().run("ip link set nodepeer up"), 0);
+  Netns p1("cp"), p2("cp");
+  ASSERT_EQ(node.attach("ADD", node.config("1.0.0"), "p1", p1.path()).exit_code, 0);
+  ASSERT_EQ(node.attach("ADD", node.config("1.0.0"), "p2", p2.path()).exit_code, 0);
+  const std::string ip1 = "10.244.3.2", ip2 = "10.244.3.3";
+  EXPECT_EQ(p1.run("ping -c1 -W2 " + ip2 + " >/dev/null"), 0) << "pod1 -> pod2";
+  EXPECT_EQ(p2.run("ping -c1 -W2 " + ip1 + " >/dev/null"), 0) << "pod2 -> pod1";
+  EXPECT_EQ(p1.run("ping -c1 -W2 10.244.3.1 >/dev/null"), 0) << "pod -> node gateway";
+  EXPECT_EQ(p1.run("ping -c1 -W2 192.168.50.10 >/dev/null"), 0) << "pod -> node address";
+  EXPECT_EQ(node.ns().run("ping -c1 -W2 " + ip1 + " >/dev/null"), 0) << "node -> pod1";
+  EXPECT_EQ(node.ns().run("ping -c1 -W2 " + ip2 + " >/dev/null"), 0) << "node -> pod2";
+
+  // Source addresses preserved: a UDP receiver reports who sent.
+  auto recv_from = [](Netns& receiver, const std::string& send_cmd_ns, const std::string& to) {
+    const std::string py_recv =
+        "python3 -c \"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+        "s.bind(('0.0.0.0',9099));s.settimeout(5);d,a=s.recvfrom(64);print(a[0])\"";
+    auto fut = std::async(std::launch::async, [&] { return receiver.out(py_recv); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it bind (not an assertion)
+    for (int i = 0; i < 5 && fut.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready; ++i)
+      sh("ip netns exec " + send_cmd_ns +
+         " python3 -c \"import socket;socket.socket(socket.AF_INET,socket.SOCK_DGRAM).sendto(b'x',('" + to +
+         "',9099))\"");
+    return fut.get();
+  };
+  EXPECT_EQ(recv_from(p2, p1.name(), ip2), ip1 + "\n") << "pod1 -> pod2 source";
+  EXPECT_EQ(recv_from(node.ns(), p1.name(), "192.168.50.10"), ip1 + "\n") << "pod1 -> node source";
+}
+
+TEST_F(CniPlugin, ErrorsAreCniJsonOnStdoutWithSpecCodes) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  Netns pod("cp");
+  auto version = node.run("VERSION", R"({"cniVersion":"1.0.0"})");
+  ASSERT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.json()["supportedVersions"].as_array().size(), 3u);
+
+  auto no_ifname = node.run("ADD", node.config("1.0.0"),
+                            {{"CNI_CONTAINERID", "e"}, {"CNI_NETNS", pod.path()}});
+  EXPECT_EQ(no_ifname.code(), 4);
+  EXPECT_NE(no_ifname.out.find("CNI_IFNAME"), std::string::npos);
+  auto bad_json = node.attach("ADD", "{not json", "e", pod.path());
+  EXPECT_EQ(bad_json.code(), 6);
+  auto bad_mtu = node.attach("ADD", node.config("1.0.0", R"(,"mtu":"big")"), "e", pod.path());
+  EXPECT_EQ(bad_mtu.code(), 7);
+  EXPECT_NE(bad_mtu.out.find("mtu"), std::string::npos);
+  auto unknown = node.attach("ADD", node.config("1.0.0", R"(,"bridge":"br0")"), "e", pod.path());
+  EXPECT_EQ(unknown.code(), 2);
+  EXPECT_NE(unknown.out.find("bridge"), std::string::npos);
+  auto old = node.attach("ADD", node.config("0.3.1"), "e", pod.path());
+  EXPECT_EQ(old.code(), 1);
+  for (const auto& r : {no_ifname, bad_json, bad_mtu, unknown, old}) {
+    EXPECT_EQ(r.exit_code, 1);
+    auto o = r.json();
+    EXPECT_TRUE(o.contains("cniVersion") && o.contains("msg")) << r.out;
+  }
+  EXPECT_TRUE(node.leases().empty());
+  EXPECT_FALSE(link_exists(pod, "eth0"));
+}
+
+}  // namespace
+}  // namespace meshd::testing
