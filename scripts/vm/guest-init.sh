@@ -21,11 +21,18 @@ fail() {
   sleep 5
 }
 
+# meshd.debug on the kernel command line: timestamps of each boot step.
+case " $(cat /proc/cmdline) " in
+  *" meshd.debug "*) mark() { echo "meshd-vm-init: $(cut -d' ' -f1 /proc/uptime) $*"; } ;;
+  *) mark() { :; } ;;
+esac
+mark start
 kver=$(cat /etc/meshd-vm/kernel-release)
 while read -r mod args; do
   # shellcheck disable=SC2086  # module parameters are separate words
   insmod "/lib/modules/$kver/$mod" $args || fail "insmod $mod"
 done </etc/meshd-vm/modules.boot
+mark modules loaded
 
 # msize: 9p's default (8 KiB) makes every binary load crawl; cache=loose lets
 # the guest's page cache serve the read-only root.
@@ -38,6 +45,7 @@ mkdir -p /rw/upper /rw/work
 mount -t overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work overlay /newroot ||
   fail "mount overlay"
 
+mark root mounted
 mode=$(cat /ctl/mode)
 nonce=$(cat /ctl/nonce)
 root=/newroot
@@ -49,9 +57,14 @@ mount -t 9p -o "$p9,cache=none" meshd_out $root/mnt/out || fail "mount output sh
 # The host has no modules for this kernel: give the guest's modprobe (the
 # host's kmod, run inside the overlay) this kernel's modules and modules.dep.
 rm -rf "$root/lib/modules/$kver"
-mkdir -p "$root/lib/modules"
-cp -a "/lib/modules/$kver" "$root/lib/modules/$kver"
+mkdir -p "$root/lib/modules/$kver"
+if [ "$mode" = systemd ]; then
+  cp -a "/lib/modules/$kver/." "$root/lib/modules/$kver/"  # switch_root empties the initramfs
+else
+  mount --bind "/lib/modules/$kver" "$root/lib/modules/$kver"
+fi
 
+mark modules copied
 hostname meshd-vm
 ip link set lo up
 
@@ -134,6 +147,7 @@ ln -sf /proc/self/fd/2 $root/dev/stderr
 # Plain LF line ends on the host's side of the console.
 stty -onlcr </dev/console
 
+mark running command
 chroot $root /bin/bash /mnt/meshd-vm/cmd.sh </dev/null
 rc=$?
 echo "$rc" >$root/mnt/meshd-vm/rc

@@ -98,10 +98,14 @@ log=$tmp/console.log
 # tcg: /dev/kvm here only runs kernels built for its hypervisor (see
 # docs/testing-vm.md). -no-reboot + panic=-1 turn a guest panic into a quick
 # qemu exit; oops=panic makes a kernel oops a failed run rather than a hang.
-# acpi=off halves the emulated boot (no ACPI interrupt-link probing); the guest
-# ends with a reboot, which -no-reboot turns into qemu's exit. mitigations=off:
+# pci=noacpi skips ACPI interrupt-link probing (seconds under emulation) yet
+# keeps the ACPI HPET that calibrates the TSC (acpi=off leaves the guest on a
+# jiffies clock that runs slow under load). The guest ends with a reboot,
+# which -no-reboot turns into qemu's exit. mitigations=off:
 # page-table switches on every syscall are costly under emulation.
-cmdline="console=ttyS0 panic=-1 oops=panic quiet loglevel=4 acpi=off mitigations=off rdinit=/init"
+# cryptomgr.notests: the crypto self-tests run at every module load and took
+# most of the 2-5 s of insmod under emulation (not what we test here).
+cmdline="console=ttyS0 panic=-1 oops=panic quiet loglevel=4 pci=noacpi mitigations=off cryptomgr.notests rdinit=/init"
 ((systemd)) && cmdline+=" systemd.show_status=error"
 cmdline+=${MESHD_VM_APPEND:+ $MESHD_VM_APPEND}
 qemu=(qemu-system-x86_64 -accel tcg -cpu max -m "$mem" -smp "$smp"
