@@ -86,31 +86,48 @@ void check_header(const std::string& path, const Header& h) {
                      "; upgrade meshd or restore a backup"));
 }
 
-// Looks at an existing, non-empty file without writing a byte of it: the
-// header magic by hand (SQLite is never handed a file that is not SQLite),
-// then the pragmas through a read-only connection (which sees a WAL that the
-// main file's header may not reflect yet).
+std::uint32_t be32(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+
+off_t file_size(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+}
+
+// Looks at an existing, non-empty file without writing a byte of it. The
+// header is parsed by hand (SQLite is never handed a file that is not
+// SQLite, and a read-only SQLite connection to a WAL database would leave an
+// empty -wal file behind). Only when a non-empty -wal exists, which may hold
+// a newer header than the main file, is a read-only SQLite connection asked.
 void inspect_existing(const std::string& path) {
-  std::array<char, 100> header{};
+  std::array<unsigned char, 108> buf{};  // database header + page 1's b-tree header
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw ErrorException(Error::from_errno(errno, "open database " + path));
-  ssize_t n = ::read(fd, header.data(), header.size());
+  ssize_t n = ::read(fd, buf.data(), buf.size());
   int err = errno;
   ::close(fd);
   if (n < 0) throw ErrorException(Error::from_errno(err, "read database " + path));
   static constexpr char kMagic[] = "SQLite format 3";  // 16 bytes with its NUL
-  if (n < static_cast<ssize_t>(header.size()) || std::memcmp(header.data(), kMagic, 16) != 0)
+  if (n < static_cast<ssize_t>(buf.size()) || std::memcmp(buf.data(), kMagic, 16) != 0)
     throw ErrorException(refuse(EINVAL, path +
                                             " is not a meshd database (not an SQLite 3 file); "
                                             "refusing to open it: point meshd at its own state file"));
   Header h;
-  try {
-    SQLite::Database ro(path, SQLite::OPEN_READONLY);
-    h = read_header(ro);
-  } catch (const SQLite::Exception& e) {
-    throw ErrorException(
-        refuse(detail::errno_for_sqlite(e.getExtendedErrorCode()),
-               "cannot read database " + path + ": " + e.what()));
+  h.user_version = static_cast<int>(be32(&buf[60]));
+  h.application_id = static_cast<std::int32_t>(be32(&buf[68]));
+  // sqlite_master is rooted in page 1: a leaf (0x0d) with no cells = no tables.
+  h.objects = buf[100] == 0x0d ? (buf[103] << 8 | buf[104]) : 1;
+
+  if (file_size(path + "-wal") > 0) {
+    try {
+      SQLite::Database ro(path, SQLite::OPEN_READONLY);
+      h = read_header(ro);
+    } catch (const SQLite::Exception& e) {
+      throw ErrorException(refuse(detail::errno_for_sqlite(e.getExtendedErrorCode()),
+                                  "cannot read database " + path + ": " + e.what()));
+    }
   }
   check_header(path, h);
 }

@@ -1,0 +1,314 @@
+#include "store/database.h"
+
+#include "store/cluster.h"
+#include "store/events.h"
+#include "store/ipam.h"
+#include "store/local_node.h"
+#include "store/tokens.h"
+#include "store_test_util.h"
+
+#include <SQLiteCpp/Database.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace meshd::store {
+namespace {
+
+using test::TempDir;
+
+std::string schema_dump(Database& db) {
+  SQLite::Statement st(db.sql(), "SELECT type, name, sql FROM sqlite_master ORDER BY name");
+  std::string out;
+  while (st.executeStep())
+    out += st.getColumn(0).getString() + " " + st.getColumn(1).getString() + ": " +
+           st.getColumn(2).getString() + "\n";
+  return out;
+}
+
+// Every file in the directory with a digest of its bytes: a refusal must not
+// change, add or remove any of them.
+std::string dir_snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    files[e.path().filename().string()] = test::read_bytes(e.path().string());
+  std::string out;
+  for (const auto& [name, bytes] : files)
+    out += name + " (" + std::to_string(bytes.size()) + " bytes, hash " +
+           std::to_string(std::hash<std::string>{}(bytes)) + ")\n";
+  return out;
+}
+
+template <class F>
+std::string refusal_message(F&& open, int expected_errno) {
+  try {
+    open();
+  } catch (const ErrorException& e) {
+    EXPECT_EQ(e.error().value(), expected_errno) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "open succeeded";
+  return "";
+}
+
+TEST(Database, FreshFileIsLatestOursAndMode0600) {
+  TempDir dir;
+  const auto path = dir.file("meshd.db");
+  ::umask(022);
+  {
+    Database db(DatabaseOptions{.path = path});
+    EXPECT_EQ(db.schema_version(), Database::latest_schema_version());
+    EXPECT_GE(Database::latest_schema_version(), 2);
+    EXPECT_EQ(db.sql().execAndGet("PRAGMA application_id").getInt(), kApplicationId);
+    EXPECT_EQ(db.sql().execAndGet("PRAGMA journal_mode").getString(), "wal");
+    EXPECT_EQ(db.sql().execAndGet("PRAGMA foreign_keys").getInt(), 1);
+    EXPECT_EQ(db.sql().execAndGet("PRAGMA busy_timeout").getInt(), 10000);
+    ASSERT_TRUE(LocalNodeRepo(db).set_name("n1"));
+    // Secrets live here: the file and SQLite's side files are owner-only.
+    EXPECT_EQ(test::file_mode(path), 0600u);
+    EXPECT_EQ(test::file_mode(path + "-wal"), 0600u);
+    EXPECT_EQ(test::file_mode(path + "-shm"), 0600u);
+  }
+  // Reopening keeps the data and does not migrate again.
+  Database db(DatabaseOptions{.path = path});
+  EXPECT_EQ(LocalNodeRepo(db).get()->name, "n1");
+}
+
+TEST(Database, EveryMigrationPathReachesTheSameLatestSchema) {
+  TempDir dir;
+  Database fresh(DatabaseOptions{.path = dir.file("fresh.db")});
+  const std::string expected = schema_dump(fresh);
+  for (int v = 0; v <= Database::latest_schema_version(); ++v) {
+    SCOPED_TRACE("from schema " + std::to_string(v));
+    const auto path = dir.file("v" + std::to_string(v) + ".db");
+    Database::create_at_version(path, v);
+    {
+      SQLite::Database raw(path);
+      EXPECT_EQ(raw.execAndGet("PRAGMA user_version").getInt(), v);
+      EXPECT_EQ(raw.execAndGet("PRAGMA application_id").getInt(), kApplicationId);
+    }
+    Database db(DatabaseOptions{.path = path});
+    EXPECT_EQ(db.schema_version(), Database::latest_schema_version());
+    EXPECT_EQ(schema_dump(db), expected);
+  }
+}
+
+TEST(Database, MigratingFromV1KeepsDataAndEnablesV2Features) {
+  TempDir dir;
+  const auto path = dir.file("v1.db");
+  Database::create_at_version(path, 1);
+  {
+    // Rows as a v1 meshd wrote them (its repositories are gone, so plain SQL).
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("INSERT INTO cluster VALUES (1, 'c-1', '10.244.0.0/16', 24, 100)");
+    raw.exec("INSERT INTO local_node (singleton, name, pod_cidr, pod_cidr_settled, mtu) "
+             "VALUES (1, 'node-a', '10.244.3.0/24', 1, 1420)");
+    raw.exec("INSERT INTO tokens (id, verifier, expires_at, usages_left, revoked, description, "
+             "created_at) VALUES ('abc123', x'0102', 5000, 2, 0, 'first', 100)");
+    raw.exec("INSERT INTO join_nonces VALUES ('abc123', x'aa', 150)");
+    raw.exec("INSERT INTO ipam_leases VALUES ('net', 'c1', 'eth0', '10.244.3.2', 120)");
+    raw.exec("INSERT INTO events (at, kind, node, message) VALUES (130, 'node-joined', 'b', 'hi')");
+  }
+  Database db(DatabaseOptions{.path = path});
+  ASSERT_EQ(db.schema_version(), Database::latest_schema_version());
+
+  auto cluster = ClusterRepo(db).get();
+  ASSERT_TRUE(cluster && *cluster);
+  EXPECT_EQ((*cluster)->id, "c-1");
+  EXPECT_EQ((*cluster)->cidr.to_string(), "10.244.0.0/16");
+  EXPECT_EQ((*cluster)->node_prefix_length, 24);
+
+  auto local = LocalNodeRepo(db).get();
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->name, "node-a");
+  EXPECT_EQ(local->pod_cidr->to_string(), "10.244.3.0/24");
+  EXPECT_TRUE(local->pod_cidr_settled);
+  EXPECT_EQ(local->mtu, 1420u);
+
+  auto lease = Ipam(db).find(AttachmentKey{"net", "c1", "eth0"});
+  ASSERT_TRUE(lease && *lease);
+  EXPECT_EQ((*lease)->address.to_string(), "10.244.3.2");
+
+  auto events = EventRepo(db).list(10);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].kind, "node-joined");
+
+  // v2's column: an old token has no last use until it is consumed.
+  TokenRepo tokens(db);
+  auto tok = tokens.get("abc123");
+  ASSERT_TRUE(tok && *tok);
+  EXPECT_FALSE((*tok)->last_used_at);
+  EXPECT_EQ((*tok)->usages_left, 1 + 1);
+  auto used = tokens.consume("abc123", 200);
+  ASSERT_TRUE(used);
+  ASSERT_TRUE(std::holds_alternative<Token>(*used));
+  EXPECT_EQ((*tokens.get("abc123"))->last_used_at, 200);
+  EXPECT_EQ((*tokens.get("abc123"))->usages_left, 1);
+  // The old nonce is still remembered.
+  auto replay = tokens.remember_nonce("abc123", {0xaa}, 210);
+  ASSERT_FALSE(replay);
+  EXPECT_TRUE(replay.error().is(EEXIST));
+}
+
+TEST(Database, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
+  TempDir dir;
+  const auto path = dir.file("newer.db");
+  const int newer = Database::latest_schema_version() + 1;
+  { Database db(DatabaseOptions{.path = path}); }
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA user_version = " + std::to_string(newer));
+  }
+  const auto before = dir_snapshot(dir.file(""));
+  const auto bytes = test::read_bytes(path);
+
+  auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, ENOTSUP);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("created by a newer meshd: schema " + std::to_string(newer) +
+                     ", this meshd knows up to " +
+                     std::to_string(Database::latest_schema_version()) +
+                     "; upgrade meshd or restore a backup"),
+            std::string::npos)
+      << msg;
+  EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+  EXPECT_EQ(dir_snapshot(dir.file("")), before);
+
+  // The Result form says the same, and read-only opening refuses too.
+  auto r = Database::open(DatabaseOptions{.path = path});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(ENOTSUP));
+  refusal_message([&] { Database db(DatabaseOptions{.path = path, .read_only = true}); }, ENOTSUP);
+  EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+}
+
+TEST(Database, SeesANewerSchemaThatIsStillOnlyInTheWal) {
+  TempDir dir;
+  const auto path = dir.file("wal-newer.db");
+  { Database db(DatabaseOptions{.path = path}); }
+  // A newer meshd still running (or killed): its change sits in the -wal,
+  // the main file's header still says the old version.
+  SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+  raw.exec("PRAGMA wal_autocheckpoint = 0");
+  raw.exec("PRAGMA user_version = 42");
+  ASSERT_GT(std::filesystem::file_size(path + "-wal"), 0u);
+  const auto bytes = test::read_bytes(path);
+  auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, ENOTSUP);
+  EXPECT_NE(msg.find("created by a newer meshd: schema 42"), std::string::npos) << msg;
+  EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+}
+
+TEST(Database, RefusesANewerDatabaseInRollbackModeWithoutSwitchingItToWal) {
+  TempDir dir;
+  const auto path = dir.file("newer-delete.db");
+  Database::create_at_version(path, 1);
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA journal_mode = DELETE");
+    raw.exec("PRAGMA user_version = 99");
+  }
+  const auto bytes = test::read_bytes(path);
+  ASSERT_EQ(bytes[18], 1);  // header: legacy (rollback) write version
+  auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, ENOTSUP);
+  EXPECT_NE(msg.find("schema 99"), std::string::npos) << msg;
+  EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+}
+
+TEST(Database, RefusesAnotherApplicationsSqliteDatabaseAndLeavesItUntouched) {
+  TempDir dir;
+  struct Case {
+    const char* name;
+    int app_id;
+    const char* expect;
+  };
+  for (const Case& c : {Case{"foreign.db", 0x12345678, "(application_id 0x12345678"},
+                        Case{"plain.db", 0, "(application_id 0x00000000"}}) {
+    SCOPED_TRACE(c.name);
+    const auto path = dir.file(c.name);
+    {
+      SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      raw.exec("PRAGMA application_id = " + std::to_string(c.app_id));
+      raw.exec("CREATE TABLE photos (id INTEGER PRIMARY KEY, title TEXT)");
+      raw.exec("INSERT INTO photos (title) VALUES ('holiday')");
+    }
+    const auto before = dir_snapshot(dir.file(""));
+    const auto bytes = test::read_bytes(path);
+    auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, EINVAL);
+    EXPECT_NE(msg.find(path + " is not a meshd database " + c.expect), std::string::npos) << msg;
+    EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+    EXPECT_EQ(dir_snapshot(dir.file("")), before);
+  }
+}
+
+TEST(Database, RefusesAFileThatIsNotSqliteAndLeavesItUntouched) {
+  TempDir dir;
+  for (const std::string& content :
+       {std::string("short"), std::string(4096, 'x'),
+        std::string("[meshd]\nname = \"node-a\"\n") + std::string(200, '#')}) {
+    const auto path = dir.file("config.toml");
+    test::write_bytes(path, content);
+    auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, EINVAL);
+    EXPECT_NE(msg.find(path + " is not a meshd database (not an SQLite 3 file)"),
+              std::string::npos)
+        << msg;
+    EXPECT_EQ(test::read_bytes(path), content);
+    EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  }
+}
+
+TEST(Database, AdoptsAnEmptyFileAndAnEmptySqliteDatabase) {
+  TempDir dir;
+  const auto empty = dir.file("empty.db");
+  test::write_bytes(empty, "");
+  {
+    Database db(DatabaseOptions{.path = empty});
+    EXPECT_EQ(db.schema_version(), Database::latest_schema_version());
+  }
+  const auto blank = dir.file("blank.db");
+  {
+    SQLite::Database raw(blank, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec("CREATE TABLE t (x); DROP TABLE t");
+  }
+  ASSERT_GT(std::filesystem::file_size(blank), 0u);
+  Database db(DatabaseOptions{.path = blank});
+  EXPECT_EQ(db.schema_version(), Database::latest_schema_version());
+  EXPECT_EQ(db.sql().execAndGet("PRAGMA application_id").getInt(), kApplicationId);
+}
+
+TEST(Database, ReadOnlyOpenNeedsAnExistingCurrentDatabase) {
+  TempDir dir;
+  auto missing = Database::open(DatabaseOptions{.path = dir.file("missing.db"), .read_only = true});
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(missing.error().is(ENOENT));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("missing.db")));
+
+  const auto old = dir.file("old.db");
+  Database::create_at_version(old, 1);
+  auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = old, .read_only = true}); },
+                             ENOTSUP);
+  EXPECT_NE(msg.find("open it read-write once"), std::string::npos) << msg;
+
+  const auto current = dir.file("current.db");
+  { ASSERT_TRUE(LocalNodeRepo(*Database::open({.path = current}).value()).set_mtu(1380)); }
+  Database ro(DatabaseOptions{.path = current, .read_only = true});
+  EXPECT_EQ(LocalNodeRepo(ro).get()->mtu, 1380u);
+  auto w = LocalNodeRepo(ro).set_mtu(1400);
+  ASSERT_FALSE(w);
+  EXPECT_TRUE(w.error().is(EROFS)) << w.error().message;
+}
+
+TEST(Database, InMemoryDatabaseIsMigrated) {
+  Database db(DatabaseOptions{.path = ":memory:"});
+  EXPECT_EQ(db.schema_version(), Database::latest_schema_version());
+  EXPECT_TRUE(EventRepo(db).append(1, "k", "", "m"));
+}
+
+TEST(Database, CreateAtVersionRejectsUnknownVersions) {
+  TempDir dir;
+  EXPECT_THROW(Database::create_at_version(dir.file("x.db"), Database::latest_schema_version() + 1),
+               ErrorException);
+  EXPECT_THROW(Database::create_at_version(dir.file("y.db"), -1), ErrorException);
+}
+
+}  // namespace
+}  // namespace meshd::store

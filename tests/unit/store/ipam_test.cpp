@@ -1,0 +1,170 @@
+#include "store/database.h"
+#include "store/ipam.h"
+#include "store_test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace meshd::store {
+namespace {
+
+IpAddress ip(const char* s) { return IpAddress::parse(s).value(); }
+IpamPool pool(const char* subnet, std::vector<const char*> reserved = {}) {
+  IpamPool p{IpPrefix::parse(subnet).value(), {}};
+  for (const char* r : reserved) p.reserved.push_back(ip(r));
+  return p;
+}
+
+struct LowestFreeCase {
+  const char* name;
+  IpamPool pool;
+  std::vector<const char*> used;
+  const char* expect;  // nullptr = exhausted
+  std::uint64_t capacity;
+};
+
+TEST(LowestFree, Table) {
+  const std::vector<LowestFreeCase> cases = {
+      {"empty /24 starts after the network address", pool("10.244.1.0/24"), {}, "10.244.1.1", 253 + 1},
+      {"host bits in the subnet are ignored", pool("10.244.1.77/24"), {}, "10.244.1.1", 254},
+      {"reserved gateway skipped", pool("10.244.1.0/24", {"10.244.1.1"}), {}, "10.244.1.2", 253},
+      {"first gap is used", pool("10.244.1.0/24"), {"10.244.1.1", "10.244.1.2", "10.244.1.4"}, "10.244.1.3", 254},
+      {"unsorted and duplicate used", pool("10.244.1.0/24"), {"10.244.1.2", "10.244.1.1", "10.244.1.2"}, "10.244.1.3", 254},
+      {"used outside the pool ignored", pool("10.244.1.0/24"), {"10.244.2.1", "fd00::1", "10.244.1.0"}, "10.244.1.1", 254},
+      {"/30 has two hosts", pool("192.168.0.4/30"), {"192.168.0.5"}, "192.168.0.6", 2},
+      {"/30 never hands out broadcast", pool("192.168.0.4/30"), {"192.168.0.5", "192.168.0.6"}, nullptr, 2},
+      {"/31 uses both addresses (RFC 3021)", pool("192.168.0.8/31"), {}, "192.168.0.8", 2},
+      {"/31 second address", pool("192.168.0.8/31"), {"192.168.0.8"}, "192.168.0.9", 2},
+      {"/31 exhausted", pool("192.168.0.8/31"), {"192.168.0.8", "192.168.0.9"}, nullptr, 2},
+      {"/32 single address", pool("192.168.0.9/32"), {}, "192.168.0.9", 1},
+      {"/31 reserved + used", pool("192.168.0.8/31", {"192.168.0.9"}), {"192.168.0.8"}, nullptr, 1},
+      {"reserved at both ends", pool("10.0.0.0/24", {"10.0.0.1", "10.0.0.254"}), {}, "10.0.0.2", 252},
+      {"v6 skips the subnet-router anycast", pool("fd00:10:244:1::/64"), {}, "fd00:10:244:1::1", UINT64_MAX},
+      {"v6 gap", pool("fd00::/120", {"fd00::1"}), {"fd00::2", "fd00::3"}, "fd00::4", 254},
+      {"v6 /120 keeps the all-ones address", pool("fd00::/120"), {}, "fd00::1", 255},
+      {"v6 /127 (RFC 6164)", pool("fd00::/127"), {"fd00::"}, "fd00::1", 2},
+      {"v6 /128", pool("fd00::5/128"), {"fd00::5"}, nullptr, 1},
+      {"v6 pool ignores v4 leases", pool("fd00::/126"), {"0.0.0.1"}, "fd00::1", 3},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<IpAddress> used;
+    for (const char* u : c.used) used.push_back(ip(u));
+    auto got = lowest_free(c.pool, used);
+    if (c.expect) {
+      ASSERT_TRUE(got);
+      EXPECT_EQ(got->to_string(), c.expect);
+    } else {
+      EXPECT_FALSE(got) << got->to_string();
+    }
+    EXPECT_EQ(pool_capacity(c.pool), c.capacity);
+  }
+}
+
+TEST(LowestFree, FullV4PoolIsExhaustedAtTheLastHost) {
+  auto p = pool("10.244.1.0/24");
+  std::vector<IpAddress> used;
+  for (int i = 1; i <= 253; ++i) used.push_back(IpAddress::v4(10, 244, 1, i));
+  EXPECT_EQ(lowest_free(p, used)->to_string(), "10.244.1.254");
+  used.push_back(IpAddress::v4(10, 244, 1, 254));
+  EXPECT_FALSE(lowest_free(p, used));
+}
+
+TEST(LowestFree, WholeV6SpaceDoesNotWrap) {
+  auto p = pool("::/0");
+  EXPECT_EQ(lowest_free(p, {})->to_string(), "::1");
+  EXPECT_EQ(pool_capacity(p), UINT64_MAX);
+  auto top = pool("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127");
+  EXPECT_FALSE(lowest_free(top, {ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"),
+                                 ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")}));
+}
+
+class IpamStore : public ::testing::Test {
+ protected:
+  test::TempDir dir_;
+  Database db_{DatabaseOptions{.path = dir_.file("meshd.db")}};
+  Ipam ipam_{db_};
+};
+
+AttachmentKey key(const std::string& c, const std::string& net = "meshd") {
+  return AttachmentKey{net, c, "eth0"};
+}
+
+TEST_F(IpamStore, AllocateIsIdempotentPerAttachment) {
+  auto p = pool("10.244.1.0/24", {"10.244.1.1"});
+  auto a = ipam_.allocate(key("c1"), p, 100);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->address.to_string(), "10.244.1.2");
+  EXPECT_EQ(a->created_at, 100);
+  auto again = ipam_.allocate(key("c1"), p, 200);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->address, a->address);
+  EXPECT_EQ(again->created_at, 100);  // the existing lease, not a new one
+
+  auto b = ipam_.allocate(AttachmentKey{"meshd", "c1", "eth1"}, p, 100);
+  EXPECT_EQ(b->address.to_string(), "10.244.1.3");  // another interface, another address
+  auto other_net = ipam_.allocate(key("c1", "other"), p, 100);
+  EXPECT_EQ(other_net->address.to_string(), "10.244.1.2");  // networks are separate pools
+}
+
+TEST_F(IpamStore, ReleaseFreesTheAddressAndIsIdempotent) {
+  auto p = pool("10.244.1.0/24");
+  ASSERT_TRUE(ipam_.allocate(key("c1"), p, 1));
+  ASSERT_TRUE(ipam_.allocate(key("c2"), p, 1));
+  ASSERT_TRUE(ipam_.release(key("c1")));
+  ASSERT_TRUE(ipam_.release(key("c1")));  // DEL twice
+  ASSERT_TRUE(ipam_.release(key("never")));
+  EXPECT_FALSE(*ipam_.find(key("c1")));
+  EXPECT_EQ((*ipam_.find(key("c2")))->address.to_string(), "10.244.1.2");
+  EXPECT_EQ(ipam_.allocate(key("c3"), p, 1)->address.to_string(), "10.244.1.1");  // reused
+}
+
+TEST_F(IpamStore, ExhaustionIsEnospcNamingThePool) {
+  auto p = pool("10.244.1.0/29", {"10.244.1.1"});  // 6 hosts, 1 reserved
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(ipam_.allocate(key("c" + std::to_string(i)), p, 1));
+  auto full = ipam_.allocate(key("late"), p, 1);
+  ASSERT_FALSE(full);
+  EXPECT_TRUE(full.error().is(ENOSPC));
+  EXPECT_NE(full.error().message.find("pool 10.244.1.0/29 is exhausted: 5 of 5 addresses leased"),
+            std::string::npos)
+      << full.error().message;
+  EXPECT_FALSE(*ipam_.find(key("late")));
+  // An existing attachment still gets its lease back from a full pool.
+  EXPECT_TRUE(ipam_.allocate(key("c0"), p, 1));
+}
+
+TEST_F(IpamStore, ListAndGarbageCollect) {
+  auto p = pool("10.244.1.0/24");
+  for (const char* c : {"c3", "c1", "c2", "c4"}) ASSERT_TRUE(ipam_.allocate(key(c), p, 7));
+  ASSERT_TRUE(ipam_.allocate(key("x", "other"), p, 7));
+  auto all = ipam_.list("meshd");
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[0].key.container_id, "c1");
+
+  auto released = ipam_.release_all_except("meshd", {key("c2"), key("c4"), key("unknown")});
+  ASSERT_TRUE(released);
+  std::set<std::string> gone;
+  for (const auto& l : *released) gone.insert(l.key.container_id);
+  EXPECT_EQ(gone, (std::set<std::string>{"c1", "c3"}));
+  EXPECT_EQ(ipam_.list("meshd")->size(), 2u);
+  EXPECT_EQ(ipam_.list("other")->size(), 1u);  // GC of one network leaves others alone
+  EXPECT_TRUE(ipam_.release_all_except("meshd", {})->size() == 2u);
+  EXPECT_TRUE(ipam_.list("meshd")->empty());
+}
+
+TEST_F(IpamStore, RejectsIncompleteKeys) {
+  auto r = ipam_.allocate(AttachmentKey{"meshd", "", "eth0"}, pool("10.0.0.0/24"), 1);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EINVAL));
+}
+
+TEST_F(IpamStore, V6PoolAllocatesInOrder) {
+  auto p = pool("fd00:10:244:1::/64", {"fd00:10:244:1::1"});
+  EXPECT_EQ(ipam_.allocate(key("a"), p, 1)->address.to_string(), "fd00:10:244:1::2");
+  EXPECT_EQ(ipam_.allocate(key("b"), p, 1)->address.to_string(), "fd00:10:244:1::3");
+}
+
+}  // namespace
+}  // namespace meshd::store
