@@ -43,9 +43,10 @@ struct PluginRun {
   }
 };
 
-// fork + exec "ip netns exec NODE <bin>" with exactly `env` (plus PATH), `in`
-// on stdin; collects stdout. No shell: nothing to quote.
-inline PluginRun run_in_node(const std::string& node, const std::string& bin,
+// fork + exec `argv` with exactly `env` (plus PATH), `in` on stdin; collects
+// stdout. No shell: nothing to quote. The child inherits the caller's
+// network namespace.
+inline PluginRun run_process(std::vector<std::string> args_s,
                              const std::map<std::string, std::string>& env, const std::string& in) {
   int in_pipe[2], out_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0)
@@ -56,8 +57,6 @@ inline PluginRun run_in_node(const std::string& node, const std::string& bin,
   std::vector<char*> envp;
   for (auto& s : env_s) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::vector<std::string> args_s = {"/usr/sbin/ip", "netns", "exec", node, bin};
-  if (access("/usr/sbin/ip", X_OK) != 0) args_s[0] = "/sbin/ip";
   std::vector<char*> argv;
   for (auto& s : args_s) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -86,6 +85,13 @@ inline PluginRun run_in_node(const std::string& node, const std::string& bin,
   waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+// "ip netns exec NODE <bin>": the plugin runs in the node namespace.
+inline PluginRun run_in_node(const std::string& node, const std::string& bin,
+                             const std::map<std::string, std::string>& env, const std::string& in) {
+  std::string ip = access("/usr/sbin/ip", X_OK) == 0 ? "/usr/sbin/ip" : "/sbin/ip";
+  return run_process({ip, "netns", "exec", node, bin}, env, in);
 }
 
 // A node: its namespace and its database (with or without a pod CIDR).
