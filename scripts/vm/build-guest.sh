@@ -24,8 +24,9 @@ die() { echo "build-guest: error: $*" >&2; exit 1; }
 
 # Loaded by the init at boot, in this order (their dependencies first).
 boot_modules=(virtio_pci 9pnet_virtio 9p overlay wireguard veth)
-# Shipped too, loaded on demand by modprobe inside the guest (netns tests).
-extra_modules=(bridge dummy tun vxlan)
+# Shipped too, loaded on demand by modprobe inside the guest (netns tests;
+# autofs4 for systemd).
+extra_modules=(bridge dummy tun vxlan autofs4)
 
 for tool in apt-get dpkg depmod modprobe cpio; do
   command -v "$tool" >/dev/null || die "$tool not found; run scripts/install-deps.sh"
