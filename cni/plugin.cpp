@@ -312,7 +312,7 @@ CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
     }
   }
   if (err) return *err;
-  log().info("DEL {} {} {}", conf.name, env.container_id, env.ifname);
+  log().info("DEL {} {} {} (netns \"{}\")", conf.name, env.container_id, env.ifname, env.netns);
   return std::string();
 }
 
