@@ -32,3 +32,12 @@ make_rootfs_tar() {
   for a in sh ip cat ls sleep ping echo; do ln -sf busybox "$r/bin/$a"; done
   tar -C "$r" -cf "$W/rootfs.tar" .
 }
+
+# Runtimes make cgroups in the host's (shared) hierarchies: give them a
+# test-specific parent and remove it, empty, when the script ends.
+CG=meshd-cni-test-$$
+remove_cgroups() {
+  for d in /sys/fs/cgroup/*/"$CG"; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+}

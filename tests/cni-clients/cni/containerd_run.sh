@@ -24,9 +24,9 @@ podman --cgroup-manager cgroupfs --events-backend file import -q "$W/rootfs.tar"
 podman --cgroup-manager cgroupfs --events-backend file save -q --format oci-archive -o "$W/image.tar" localhost/meshd-busybox:test
 containerd --config "$W/containerd.toml" >"$W/containerd.log" 2>&1 &
 cpid=$!
-trap 'kill $cpid 2>/dev/null; wait $cpid 2>/dev/null || true' EXIT
+trap 'kill $cpid 2>/dev/null; wait $cpid 2>/dev/null || true; remove_cgroups' EXIT
 i=0
 while [ ! -S "$W/containerd.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 C="ctr --address $W/containerd.sock"
 $C images import --no-unpack=false "$W/image.tar" >/dev/null 2>&1 || $C images import "$W/image.tar" >/dev/null
-$C run --rm --cni localhost/meshd-busybox:test meshd-ctr sh -c 'ip -4 addr show eth0; ip -4 route; ip link show eth0'
+$C run --rm --cgroup /$CG/meshd-ctr --cni localhost/meshd-busybox:test meshd-ctr sh -c 'ip -4 addr show eth0; ip -4 route; ip link show eth0'

@@ -23,4 +23,5 @@ CONF
 export CONTAINERS_CONF="$W/containers.conf" CONTAINERS_STORAGE_CONF="$W/storage.conf"
 make_rootfs_tar
 podman import -q "$W/rootfs.tar" localhost/meshd-busybox:test >/dev/null
-podman run --rm --network meshd localhost/meshd-busybox:test sh -c 'ip -4 addr show eth0; ip -4 route; ip link show eth0'
+trap remove_cgroups EXIT
+podman run --rm --cgroup-parent=/$CG --network meshd localhost/meshd-busybox:test sh -c 'ip -4 addr show eth0; ip -4 route; ip link show eth0'
