@@ -54,7 +54,14 @@ fi
 kernel=$guest/$(cat "$guest/kernel-image" 2>/dev/null || true)
 [[ -f $kernel && -f $guest/initrd.cpio ]] || { echo "run.sh: no guest in $guest; run scripts/vm/build-guest.sh" >&2; exit 125; }
 
+# A run killed with SIGKILL (ctest timeout) cannot clean up after itself:
+# remove such leftovers, recognised by the owner PID they record.
+for d in /tmp/meshd-vm.*; do
+  [[ -f $d/owner ]] || continue
+  kill -0 "$(<"$d/owner")" 2>/dev/null || rm -rf "$d"
+done
 tmp=$(mktemp -d /tmp/meshd-vm.XXXXXX)
+echo $$ >"$tmp/owner"
 qpid=""
 cleanup() {
   # qpid is timeout(1)'s PID: it passes the signal on to qemu.
@@ -117,7 +124,9 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -m "$mem" -smp "$smp"
   -virtfs "local,path=$out_dir,mount_tag=meshd_out,security_model=none")
 
 start=$(date +%s.%N)
-timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null &
+# --foreground keeps qemu in our process group, so whoever kills that group
+# (ctest on its own timeout) ends qemu too.
+timeout --foreground -k 10 "$timeout_s" "${qemu[@]}" </dev/null &
 qpid=$!
 set +e
 wait "$qpid"
