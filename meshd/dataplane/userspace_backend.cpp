@@ -219,7 +219,10 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
   if (ec) return fail(ec.value(), what + ": create log directory " + opts_.log_dir);
 
   // Everything the child needs, prepared before fork().
-  const bool private_mounts = opts_.socket_dir != kFixedSocketDir;
+  // /run/wireguard is the same directory on Debian (/var/run -> /run): no
+  // private namespace is needed to serve the standard path.
+  const bool private_mounts = std::filesystem::weakly_canonical(opts_.socket_dir, ec) !=
+                              std::filesystem::weakly_canonical(kFixedSocketDir, ec);
   int netns_fd = -1;
   if (!opts_.netns_path.empty()) {
     netns_fd = ::open(opts_.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
