@@ -3,6 +3,7 @@
 #include "cni/addressing.h"
 #include "cni/config.h"
 #include "cni/naming.h"
+#include "cni/plugin_log.h"
 #include "cni/result.h"
 #include "netlink/netns.h"
 #include "netlink/rtnl.h"
@@ -10,9 +11,6 @@
 #include "store/ipam.h"
 #include "store/local_node.h"
 
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
@@ -32,29 +30,6 @@ namespace meshd::cni {
 namespace {
 
 using store::AttachmentKey;
-
-std::shared_ptr<spdlog::logger> g_log;
-
-spdlog::logger& log() { return *g_log; }
-
-// stderr always (warnings and worse: runtimes show it on failure); the log
-// file, when configured, gets everything from info up.
-void setup_logging(const std::string& log_file) {
-  std::vector<spdlog::sink_ptr> sinks;
-  auto err = std::make_shared<spdlog::sinks::stderr_sink_st>();
-  err->set_level(spdlog::level::warn);
-  sinks.push_back(err);
-  if (!log_file.empty()) {
-    try {
-      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_st>(log_file));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "meshd-cni: cannot open log file %s: %s\n", log_file.c_str(), e.what());
-    }
-  }
-  g_log = std::make_shared<spdlog::logger>("cni", sinks.begin(), sinks.end());
-  g_log->set_level(spdlog::level::info);
-  g_log->set_pattern("%Y-%m-%dT%H:%M:%S.%e [%P] %l cni: %v");
-}
 
 CniError net_error(const Error& e) { return cni_error(kNetworkSetup, e.message); }
 
@@ -207,7 +182,7 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   }
   if (!*before)  // a lease this ADD made is this ADD's to give back
     rollback.add([&] {
-      if (auto r = ipam.release(key); !r) log().error("rollback: {}", r.error().message);
+      if (auto r = ipam.release(key); !r) log_error("rollback: " + r.error().message);
     });
   if (auto r = injected_failure(getenv, "lease"); !r) return r.error();
 
@@ -220,7 +195,7 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
     return net_error(r.error());
   }
   rollback.add([&] {  // the pod end and every route through it go with it
-    if (auto r = host->delete_link(host_name); !r) log().error("rollback: {}", r.error().message);
+    if (auto r = host->delete_link(host_name); !r) log_error("rollback: " + r.error().message);
   });
   if (auto r = injected_failure(getenv, "veth"); !r) return r.error();
 
@@ -273,8 +248,9 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   result.routes = pod_result_routes(net->gateway);
   result.dns_json = conf.dns_json;
   rollback.commit();
-  log().info("ADD {} {} {}: {} via {} on {} (mtu {})", conf.name, env.container_id, env.ifname,
-             pod_addr.to_string(), net->gateway.to_string(), host_name, mtu);
+  log_info("ADD " + conf.name + " " + env.container_id + " " + env.ifname + ": " +
+           pod_addr.to_string() + " via " + net->gateway.to_string() + " on " + host_name +
+           " (mtu " + std::to_string(mtu) + ")");
   return encode_result(result, conf.cni_version);
 }
 
@@ -289,16 +265,16 @@ CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
   std::optional<CniError> err;
 
   if (auto host = nl::Rtnl::open(); host) {
-    if (auto r = host->delete_link(host_name); !r) log().warn("DEL: {}", r.error().message);
+    if (auto r = host->delete_link(host_name); !r) log_warn("DEL: " + r.error().message);
   } else {
-    log().warn("DEL: {}", host.error().message);
+    log_warn("DEL: " + host.error().message);
   }
   if (!env.netns.empty()) {
     // Normally gone with its host end; a half-made pod side is removed here.
     if (auto fd = nl::open_netns(env.netns); fd) {
       if (auto pod = nl::Rtnl::open_in_netns(fd->get()); pod) {
         if (auto link = pod->get_link(env.ifname); link && link->kind == "veth")
-          if (auto r = pod->delete_link(env.ifname); !r) log().warn("DEL: {}", r.error().message);
+          if (auto r = pod->delete_link(env.ifname); !r) log_warn("DEL: " + r.error().message);
       }
     }
   }
@@ -312,7 +288,8 @@ CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
     }
   }
   if (err) return *err;
-  log().info("DEL {} {} {} (netns \"{}\")", conf.name, env.container_id, env.ifname, env.netns);
+  log_info("DEL " + conf.name + " " + env.container_id + " " + env.ifname + " (netns \"" +
+           env.netns + "\")");
   return std::string();
 }
 
@@ -419,8 +396,8 @@ CniResult<std::string> cmd_gc(const PluginConfig& conf) {
       err = cni_error(kIoFailure, "cannot release stale leases", released.error().message);
     } else {
       for (const auto& l : *released)
-        log().info("GC {}: released {} of {}/{}", conf.name, l.address.to_string(),
-                   l.key.container_id, l.key.ifname);
+        log_info("GC " + conf.name + ": released " + l.address.to_string() + " of " +
+                 l.key.container_id + "/" + l.key.ifname);
     }
   }
   // Host veths of this network (by name prefix) that no valid attachment owns.
@@ -433,10 +410,10 @@ CniResult<std::string> cmd_gc(const PluginConfig& conf) {
     if (l.kind != "veth" || l.name.size() != 15 || l.name.rfind(prefix, 0) != 0) continue;
     if (keep_links.contains(l.name)) continue;
     if (auto r = host->delete_link(l.name); !r) {
-      log().warn("GC: {}", r.error().message);
+      log_warn("GC: " + r.error().message);
       if (!err) err = net_error(r.error());
     } else {
-      log().info("GC {}: deleted stale host interface {}", conf.name, l.name);
+      log_info("GC " + conf.name + ": deleted stale host interface " + l.name);
     }
   }
   if (err) return *err;
@@ -448,16 +425,15 @@ CniResult<std::string> cmd_gc(const PluginConfig& conf) {
 Reply invoke(const std::function<const char*(const char*)>& getenv, std::string_view stdin_json) {
   const std::string version = requested_version(stdin_json).value_or("");
   auto error_reply = [&](const CniError& e) {
-    if (g_log) g_log->warn("{}: {}{}{}", e.code, e.msg, e.details.empty() ? "" : ": ", e.details);
+    log_warn(std::to_string(e.code) + ": " + e.msg + (e.details.empty() ? "" : ": ") + e.details);
     return Reply{1, encode_error(e, version)};
   };
-  if (!g_log) setup_logging("");
   auto env = parse_env(getenv);
   if (!env) return error_reply(env.error());
   if (env->command == Command::kVersion) return Reply{0, encode_version(version)};
   auto conf = parse_config(stdin_json);
   if (!conf) return error_reply(conf.error());
-  if (!conf->log_file.empty()) setup_logging(conf->log_file);
+  log_to_file(conf->log_file);
 
   CniResult<std::string> out = std::string();
   try {
