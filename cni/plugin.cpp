@@ -22,6 +22,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <future>
 #include <memory>
 #include <set>
 
@@ -169,22 +170,39 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   auto host = nl::Rtnl::open();
   if (!host) return net_error(host.error());
 
-  Rollback rollback;
-  store::Ipam ipam(**db);
-  auto before = ipam.find(key);
-  if (!before) return cni_error(kIoFailure, "cannot read leases", before.error().message);
   auto pool = pool_for(net->cidr);
   if (!pool) return cni_error(kInvalidConfig, pool.error().message);
-  auto lease = ipam.allocate(key, *pool);
-  if (!lease) {
-    if (lease.error().is(ENOSPC)) return cni_error(kPoolExhausted, lease.error().message);
-    return cni_error(kIoFailure, "cannot allocate an address", lease.error().message);
-  }
-  if (!*before)  // a lease this ADD made is this ADD's to give back
-    rollback.add([&] {
+
+  // The lease is allocated on another thread while this one builds the veth
+  // pair: the allocation's commit waits on fsync and the veth creation on
+  // the kernel, and neither needs the other until the address is set.
+  // Only that thread touches the database until it is joined.
+  store::Ipam ipam(**db);
+  struct Allocation {
+    store::Lease lease;
+    bool created = false;  // no lease existed before: this ADD's to give back
+  };
+  auto allocation = std::async(std::launch::async, [&]() -> CniResult<Allocation> {
+    auto before = ipam.find(key);
+    if (!before) return cni_error(kIoFailure, "cannot read leases", before.error().message);
+    auto lease = ipam.allocate(key, *pool);
+    if (!lease) {
+      if (lease.error().is(ENOSPC)) return cni_error(kPoolExhausted, lease.error().message);
+      return cni_error(kIoFailure, "cannot allocate an address", lease.error().message);
+    }
+    return Allocation{*lease, !*before};
+  });
+  std::optional<CniResult<Allocation>> allocated;
+  auto join_allocation = [&]() -> CniResult<Allocation>& {
+    if (!allocated) allocated = allocation.get();
+    return *allocated;
+  };
+  Rollback rollback;
+  rollback.add([&] {  // registered first, so it runs last, after the links are gone
+    auto& a = join_allocation();
+    if (a && a->created)
       if (auto r = ipam.release(key); !r) log_error("rollback: " + r.error().message);
-    });
-  if (auto r = injected_failure(getenv, "lease"); !r) return r.error();
+  });
 
   const std::string host_name = host_veth_name(conf.name, env.container_id, env.ifname);
   if (auto r = host->create_veth(host_name, env.ifname, pod_fd->get(), mtu); !r) {
@@ -205,6 +223,10 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   if (auto r = host->add_address({host_link->index, host_prefix(net->gateway)}); !r)
     return net_error(r.error());
   if (auto r = host->set_up(host_name, true); !r) return net_error(r.error());
+  auto& lease_result = join_allocation();
+  if (!lease_result) return lease_result.error();
+  const store::Lease* lease = &lease_result->lease;
+  if (auto r = injected_failure(getenv, "lease"); !r) return r.error();
   if (auto r = host->replace_route(pod_route(host_prefix(lease->address), host_link->index,
                                              std::nullopt, true));
       !r)
@@ -262,7 +284,20 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
 CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
   const AttachmentKey key{conf.name, env.container_id, env.ifname};
   const std::string host_name = host_veth_name(conf.name, env.container_id, env.ifname);
-  std::optional<CniError> err;
+
+  // The lease is released on another thread while this one deletes the
+  // links: the commit waits on fsync, the link deletion on the kernel
+  // (unregistering a netdev waits for RCU), and they do not depend on each other.
+  auto release = std::async(std::launch::async, [&]() -> std::optional<CniError> {
+    if (!file_exists(conf.database)) return std::nullopt;  // nothing was ever leased
+    auto db = open_db(conf);
+    if (!db) return db.error();
+    if (auto r = store::Ipam(**db).release(key); !r)
+      return cni_error(kIoFailure,
+                       "cannot release the lease of " + env.container_id + "/" + env.ifname,
+                       r.error().message);
+    return std::nullopt;
+  });
 
   if (auto host = nl::Rtnl::open(); host) {
     if (auto r = host->delete_link(host_name); !r) log_warn("DEL: " + r.error().message);
@@ -278,16 +313,7 @@ CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
       }
     }
   }
-  if (file_exists(conf.database)) {
-    auto db = open_db(conf);
-    if (!db) {
-      err = db.error();
-    } else if (auto r = store::Ipam(**db).release(key); !r) {
-      err = cni_error(kIoFailure, "cannot release the lease of " + env.container_id + "/" + env.ifname,
-                      r.error().message);
-    }
-  }
-  if (err) return *err;
+  if (auto err = release.get()) return *err;
   log_info("DEL " + conf.name + " " + env.container_id + " " + env.ifname + " (netns \"" +
            env.netns + "\")");
   return std::string();
