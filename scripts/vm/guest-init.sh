@@ -156,6 +156,10 @@ ln -sf /proc/self/fd $root/dev/fd
 ln -sf /proc/self/fd/0 $root/dev/stdin
 ln -sf /proc/self/fd/1 $root/dev/stdout
 ln -sf /proc/self/fd/2 $root/dev/stderr
+# Opening it loads tun on demand (what kmod-static-nodes does on a real boot):
+# wireguard-go and `ip tuntap` need it.
+mkdir -p $root/dev/net
+[ -e $root/dev/net/tun ] || mknod -m 0666 $root/dev/net/tun c 10 200
 # Plain LF line ends on the host's side of the console.
 stty -onlcr </dev/console
 
