@@ -50,6 +50,14 @@ Result<void> parse_ext_ack(const std::uint8_t* p, std::size_t len, NlAck& ack) {
   return {};
 }
 
+// Kernel errors are negative errnos; anything else (positive, INT_MIN) is a
+// protocol violation, reported as such rather than negated into nonsense.
+int errno_of(int kernel_error) {
+  if (kernel_error == 0) return 0;
+  if (kernel_error < 0 && kernel_error > -4096) return -kernel_error;
+  return EPROTO;
+}
+
 bool is_dump(const nlmsghdr* req) { return (req->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP; }
 
 }  // namespace
@@ -67,13 +75,13 @@ Result<NlAck> parse_ack(const nlmsghdr* nlh) {
     if (plen < sizeof(int)) return ack;
     int status;
     std::memcpy(&status, payload, sizeof status);
-    ack.error = status < 0 ? -status : status;
+    ack.error = errno_of(status);
     tlv_offset = sizeof(int);
   } else if (nlh->nlmsg_type == NLMSG_ERROR) {
     if (plen < sizeof(nlmsgerr)) return fail(EBADMSG, "parse netlink ack: truncated NLMSG_ERROR");
     nlmsgerr e;
     std::memcpy(&e, payload, sizeof e);
-    ack.error = e.error < 0 ? -e.error : e.error;
+    ack.error = errno_of(e.error);
     tlv_offset = sizeof(nlmsgerr);
     // Without NETLINK_CAP_ACK the kernel echoes the whole request before the TLVs.
     if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) {

@@ -32,8 +32,14 @@ constexpr std::size_t kMaxIfName = IFNAMSIZ - 1;
 template <std::size_t N>
 void attr_table(const nlmsghdr& nlh, std::size_t offset, std::array<const nlattr*, N>& tb) {
   tb.fill(nullptr);
-  const char* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(&nlh));
-  const auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(&nlh, offset));
+  // The end is nlmsg_len itself, not libmnl's payload tail (which rounds it
+  // up to 4): a message whose length is not a multiple of 4 must not let its
+  // last attribute read the padding that is not there.
+  const std::size_t start = MNL_NLMSG_HDRLEN + MNL_ALIGN(offset);
+  if (nlh.nlmsg_len < start) return;
+  const char* base = reinterpret_cast<const char*>(&nlh);
+  const char* tail = base + nlh.nlmsg_len;
+  const auto* a = reinterpret_cast<const nlattr*>(base + start);
   while (mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)))) {
     std::uint16_t t = mnl_attr_get_type(a);
     if (t < N) tb[t] = a;
