@@ -1,0 +1,411 @@
+#include "meshd/daemon/daemon.h"
+
+#include "common/version.h"
+#include "keys/format.h"
+#include "meshd/dataplane/desired_state.h"
+#include "meshd/dataplane/kernel_backend.h"
+#include "meshd/dataplane/reconciler.h"
+#include "meshd/dataplane/userspace_backend.h"
+#include "netlink/rtnl.h"
+#include "store/database.h"
+#include "store/local_node.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+namespace meshd::daemon {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger(const std::string& name) {
+  auto l = spdlog::get(name);
+  if (!l) {
+    l = spdlog::default_logger()->clone(name);
+    spdlog::register_logger(l);
+  }
+  return l;
+}
+
+// WireGuard's per-packet overhead on the underlay: outer IP header (20 or 40)
+// + UDP (8) + WireGuard header and tag (32).
+unsigned wg_overhead(bool v6_underlay) { return v6_underlay ? 80 : 60; }
+
+// The mesh MTU: configured, or the underlay's MTU minus WireGuard's overhead.
+// The underlay is the configured interface, else the one carrying the route
+// to the first peer's endpoint, else the default route's.
+unsigned derive_mtu(const config::Config& cfg, const std::vector<dataplane::PeerSpec>& peers,
+                    nl::Rtnl& rtnl, std::vector<std::string>& notes) {
+  if (cfg.mtu) {
+    notes.push_back("mtu " + std::to_string(cfg.mtu) + " (configured)");
+    return cfg.mtu;
+  }
+  std::optional<IpAddress> dst;
+  for (const auto& p : peers)
+    if (p.endpoint) {
+      dst = p.endpoint->address;
+      break;
+    }
+  bool v6 = dst && dst->is_v6();
+  if (!cfg.underlay_interface.empty()) {
+    if (auto l = rtnl.get_link(cfg.underlay_interface); l) {
+      unsigned m = l->mtu - wg_overhead(v6);
+      notes.push_back("mtu " + std::to_string(m) + " (underlay " + l->name + " " +
+                      std::to_string(l->mtu) + " - " + std::to_string(wg_overhead(v6)) + ")");
+      return m;
+    } else {
+      notes.push_back("underlay_interface " + cfg.underlay_interface + ": " + l.error().message);
+    }
+  }
+  if (auto m = nl::route_mtu(rtnl, dst); m && *m > wg_overhead(v6)) {
+    unsigned mtu = *m - wg_overhead(v6);
+    notes.push_back("mtu " + std::to_string(mtu) + " (route to " +
+                    (dst ? dst->to_string() : std::string("default")) + ": " + std::to_string(*m) +
+                    " - " + std::to_string(wg_overhead(v6)) + ")");
+    return mtu;
+  }
+  notes.push_back("mtu 1420 (no underlay route found; 1500 - 80)");
+  return 1420;
+}
+
+std::unique_ptr<dataplane::WgBackend> make_backend(const config::Config& cfg, std::string& why) {
+  bool kernel = false;
+  switch (cfg.backend) {
+    case config::BackendKind::kKernel:
+      kernel = true;
+      why = "configured";
+      break;
+    case config::BackendKind::kUserspace:
+      why = "configured";
+      break;
+    case config::BackendKind::kAuto:
+      kernel = dataplane::kernel_wireguard_available();
+      why = kernel ? "auto: kernel WireGuard is available"
+                   : "auto: no kernel WireGuard, using " + cfg.userspace_binary;
+      break;
+  }
+  if (kernel) return std::make_unique<dataplane::KernelBackend>();
+  dataplane::UserspaceBackendOptions uo;
+  uo.implementation = cfg.userspace_binary;
+  uo.socket_dir = cfg.userspace_socket_dir;
+  uo.log_dir = cfg.runtime_dir;
+  return std::make_unique<dataplane::UserspaceBackend>(uo);
+}
+
+void write_file_atomically(const std::string& path, const std::string& content, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << content;
+  }
+  ::chmod(tmp.c_str(), mode);
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions opts)
+      : opts_(std::move(opts)),
+        cfg_(opts_.config),
+        log_(logger("meshd")),
+        rlog_(logger("reconcile")),
+        resync_(ioc_),
+        retry_(ioc_),
+        debounce_(ioc_),
+        watchdog_(ioc_),
+        signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
+        events_fd_(ioc_) {}
+
+  int run();
+
+ private:
+  void open_state();
+  void load_desired();
+  bool reconcile();
+  void schedule_resync();
+  void trigger(std::chrono::milliseconds delay);
+  void watch_events();
+  void watch_signals();
+  void start_watchdog();
+  void write_status(const dataplane::ReconcileReport* report);
+  int teardown();
+
+  DaemonOptions opts_;
+  config::Config& cfg_;
+  std::shared_ptr<spdlog::logger> log_, rlog_;
+
+  std::unique_ptr<store::Database> db_;
+  std::optional<keys::PrivateKey> private_key_;
+  std::unique_ptr<dataplane::WgBackend> backend_;
+  std::string backend_why_;
+  std::optional<nl::Rtnl> rtnl_;
+  std::optional<nl::RtnlEvents> events_;
+
+  dataplane::LocalSpec local_;
+  std::vector<dataplane::PeerSpec> peers_;
+  std::vector<dataplane::Rejection> rejected_;
+  std::vector<std::string> mtu_notes_;
+
+  asio::io_context ioc_;
+  asio::steady_timer resync_, retry_, debounce_, watchdog_;
+  asio::signal_set signals_;
+  asio::posix::stream_descriptor events_fd_;
+  bool debounce_pending_ = false;
+  bool ready_ = false;
+  int failures_ = 0;
+  std::int64_t passes_ = 0;
+};
+
+void Daemon::open_state() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dbdir = fs::path(cfg_.database).parent_path();
+  if (!dbdir.empty() && !fs::exists(dbdir)) {
+    fs::create_directories(dbdir, ec);
+    ::chmod(dbdir.c_str(), 0700);
+  }
+  fs::create_directories(cfg_.runtime_dir, ec);
+
+  db_ = std::make_unique<store::Database>(store::DatabaseOptions{cfg_.database});
+  store::LocalNodeRepo local(*db_);
+
+  // The node's WireGuard key survives restarts: generated once, kept in the
+  // store (mode 0600), never logged.
+  auto stored = local.wg_private_key();
+  if (!stored) throw ErrorException(stored.error());
+  if (*stored) {
+    private_key_ = std::move(**stored);
+  } else {
+    private_key_ = keys::PrivateKey::generate();
+    if (auto r = local.set_wg_private_key(*private_key_); !r) throw ErrorException(r.error());
+    log_->info("generated this node's WireGuard key (public {})",
+               private_key_->public_key().short_id());
+  }
+
+  std::string name = cfg_.node_name;
+  if (name.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    name = host;
+  }
+  if (auto r = local.set_name(name); !r) throw ErrorException(r.error());
+  if (cfg_.pod_cidr) {
+    // A pod CIDR given in the config is settled by definition: nobody else
+    // allocates it, so the CNI plugin may hand out addresses at once.
+    if (auto r = local.set_pod_cidr(*cfg_.pod_cidr, true); !r) throw ErrorException(r.error());
+  }
+}
+
+void Daemon::load_desired() {
+  local_ = {};
+  local_.interface = cfg_.interface;
+  local_.public_key = private_key_->public_key();
+  local_.listen_port = cfg_.listen_port;
+  local_.pod_cidr = cfg_.pod_cidr;
+  rejected_.clear();
+  peers_ = dataplane::validate_static_peers(cfg_.peers, local_, cfg_.persistent_keepalive, rejected_);
+  for (const auto& r : rejected_) log_->warn("peer {} rejected: {}", r.peer, r.reason);
+  mtu_notes_.clear();
+  local_.mtu = derive_mtu(cfg_, peers_, *rtnl_, mtu_notes_);
+  for (const auto& n : mtu_notes_) log_->info("{}", n);
+  store::LocalNodeRepo repo(*db_);
+  if (auto r = repo.set_mtu(local_.mtu); !r) log_->warn("{}", r.error().message);
+}
+
+bool Daemon::reconcile() {
+  ++passes_;
+  dataplane::DesiredState desired = dataplane::compute_desired(local_, peers_);
+  desired.device.private_key = private_key_->clone();
+  dataplane::Reconciler rec({backend_.get(), &*rtnl_});
+  auto report = rec.apply(desired);
+  if (!report) {
+    rlog_->warn("reconcile failed: {}", report.error().message);
+    write_status(nullptr);
+    return false;
+  }
+  if (report->changes.empty() && report->ok())
+    rlog_->debug("in sync: {} peers, {} routes", report->peers, report->routes);
+  for (const auto& c : report->changes) rlog_->info("{}", c);
+  for (const auto& e : report->errors) rlog_->warn("{}", e);
+  write_status(&*report);
+  return report->ok();
+}
+
+void Daemon::write_status(const dataplane::ReconcileReport* report) {
+  boost::json::object s;
+  s["version"] = kVersion;
+  s["interface"] = cfg_.interface;
+  s["backend"] = std::string(backend_->kind());
+  s["backend_reason"] = backend_why_;
+  s["public_key"] = private_key_->public_key().to_base64();
+  s["listen_port"] = cfg_.listen_port;
+  s["mtu"] = local_.mtu;
+  s["pod_cidr"] = cfg_.pod_cidr ? cfg_.pod_cidr->to_string() : "";
+  s["reconcile_passes"] = passes_;
+  s["in_sync"] = report && report->ok();
+  s["peers"] = report ? report->peers : 0;
+  s["routes"] = report ? report->routes : 0;
+  boost::json::array errs, rej;
+  if (report)
+    for (const auto& e : report->errors) errs.push_back(boost::json::string(e));
+  for (const auto& r : rejected_) rej.push_back({{"peer", r.peer}, {"reason", r.reason}});
+  s["errors"] = std::move(errs);
+  s["rejected_peers"] = std::move(rej);
+  s["updated_at"] = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  write_file_atomically(cfg_.runtime_dir + "/status.json", boost::json::serialize(s) + "\n", 0644);
+}
+
+void Daemon::schedule_resync() {
+  resync_.expires_after(std::chrono::milliseconds(cfg_.resync_interval_ms));
+  resync_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    trigger(0ms);
+    schedule_resync();
+  });
+}
+
+// Coalesces bursts (our own changes echo back as rtnetlink events) into one
+// pass; a failed pass retries with exponential backoff up to the resync interval.
+void Daemon::trigger(std::chrono::milliseconds delay) {
+  if (debounce_pending_) return;
+  debounce_pending_ = true;
+  debounce_.expires_after(delay);
+  debounce_.async_wait([this](boost::system::error_code ec) {
+    debounce_pending_ = false;
+    if (ec) return;
+    bool ok = reconcile();
+    if (ok) {
+      failures_ = 0;
+      if (!ready_) {
+        ready_ = true;
+        sd_notify(0, "READY=1\nSTATUS=mesh in sync");
+        log_->info("ready: {} on {} backend ({}), {} peers", cfg_.interface, backend_->kind(),
+                   backend_why_, peers_.size());
+      }
+    } else {
+      failures_ = std::min(failures_ + 1, 10);
+      auto backoff = std::min<std::chrono::milliseconds>(
+          std::chrono::milliseconds(100) * (1 << std::min(failures_, 6)),
+          std::chrono::milliseconds(cfg_.resync_interval_ms));
+      retry_.expires_after(backoff);
+      retry_.async_wait([this](boost::system::error_code ec2) {
+        if (!ec2) trigger(0ms);
+      });
+    }
+  });
+}
+
+void Daemon::watch_events() {
+  events_fd_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec) return;
+    auto evs = events_->read();
+    if (!evs) {
+      rlog_->debug("rtnetlink events: {}; resyncing", evs.error().message);
+      trigger(50ms);
+    } else if (!evs->empty()) {
+      trigger(50ms);
+    }
+    watch_events();
+  });
+}
+
+void Daemon::watch_signals() {
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      try {
+        cfg_ = config::load_config(cfg_.source);
+        load_desired();
+        log_->info("configuration reloaded from {}", cfg_.source);
+        trigger(0ms);
+      } catch (const std::exception& e) {
+        log_->error("reload failed, keeping the running configuration: {}", e.what());
+      }
+      watch_signals();
+      return;
+    }
+    log_->info("stopping on signal {}; the data plane stays up", sig);
+    sd_notify(0, "STOPPING=1");
+    ioc_.stop();
+  });
+}
+
+void Daemon::start_watchdog() {
+  std::uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+  watchdog_.expires_after(std::chrono::microseconds(usec / 2));
+  watchdog_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    sd_notify(0, "WATCHDOG=1");
+    start_watchdog();
+  });
+}
+
+int Daemon::teardown() {
+  int rc = 0;
+  if (auto r = backend_->delete_device(cfg_.interface); !r) {
+    log_->error("{}", r.error().message);
+    rc = 1;
+  }
+  nl::RouteFilter f;
+  f.protocol = nl::kMeshdRouteProtocol;
+  if (auto routes = rtnl_->list_routes(f); routes) {
+    for (const auto& r : *routes)
+      if (auto d = rtnl_->delete_route(r); !d) log_->warn("{}", d.error().message);
+  }
+  log_->info("removed {} and meshd's routes", cfg_.interface);
+  return rc;
+}
+
+int Daemon::run() {
+  log_->info("meshd {} starting (config {})", kVersion, cfg_.source);
+  auto rtnl = nl::Rtnl::open();
+  if (!rtnl) throw ErrorException(rtnl.error());
+  rtnl_.emplace(std::move(*rtnl));
+  open_state();
+  backend_ = make_backend(cfg_, backend_why_);
+  log_->info("backend: {} ({})", backend_->kind(), backend_why_);
+  if (opts_.teardown) return teardown();
+  load_desired();
+
+  if (opts_.once) return reconcile() ? 0 : 1;
+
+  auto events = nl::RtnlEvents::open();
+  if (!events) throw ErrorException(events.error());
+  events_.emplace(std::move(*events));
+  events_fd_.assign(::dup(events_->fd()));
+
+  watch_signals();
+  watch_events();
+  start_watchdog();
+  trigger(0ms);
+  schedule_resync();
+  ioc_.run();
+  return 0;
+}
+
+}  // namespace
+
+int run_daemon(DaemonOptions opts) {
+  Daemon d(std::move(opts));
+  return d.run();
+}
+
+}  // namespace meshd::daemon

@@ -1,0 +1,40 @@
+// meshd: the node daemon. Command line only; the work is in meshd/daemon/.
+#include "common/version.h"
+#include "meshd/daemon/daemon.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "meshd: keeps this node's WireGuard mesh and pod routes in the state its config\n"
+      "and cluster say. Stopping meshd leaves the data plane running; starting it again\n"
+      "adopts what is there."};
+  std::string config_path = "/etc/meshd/meshd.toml";
+  bool once = false, teardown = false, version = false;
+  std::string log_level = "info";
+  app.add_option("-c,--config", config_path, "configuration file (TOML)")->capture_default_str();
+  app.add_flag("--once", once, "reconcile once and exit: 0 when the data plane matches the config");
+  app.add_flag("--teardown", teardown,
+               "remove the WireGuard device and meshd's routes, then exit");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_flag("-V,--version", version, "print the version and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  if (version) {
+    std::printf("meshd %s\n", meshd::kVersion);
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  try {
+    meshd::daemon::DaemonOptions opts{meshd::config::load_config(config_path), once, teardown};
+    return meshd::daemon::run_daemon(std::move(opts));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "meshd: %s\n", e.what());
+    return 1;
+  }
+}
