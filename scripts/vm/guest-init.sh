@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # PID 1 of the meshd test guest (built into the initramfs by build-guest.sh).
 #
 # Mounts the host's / (9p, read-only) under a tmpfs overlay, so every host
@@ -139,6 +140,7 @@ EOF
     mkdir -p $root/$d
     mount --move /$d $root/$d
   done
+  # shellcheck disable=SC2093  # the fail below only runs if exec itself fails
   exec switch_root $root /lib/systemd/systemd --log-target=console --log-level=notice
   fail "switch_root to systemd"
 fi

@@ -46,6 +46,8 @@ done
 (($#)) || { echo "run.sh: no COMMAND given" >&2; usage; }
 ((${#units[@]} == 0 || systemd)) || { echo "run.sh: --unit needs --systemd" >&2; exit 2; }
 
+command -v qemu-system-x86_64 >/dev/null ||
+  { echo "run.sh: qemu-system-x86_64 not found; run scripts/install-deps.sh" >&2; exit 125; }
 if ((build)); then
   guest=$("$here/build-guest.sh")
 else
