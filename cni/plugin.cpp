@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <future>
@@ -41,6 +42,14 @@ bool file_exists(const std::string& path) {
 
 CniResult<std::unique_ptr<store::Database>> open_db(const PluginConfig& conf) {
   auto db = store::Database::open({.path = conf.database});
+  // Opening checks the file's header on a connection of its own, which can
+  // meet SQLITE_BUSY (EBUSY) while hundreds of ADDs commit at once: retry
+  // with a short, growing pause, for at most about the busy timeout (10 s).
+  for (int attempt = 0, pause_ms = 2; !db && db.error().is(EBUSY) && attempt < 200; ++attempt) {
+    ::usleep(static_cast<useconds_t>(pause_ms) * 1000);
+    pause_ms = std::min(pause_ms * 2, 50);
+    db = store::Database::open({.path = conf.database});
+  }
   if (!db)
     return cni_error(kIoFailure, "cannot open the meshd database " + conf.database,
                      db.error().message);
@@ -69,20 +78,43 @@ CniResult<NodeNetwork> node_network(store::Database& db, const PluginConfig& con
   return NodeNetwork{node->pod_cidr->network(), *gw, node->mtu};
 }
 
-std::string mac_of(const std::string& ifname) {
-  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return {};
+// `sock`: any socket of the namespace the interface lives in (ioctls act on
+// the namespace a socket was created in, so no setns is needed later).
+std::string mac_of(int sock, const std::string& ifname) {
+  if (sock < 0) return {};
   ifreq req{};
   std::snprintf(req.ifr_name, sizeof req.ifr_name, "%s", ifname.c_str());
   std::string out;
-  if (::ioctl(s, SIOCGIFHWADDR, &req) == 0) {
+  if (::ioctl(sock, SIOCGIFHWADDR, &req) == 0) {
     const auto* b = reinterpret_cast<const unsigned char*>(req.ifr_hwaddr.sa_data);
     char buf[18];
     std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
     out = buf;
   }
-  ::close(s);
   return out;
+}
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// A netlink socket and an ioctl socket inside the pod, made during one visit
+// (each setns costs milliseconds on a busy node).
+struct PodSockets {
+  nl::Rtnl rtnl;
+  std::shared_ptr<Fd> ioctl_sock;
+};
+Result<PodSockets> open_pod_sockets(int netns_fd) {
+  return nl::run_in_netns(netns_fd, [&]() -> Result<PodSockets> {
+    auto r = nl::Rtnl::open();
+    if (!r) return r.error();
+    auto sock = std::make_shared<Fd>();
+    sock->fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return PodSockets{std::move(*r), std::move(sock)};
+  });
 }
 
 // ptp does the same: a host that routes pods must forward.
@@ -159,8 +191,9 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
 
   auto pod_fd = open_pod_netns(env.netns);
   if (!pod_fd) return pod_fd.error();
-  auto pod = nl::Rtnl::open_in_netns(pod_fd->get());
-  if (!pod) return net_error(pod.error());
+  auto pod_sockets = open_pod_sockets(pod_fd->get());
+  if (!pod_sockets) return net_error(pod_sockets.error());
+  nl::Rtnl* pod = &pod_sockets->rtnl;
   if (auto existing = pod->get_link(env.ifname); existing)
     return cni_error(kInterfaceExists,
                      "interface " + env.ifname + " already exists in " + env.netns,
@@ -259,13 +292,12 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   if (auto r = injected_failure(getenv, "pod-routes"); !r) return r.error();
 
   AddResult result;
-  result.interfaces.push_back({host_name, mac_of(host_name), "", mtu});
-  std::string pod_mac;
-  (void)nl::run_in_netns(pod_fd->get(), [&]() -> Result<void> {
-    pod_mac = mac_of(env.ifname);
-    return {};
-  });
-  result.interfaces.push_back({env.ifname, pod_mac, env.netns, mtu});
+  {
+    Fd host_sock{::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+    result.interfaces.push_back({host_name, mac_of(host_sock.fd, host_name), "", mtu});
+  }
+  result.interfaces.push_back(
+      {env.ifname, mac_of(pod_sockets->ioctl_sock->fd, env.ifname), env.netns, mtu});
   result.ips.push_back({pod_addr, net->gateway, 1});
   result.routes = pod_result_routes(net->gateway);
   result.dns_json = conf.dns_json;
@@ -299,12 +331,17 @@ CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
     return std::nullopt;
   });
 
+  bool pod_end_gone = false;  // deleting a veth end deletes its peer too
   if (auto host = nl::Rtnl::open(); host) {
-    if (auto r = host->delete_link(host_name); !r) log_warn("DEL: " + r.error().message);
+    auto link = host->get_link(host_name);
+    if (auto r = host->delete_link(host_name); !r)
+      log_warn("DEL: " + r.error().message);
+    else
+      pod_end_gone = link && link->kind == "veth";
   } else {
     log_warn("DEL: " + host.error().message);
   }
-  if (!env.netns.empty()) {
+  if (!env.netns.empty() && !pod_end_gone) {
     // Normally gone with its host end; a half-made pod side is removed here.
     if (auto fd = nl::open_netns(env.netns); fd) {
       if (auto pod = nl::Rtnl::open_in_netns(fd->get()); pod) {
