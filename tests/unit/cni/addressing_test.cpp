@@ -41,3 +41,24 @@ TEST(Addressing, PodGetsADefaultRouteThroughTheGateway) {
 
 }  // namespace
 }  // namespace meshd::cni
+
+namespace meshd::cni {
+namespace {
+
+// The pure part of IPAM as the plugin uses it: its pool never hands out the
+// network, the gateway or the broadcast address, and says when it is full.
+TEST(Addressing, PoolHandsOutAddressesAfterTheGatewayUntilFull) {
+  auto pool = *pool_for(*IpPrefix::parse("10.244.1.0/24"));
+  EXPECT_EQ(store::lowest_free(pool, {})->to_string(), "10.244.1.2");
+  std::vector<IpAddress> used = {*IpAddress::parse("10.244.1.2"), *IpAddress::parse("10.244.1.4")};
+  EXPECT_EQ(store::lowest_free(pool, used)->to_string(), "10.244.1.3");
+  std::vector<IpAddress> all;
+  for (int i = 2; i <= 254; ++i) all.push_back(IpAddress::v4(10, 244, 1, static_cast<std::uint8_t>(i)));
+  EXPECT_EQ(all.size(), pool_capacity(*IpPrefix::parse("10.244.1.0/24")));
+  EXPECT_FALSE(store::lowest_free(pool, all));
+  all.pop_back();
+  EXPECT_EQ(store::lowest_free(pool, all)->to_string(), "10.244.1.254");
+}
+
+}  // namespace
+}  // namespace meshd::cni
