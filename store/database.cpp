@@ -60,11 +60,19 @@ struct Header {
   int objects = 0;  // rows of sqlite_master
 };
 
+// One statement, hence one snapshot: read as three separate statements, a
+// concurrent creator's commit could land in between and show "no id, but
+// tables", which looks like a foreign database (seen with 50 processes).
 Header read_header(SQLite::Database& db) {
+  SQLite::Statement st(db,
+                       "SELECT (SELECT application_id FROM pragma_application_id), "
+                       "(SELECT user_version FROM pragma_user_version), "
+                       "(SELECT count(*) FROM sqlite_master)");
+  st.executeStep();
   Header h;
-  h.application_id = db.execAndGet("PRAGMA application_id").getInt();
-  h.user_version = db.execAndGet("PRAGMA user_version").getInt();
-  h.objects = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+  h.application_id = st.getColumn(0).getInt();
+  h.user_version = st.getColumn(1).getInt();
+  h.objects = st.getColumn(2).getInt();
   return h;
 }
 
@@ -119,6 +127,11 @@ void inspect_existing(const std::string& path) {
   h.application_id = static_cast<std::int32_t>(be32(&buf[68]));
   // sqlite_master is rooted in page 1: a leaf (0x0d) with no cells = no tables.
   h.objects = buf[100] == 0x0d ? (buf[103] << 8 | buf[104]) : 1;
+
+  // "No id" is decided by SQLite itself, before the first write (see the
+  // constructor): a file another process is creating right now may be read
+  // here half-written, and must not be mistaken for a foreign database.
+  if (h.application_id == 0 && h.user_version == 0) h.objects = 0;
 
   if (file_size(path + "-wal") > 0) {
     try {
@@ -186,7 +199,9 @@ Database::Database(DatabaseOptions opts, int target_version) : opts_(std::move(o
       return;
     }
 
-    // Only now, after the checks, is the file written to.
+    // The authoritative check, through SQLite and in one snapshot, before the
+    // first write. Only now is the file written to.
+    check_header(opts_.path, read_header(*db_));
     db_->exec("PRAGMA journal_mode = WAL");
     // FULL: a commit survives power loss too (a consumed token stays consumed).
     db_->exec("PRAGMA synchronous = FULL");

@@ -51,7 +51,7 @@ std::string refusal_message(F&& open, int expected_errno) {
   return "";
 }
 
-TEST(Database, FreshFileIsLatestOursAndMode0600) {
+TEST(StoreDatabase, FreshFileIsLatestOursAndMode0600) {
   TempDir dir;
   const auto path = dir.file("meshd.db");
   ::umask(022);
@@ -74,7 +74,7 @@ TEST(Database, FreshFileIsLatestOursAndMode0600) {
   EXPECT_EQ(LocalNodeRepo(db).get()->name, "n1");
 }
 
-TEST(Database, EveryMigrationPathReachesTheSameLatestSchema) {
+TEST(StoreDatabase, EveryMigrationPathReachesTheSameLatestSchema) {
   TempDir dir;
   Database fresh(DatabaseOptions{.path = dir.file("fresh.db")});
   const std::string expected = schema_dump(fresh);
@@ -93,7 +93,7 @@ TEST(Database, EveryMigrationPathReachesTheSameLatestSchema) {
   }
 }
 
-TEST(Database, MigratingFromV1KeepsDataAndEnablesV2Features) {
+TEST(StoreDatabase, MigratingFromV1KeepsDataAndEnablesV2Features) {
   TempDir dir;
   const auto path = dir.file("v1.db");
   Database::create_at_version(path, 1);
@@ -151,7 +151,7 @@ TEST(Database, MigratingFromV1KeepsDataAndEnablesV2Features) {
   EXPECT_TRUE(replay.error().is(EEXIST));
 }
 
-TEST(Database, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
+TEST(StoreDatabase, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
   TempDir dir;
   const auto path = dir.file("newer.db");
   const int newer = Database::latest_schema_version() + 1;
@@ -182,7 +182,7 @@ TEST(Database, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
   EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
 }
 
-TEST(Database, SeesANewerSchemaThatIsStillOnlyInTheWal) {
+TEST(StoreDatabase, SeesANewerSchemaThatIsStillOnlyInTheWal) {
   TempDir dir;
   const auto path = dir.file("wal-newer.db");
   { Database db(DatabaseOptions{.path = path}); }
@@ -198,7 +198,7 @@ TEST(Database, SeesANewerSchemaThatIsStillOnlyInTheWal) {
   EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
 }
 
-TEST(Database, RefusesANewerDatabaseInRollbackModeWithoutSwitchingItToWal) {
+TEST(StoreDatabase, RefusesANewerDatabaseInRollbackModeWithoutSwitchingItToWal) {
   TempDir dir;
   const auto path = dir.file("newer-delete.db");
   Database::create_at_version(path, 1);
@@ -214,19 +214,22 @@ TEST(Database, RefusesANewerDatabaseInRollbackModeWithoutSwitchingItToWal) {
   EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
 }
 
-TEST(Database, RefusesAnotherApplicationsSqliteDatabaseAndLeavesItUntouched) {
+TEST(StoreDatabase, RefusesAnotherApplicationsSqliteDatabaseAndLeavesItUntouched) {
   TempDir dir;
   struct Case {
     const char* name;
     int app_id;
     const char* expect;
+    bool wal;
   };
-  for (const Case& c : {Case{"foreign.db", 0x12345678, "(application_id 0x12345678"},
-                        Case{"plain.db", 0, "(application_id 0x00000000"}}) {
+  for (const Case& c : {Case{"foreign.db", 0x12345678, "(application_id 0x12345678", false},
+                        Case{"plain.db", 0, "(application_id 0x00000000", false},
+                        Case{"plain-wal.db", 0, "(application_id 0x00000000", true}}) {
     SCOPED_TRACE(c.name);
     const auto path = dir.file(c.name);
     {
       SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      if (c.wal) raw.exec("PRAGMA journal_mode = WAL");
       raw.exec("PRAGMA application_id = " + std::to_string(c.app_id));
       raw.exec("CREATE TABLE photos (id INTEGER PRIMARY KEY, title TEXT)");
       raw.exec("INSERT INTO photos (title) VALUES ('holiday')");
@@ -240,7 +243,7 @@ TEST(Database, RefusesAnotherApplicationsSqliteDatabaseAndLeavesItUntouched) {
   }
 }
 
-TEST(Database, RefusesAFileThatIsNotSqliteAndLeavesItUntouched) {
+TEST(StoreDatabase, RefusesAFileThatIsNotSqliteAndLeavesItUntouched) {
   TempDir dir;
   for (const std::string& content :
        {std::string("short"), std::string(4096, 'x'),
@@ -256,7 +259,7 @@ TEST(Database, RefusesAFileThatIsNotSqliteAndLeavesItUntouched) {
   }
 }
 
-TEST(Database, AdoptsAnEmptyFileAndAnEmptySqliteDatabase) {
+TEST(StoreDatabase, AdoptsAnEmptyFileAndAnEmptySqliteDatabase) {
   TempDir dir;
   const auto empty = dir.file("empty.db");
   test::write_bytes(empty, "");
@@ -275,7 +278,7 @@ TEST(Database, AdoptsAnEmptyFileAndAnEmptySqliteDatabase) {
   EXPECT_EQ(db.sql().execAndGet("PRAGMA application_id").getInt(), kApplicationId);
 }
 
-TEST(Database, ReadOnlyOpenNeedsAnExistingCurrentDatabase) {
+TEST(StoreDatabase, ReadOnlyOpenNeedsAnExistingCurrentDatabase) {
   TempDir dir;
   auto missing = Database::open(DatabaseOptions{.path = dir.file("missing.db"), .read_only = true});
   ASSERT_FALSE(missing);
@@ -297,13 +300,13 @@ TEST(Database, ReadOnlyOpenNeedsAnExistingCurrentDatabase) {
   EXPECT_TRUE(w.error().is(EROFS)) << w.error().message;
 }
 
-TEST(Database, InMemoryDatabaseIsMigrated) {
+TEST(StoreDatabase, InMemoryDatabaseIsMigrated) {
   Database db(DatabaseOptions{.path = ":memory:"});
   EXPECT_EQ(db.schema_version(), Database::latest_schema_version());
   EXPECT_TRUE(EventRepo(db).append(1, "k", "", "m"));
 }
 
-TEST(Database, CreateAtVersionRejectsUnknownVersions) {
+TEST(StoreDatabase, CreateAtVersionRejectsUnknownVersions) {
   TempDir dir;
   EXPECT_THROW(Database::create_at_version(dir.file("x.db"), Database::latest_schema_version() + 1),
                ErrorException);

@@ -24,7 +24,7 @@ struct LowestFreeCase {
   std::uint64_t capacity;
 };
 
-TEST(LowestFree, Table) {
+TEST(IpamLowestFree, Table) {
   const std::vector<LowestFreeCase> cases = {
       {"empty /24 starts after the network address", pool("10.244.1.0/24"), {}, "10.244.1.1", 253 + 1},
       {"host bits in the subnet are ignored", pool("10.244.1.77/24"), {}, "10.244.1.1", 254},
@@ -62,7 +62,7 @@ TEST(LowestFree, Table) {
   }
 }
 
-TEST(LowestFree, FullV4PoolIsExhaustedAtTheLastHost) {
+TEST(IpamLowestFree, FullV4PoolIsExhaustedAtTheLastHost) {
   auto p = pool("10.244.1.0/24");
   std::vector<IpAddress> used;
   for (int i = 1; i <= 253; ++i) used.push_back(IpAddress::v4(10, 244, 1, i));
@@ -71,7 +71,7 @@ TEST(LowestFree, FullV4PoolIsExhaustedAtTheLastHost) {
   EXPECT_FALSE(lowest_free(p, used));
 }
 
-TEST(LowestFree, WholeV6SpaceDoesNotWrap) {
+TEST(IpamLowestFree, WholeV6SpaceDoesNotWrap) {
   auto p = pool("::/0");
   EXPECT_EQ(lowest_free(p, {})->to_string(), "::1");
   EXPECT_EQ(pool_capacity(p), UINT64_MAX);

@@ -13,7 +13,7 @@
 namespace meshd::store {
 namespace {
 
-class Repos : public ::testing::Test {
+class StoreRepos : public ::testing::Test {
  protected:
   test::TempDir dir_;
   std::string path_ = dir_.file("meshd.db");
@@ -24,7 +24,7 @@ IpPrefix prefix(const char* s) { return IpPrefix::parse(s).value(); }
 
 // ---------------------------------------------------------------- cluster
 
-TEST_F(Repos, ClusterIsFoundedOnceAndSurvivesReopen) {
+TEST_F(StoreRepos, ClusterIsFoundedOnceAndSurvivesReopen) {
   ClusterRepo repo(db_);
   auto none = repo.get();
   ASSERT_TRUE(none);
@@ -45,7 +45,7 @@ TEST_F(Repos, ClusterIsFoundedOnceAndSurvivesReopen) {
   EXPECT_EQ(**got, info);
 }
 
-TEST_F(Repos, ClusterRefusesANodePrefixThatDoesNotFit) {
+TEST_F(StoreRepos, ClusterRefusesANodePrefixThatDoesNotFit) {
   ClusterRepo repo(db_);
   for (std::uint8_t len : {8, 33}) {
     auto r = repo.set(ClusterInfo{"c-1", prefix("10.244.0.0/16"), len, 1});
@@ -58,7 +58,7 @@ TEST_F(Repos, ClusterRefusesANodePrefixThatDoesNotFit) {
 
 // ------------------------------------------------------------- local node
 
-TEST_F(Repos, LocalNodeStartsEmptyAndKeepsEachField) {
+TEST_F(StoreRepos, LocalNodeStartsEmptyAndKeepsEachField) {
   LocalNodeRepo repo(db_);
   auto fresh = repo.get();
   ASSERT_TRUE(fresh);
@@ -81,7 +81,7 @@ TEST_F(Repos, LocalNodeStartsEmptyAndKeepsEachField) {
   EXPECT_EQ(repo.get()->name, "node-a");  // other fields untouched
 }
 
-TEST_F(Repos, LocalSecretsRoundTripAndSurviveReopen) {
+TEST_F(StoreRepos, LocalSecretsRoundTripAndSurviveReopen) {
   LocalNodeRepo repo(db_);
   ASSERT_FALSE(*repo.wg_private_key());
   ASSERT_FALSE(*repo.identity_secret());
@@ -110,7 +110,7 @@ TEST_F(Repos, LocalSecretsRoundTripAndSurviveReopen) {
   EXPECT_TRUE(**again.wg_private_key() == keys::PrivateKey(kb2));
 }
 
-TEST_F(Repos, LocalIdentitySecretMustBe64Bytes) {
+TEST_F(StoreRepos, LocalIdentitySecretMustBe64Bytes) {
   LocalNodeRepo repo(db_);
   auto r = repo.set_identity_secret(std::vector<std::uint8_t>(32, 1));
   ASSERT_FALSE(r);
@@ -137,7 +137,7 @@ NodeRecord record(const std::string& name, std::uint64_t version) {
   return r;
 }
 
-TEST_F(Repos, NodeRecordsRoundTripEveryField) {
+TEST_F(StoreRepos, NodeRecordsRoundTripEveryField) {
   NodeRepo repo(db_);
   NodeRecord r = record("node-b", 3);
   r.last_seen = 1234;
@@ -149,7 +149,7 @@ TEST_F(Repos, NodeRecordsRoundTripEveryField) {
   EXPECT_FALSE(*repo.get("nobody"));
 }
 
-TEST_F(Repos, NodeUpsertRefusesAnOlderVersionAndADifferentRecordWithTheSameVersion) {
+TEST_F(StoreRepos, NodeUpsertRefusesAnOlderVersionAndADifferentRecordWithTheSameVersion) {
   NodeRepo repo(db_);
   ASSERT_TRUE(repo.upsert(record("node-b", 5)));
 
@@ -174,7 +174,7 @@ TEST_F(Repos, NodeUpsertRefusesAnOlderVersionAndADifferentRecordWithTheSameVersi
   EXPECT_EQ((*repo.get("node-b"))->version, 6u);
 }
 
-TEST_F(Repos, RemovedNodesAreTombstonedAndStayRemoved) {
+TEST_F(StoreRepos, RemovedNodesAreTombstonedAndStayRemoved) {
   NodeRepo repo(db_);
   ASSERT_TRUE(repo.upsert(record("node-c", 1)));
   ASSERT_TRUE(repo.upsert(record("node-b", 1)));
@@ -202,7 +202,7 @@ TEST_F(Repos, RemovedNodesAreTombstonedAndStayRemoved) {
   EXPECT_TRUE(unknown.error().is(ENOENT));
 }
 
-TEST_F(Repos, LastSeenOnlyMovesForward) {
+TEST_F(StoreRepos, LastSeenOnlyMovesForward) {
   NodeRepo repo(db_);
   ASSERT_TRUE(repo.upsert(record("node-b", 1)));
   ASSERT_TRUE(repo.set_last_seen("node-b", 300));
@@ -224,7 +224,7 @@ Token token(const std::string& id, std::optional<std::int64_t> uses,
                .created_at = 100};
 }
 
-TEST_F(Repos, TokensAreCreatedListedAndRevoked) {
+TEST_F(StoreRepos, TokensAreCreatedListedAndRevoked) {
   TokenRepo repo(db_);
   ASSERT_TRUE(repo.create(token("bbbbbb", 1)));
   ASSERT_TRUE(repo.create(token("aaaaaa", std::nullopt, std::nullopt)));
@@ -255,7 +255,7 @@ TokenRefusal refusal(const Result<ConsumeOutcome>& r) {
   return std::get<TokenRefusal>(*r);
 }
 
-TEST_F(Repos, ConsumeCountsUsesAndRefusesWithAReason) {
+TEST_F(StoreRepos, ConsumeCountsUsesAndRefusesWithAReason) {
   TokenRepo repo(db_);
   ASSERT_TRUE(repo.create(token("twouse", 2)));
   for (int i = 0; i < 2; ++i) {
@@ -288,7 +288,7 @@ TEST_F(Repos, ConsumeCountsUsesAndRefusesWithAReason) {
   EXPECT_STREQ(to_string(TokenRefusal::exhausted), "token has no uses left");
 }
 
-TEST_F(Repos, ConsumeFromTwoConnectionsNeverOverspendsAOneUseToken) {
+TEST_F(StoreRepos, ConsumeFromTwoConnectionsNeverOverspendsAOneUseToken) {
   TokenRepo repo(db_);
   ASSERT_TRUE(repo.create(token("oneuse", 1)));
   Database other(DatabaseOptions{.path = path_});
@@ -299,7 +299,7 @@ TEST_F(Repos, ConsumeFromTwoConnectionsNeverOverspendsAOneUseToken) {
   EXPECT_EQ(granted, 1);
 }
 
-TEST_F(Repos, JoinNoncesRefuseReplaysUntilPruned) {
+TEST_F(StoreRepos, JoinNoncesRefuseReplaysUntilPruned) {
   TokenRepo repo(db_);
   ASSERT_TRUE(repo.create(token("tokenx", 3)));
   const std::vector<std::uint8_t> n1{1, 2, 3, 4}, n2{1, 2, 3, 5};
@@ -318,7 +318,7 @@ TEST_F(Repos, JoinNoncesRefuseReplaysUntilPruned) {
   EXPECT_FALSE(repo.remember_nonce("tokenx", n2, 300));  // still remembered
 }
 
-TEST_F(Repos, TokenPruneDropsDeadTokensAndTheirNonces) {
+TEST_F(StoreRepos, TokenPruneDropsDeadTokensAndTheirNonces) {
   TokenRepo repo(db_);
   ASSERT_TRUE(repo.create(token("alive1", 1, 5000)));
   ASSERT_TRUE(repo.create(token("expird", 1, 100)));
@@ -338,7 +338,7 @@ TEST_F(Repos, TokenPruneDropsDeadTokensAndTheirNonces) {
 
 // ----------------------------------------------------------------- events
 
-TEST_F(Repos, EventsAppendListSinceAndPrune) {
+TEST_F(StoreRepos, EventsAppendListSinceAndPrune) {
   EventRepo repo(db_);
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 5; ++i) {
