@@ -6,6 +6,8 @@
 #include "netlink/netns.h"
 #include "tests/integration/cni/cni_harness.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -55,15 +57,24 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_cni: %s\n", guard.error().message.c_str());
     return 1;
   }
-  Stats m_add, m_del, r_add, r_del;
-  auto timed = [&](Stats& s, const std::string& bin, const std::string& cmd, const std::string& conf,
+  Stats m_add, m_del, r_add, r_del;          // wall time
+  Stats cm_add, cm_del, cr_add, cr_del;      // CPU time (user + sys) of the plugin processes
+  auto children_cpu_ms = [] {
+    rusage ru{};
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+  };
+  auto timed = [&](Stats& s, Stats& cpu, const std::string& bin, const std::string& cmd, const std::string& conf,
                    const std::string& cid, const std::string& netns, const std::string& cni_path) {
     std::map<std::string, std::string> env = {{"CNI_COMMAND", cmd},    {"CNI_CONTAINERID", cid},
                                               {"CNI_NETNS", netns},    {"CNI_IFNAME", "eth0"},
                                               {"CNI_PATH", cni_path}};
+    const double c0 = children_cpu_ms();
     auto t0 = std::chrono::steady_clock::now();
     auto r = run_process({bin}, env, conf);
     s.v.push_back(ms_since(t0));
+    cpu.v.push_back(children_cpu_ms() - c0);
     if (r.exit_code != 0) {
       std::fprintf(stderr, "bench_cni: %s %s failed: %s\n", bin.c_str(), cmd.c_str(), r.out.c_str());
       std::exit(1);
@@ -73,18 +84,23 @@ int main(int argc, char** argv) {
   for (int i = 0; i < runs; ++i) {
     Netns pm("bp"), pr("bp");
     const std::string cid = "bench" + std::to_string(i);
-    auto add = timed(m_add, plugin_path(), "ADD", meshd_conf, cid, pm.path(), ref_dir);
-    timed(m_del, plugin_path(), "DEL", with_prev_result(meshd_conf, add.out), cid, pm.path(), ref_dir);
-    auto radd = timed(r_add, ref_dir + "/bridge", "ADD", ref_conf, cid, pr.path(), ref_dir);
-    timed(r_del, ref_dir + "/bridge", "DEL", with_prev_result(ref_conf, radd.out), cid, pr.path(), ref_dir);
+    auto add = timed(m_add, cm_add, plugin_path(), "ADD", meshd_conf, cid, pm.path(), ref_dir);
+    timed(m_del, cm_del, plugin_path(), "DEL", with_prev_result(meshd_conf, add.out), cid, pm.path(), ref_dir);
+    auto radd = timed(r_add, cr_add, ref_dir + "/bridge", "ADD", ref_conf, cid, pr.path(), ref_dir);
+    timed(r_del, cr_del, ref_dir + "/bridge", "DEL", with_prev_result(ref_conf, radd.out), cid, pr.path(), ref_dir);
   }
   std::printf("CNI plugin latency, %d runs each, inside a test node namespace (ms)\n", runs);
-  std::printf("%-28s %10s %10s\n", "", "median", "p90");
-  std::printf("%-28s %10.2f %10.2f\n", "meshd-cni ADD", m_add.median(), m_add.pct(0.9));
-  std::printf("%-28s %10.2f %10.2f\n", "bridge+host-local ADD", r_add.median(), r_add.pct(0.9));
-  std::printf("%-28s %10.2f %10.2f\n", "meshd-cni DEL", m_del.median(), m_del.pct(0.9));
-  std::printf("%-28s %10.2f %10.2f\n", "bridge+host-local DEL", r_del.median(), r_del.pct(0.9));
-  std::printf("ratio meshd/reference: ADD %.2f, DEL %.2f (goal: <= 0.50)\n",
-              m_add.median() / r_add.median(), m_del.median() / r_del.median());
+  std::printf("%-24s %12s %10s %12s\n", "", "wall median", "wall p90", "CPU median");
+  auto row = [](const char* name, Stats& w, Stats& c) {
+    std::printf("%-24s %12.2f %10.2f %12.2f\n", name, w.median(), w.pct(0.9), c.median());
+  };
+  row("meshd-cni ADD", m_add, cm_add);
+  row("bridge+host-local ADD", r_add, cr_add);
+  row("meshd-cni DEL", m_del, cm_del);
+  row("bridge+host-local DEL", r_del, cr_del);
+  std::printf("ratio meshd/reference, wall: ADD %.2f, DEL %.2f; CPU: ADD %.2f, DEL %.2f (goal: <= 0.50)\n",
+              m_add.median() / r_add.median(), m_del.median() / r_del.median(),
+              cm_add.median() / cr_add.median(), cm_del.median() / cr_del.median());
+  std::printf("load average at the end: %s", sh_out("cat /proc/loadavg").c_str());
   return 0;
 }
