@@ -103,6 +103,13 @@ Result<IdentitySecretKey> IdentitySecretKey::from_base64(std::string_view text) 
   return k;
 }
 
+IdentitySecretKey IdentitySecretKey::clone() const {
+  KeyBytes s = seed();
+  IdentitySecretKey k = from_seed(s);
+  sodium_memzero(s.data(), s.size());
+  return k;
+}
+
 KeyBytes IdentitySecretKey::seed() const {
   KeyBytes s;
   crypto_sign_ed25519_sk_to_seed(s.data(), secret_.data());

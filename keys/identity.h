@@ -65,7 +65,7 @@ class IdentitySecretKey {
   static IdentitySecretKey from_seed(const KeyBytes& seed);
   static Result<IdentitySecretKey> from_base64(std::string_view text);
 
-  IdentitySecretKey clone() const { return from_seed(seed()); }
+  IdentitySecretKey clone() const;  // explicit copy; never copied by accident
   // The seed, for storage only; callers must wipe copies and never log them.
   KeyBytes seed() const;
   std::string to_base64_secret() const;

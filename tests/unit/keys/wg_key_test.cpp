@@ -1,5 +1,6 @@
 // WireGuard keys: our base64 and X25519 must agree with wireguard-tools byte
 // for byte, or a node would install a peer key its neighbours never had.
+#include "keys/base64.h"
 #include "keys/wg_key.h"
 #include "run_process.h"
 
@@ -36,6 +37,13 @@ std::vector<std::string> wg_pubkey_each(const std::vector<std::string>& inputs) 
                        text);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return lines(r.out);
+}
+
+// The base64 character whose value is one more than c's (for c whose value
+// has its lowest bit clear).
+char alphabet_next(char c) {
+  const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  return a[a.find(c) + 1];
 }
 
 }  // namespace
@@ -195,4 +203,42 @@ TEST(WgKey, ShortIdIsAPrefixOfThePublicKey) {
   EXPECT_EQ(id, p.to_base64().substr(0, 8) + "\u2026");
   EXPECT_TRUE(PublicKey().is_zero());
   EXPECT_FALSE(p.is_zero());
+}
+
+
+// libsodium 1.0.18's decoder takes bytes 0x80-0xff for base64 characters;
+// wg does not, and neither may we (else two texts name one key).
+TEST(Base64, RejectsEveryByteOutsideTheAlphabet) {
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const std::string good = PrivateKey::generate().to_base64_secret();
+  for (int c = 0; c < 256; ++c) {
+    std::string s = good;
+    s[5] = static_cast<char>(c);
+    bool in_alphabet = alphabet.find(static_cast<char>(c)) != std::string::npos;
+    EXPECT_EQ(key_from_base64(s).has_value(), in_alphabet) << "byte " << c;
+  }
+}
+
+TEST(Base64, ExactDecodeForEverySizeRoundTrips) {
+  std::mt19937_64 rng(3);
+  for (std::size_t n = 0; n <= 70; ++n) {
+    std::vector<std::uint8_t> in(n), out(n);
+    for (auto& b : in) b = static_cast<std::uint8_t>(rng());
+    std::string text = base64_encode(in);
+    EXPECT_EQ(text.size(), base64_length(n));
+    ASSERT_TRUE(base64_decode_exact(text, out)) << n;
+    EXPECT_EQ(out, in);
+    if (n % 3 != 0) {
+      // Set an unused low bit of the last data character: same bytes, other text.
+      std::string bent = text;
+      std::size_t last = text.find('=') - 1;
+      bent[last] = alphabet_next(bent[last]);
+      EXPECT_FALSE(base64_decode_exact(bent, out)) << n << " " << bent;
+    }
+    if (n > 0) {
+      EXPECT_FALSE(base64_decode_exact(text.substr(0, text.size() - 1), out));
+      std::vector<std::uint8_t> shorter(n - 1);
+      EXPECT_FALSE(base64_decode_exact(text, shorter));
+    }
+  }
 }
