@@ -317,8 +317,10 @@ TEST(KernelBackendMesh, TwoNamespacesPingThroughKernelWireguard) {
   };
   ASSERT_TRUE(configure(ka, key_a, key_b.public_key(), "192.168.241.2:51820", "10.241.0.2/32"));
   ASSERT_TRUE(configure(kb, key_b, key_a.public_key(), "192.168.241.1:51820", "10.241.0.1/32"));
-  ASSERT_EQ(a.run("ip addr add 10.241.0.1/24 dev wgm && ip link set wgm up"), 0);
-  ASSERT_EQ(b.run("ip addr add 10.241.0.2/24 dev wgm && ip link set wgm up"), 0);
+  ASSERT_EQ(a.run("ip addr add 10.241.0.1/24 dev wgm"), 0);
+  ASSERT_EQ(a.run("ip link set wgm up"), 0);
+  ASSERT_EQ(b.run("ip addr add 10.241.0.2/24 dev wgm"), 0);
+  ASSERT_EQ(b.run("ip link set wgm up"), 0);
 
   EXPECT_EQ(a.run("ping -c 3 -i 0.3 -W 5 10.241.0.2 >/dev/null"), 0);
   EXPECT_EQ(b.run("ping -c 3 -i 0.3 -W 5 10.241.0.1 >/dev/null"), 0);
