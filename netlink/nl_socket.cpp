@@ -138,6 +138,7 @@ NlSocket::NlSocket(NlSocket&& o) noexcept
       portid_(o.portid_),
       seq_(o.seq_),
       nonblocking_(o.nonblocking_),
+      dump_restarts_(o.dump_restarts_),
       rbuf_(std::move(o.rbuf_)) {}
 
 NlSocket& NlSocket::operator=(NlSocket&& o) noexcept {
@@ -147,6 +148,7 @@ NlSocket& NlSocket::operator=(NlSocket&& o) noexcept {
     portid_ = o.portid_;
     seq_ = o.seq_;
     nonblocking_ = o.nonblocking_;
+    dump_restarts_ = o.dump_restarts_;
     rbuf_ = std::move(o.rbuf_);
   }
   return *this;
@@ -279,6 +281,7 @@ Result<void> NlSocket::request(nlmsghdr* req, std::string_view what, const Messa
     if (!outcome) return outcome;
     if (!dump) return {};
     if (interrupted) {
+      ++dump_restarts_;
       if (attempt < kNlMaxDumpAttempts) continue;
       return Error{{EINTR, boost::system::generic_category()},
                    std::string(what) + ": the kernel's table kept changing during " +

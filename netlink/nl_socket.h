@@ -101,6 +101,10 @@ class NlSocket {
   // dropped messages for us) is returned as an error naming `what`.
   Result<void> drain(std::string_view what, const MessageFn& fn);
 
+  // How many dumps were thrown away and re-requested after NLM_F_DUMP_INTR
+  // (for metrics and tests; it only grows).
+  std::uint64_t dump_restarts() const { return dump_restarts_; }
+
  private:
   explicit NlSocket(mnl_socket* s);
   Result<std::size_t> recv_datagram(std::vector<std::uint8_t>& buf, std::string_view what);
@@ -110,6 +114,7 @@ class NlSocket {
   std::uint32_t portid_ = 0;
   std::uint32_t seq_ = 0;
   bool nonblocking_ = false;
+  std::uint64_t dump_restarts_ = 0;
   std::vector<std::uint8_t> rbuf_;
 };
 

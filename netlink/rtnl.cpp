@@ -461,6 +461,8 @@ Result<Rtnl> Rtnl::open_in_netns(int netns_fd) {
   return run_in_netns(netns_fd, [] { return Rtnl::open(); });
 }
 
+std::uint64_t Rtnl::dump_restarts() const { return impl_->sock.dump_restarts(); }
+
 Result<std::vector<Link>> Rtnl::list_links() {
   std::vector<Link> out;
   Builder b{impl_->buf};

@@ -130,6 +130,10 @@ class Rtnl {
   Result<std::vector<Result<void>>> replace_routes(std::span<const Route> routes);
   Result<std::vector<Result<void>>> delete_routes(std::span<const Route> routes);
 
+  // Dumps discarded and re-requested because the kernel flagged them
+  // NLM_F_DUMP_INTR (a table changed mid-dump); for metrics.
+  std::uint64_t dump_restarts() const;
+
  private:
   struct Impl;
   explicit Rtnl(std::unique_ptr<Impl> impl);
