@@ -6,6 +6,8 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 namespace meshd::store {
 
@@ -115,6 +117,35 @@ Result<std::optional<std::vector<std::uint8_t>>> LocalNodeRepo::identity_secret(
     if (!st.executeStep() || st.getColumn(0).isNull()) return Out{};
     return Out{detail::column_bytes(st.getColumn(0))};
   });
+}
+
+Result<void> LocalNodeRepo::set_identity_key(const keys::IdentitySecretKey& key) {
+  std::array<std::uint8_t, kIdentitySecretLength> raw{};
+  keys::KeyBytes seed = key.seed();
+  std::memcpy(raw.data(), seed.data(), 32);
+  std::memcpy(raw.data() + 32, key.public_key().bytes().data(), 32);
+  auto r = set_identity_secret(raw);
+  sodium_memzero(raw.data(), raw.size());
+  sodium_memzero(seed.data(), seed.size());
+  return r;
+}
+
+Result<std::optional<keys::IdentitySecretKey>> LocalNodeRepo::identity_key() {
+  using Out = std::optional<keys::IdentitySecretKey>;
+  auto raw = identity_secret();
+  if (!raw) return raw.error();
+  if (!*raw) return Out{};
+  std::vector<std::uint8_t>& bytes = **raw;
+  keys::KeyBytes seed{};
+  std::memcpy(seed.data(), bytes.data(), 32);
+  auto key = keys::IdentitySecretKey::from_seed(seed);
+  sodium_memzero(seed.data(), seed.size());
+  const bool matches = std::memcmp(key.public_key().bytes().data(), bytes.data() + 32, 32) == 0;
+  sodium_memzero(bytes.data(), bytes.size());
+  if (!matches)
+    return Error::invalid("stored identity secret in " + db_.path() +
+                          " is inconsistent: its public half does not match its seed");
+  return Out{std::move(key)};
 }
 
 }  // namespace meshd::store

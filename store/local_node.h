@@ -8,6 +8,7 @@
 
 #include "common/ip.h"
 #include "common/result.h"
+#include "keys/identity.h"
 #include "keys/wg_key.h"
 
 #include <cstdint>
@@ -50,6 +51,12 @@ class LocalNodeRepo {
   // (sodium_memzero); the store wipes its own copies.
   Result<void> set_identity_secret(std::span<const std::uint8_t> secret);
   Result<std::optional<std::vector<std::uint8_t>>> identity_secret();
+
+  // The same secret as keys/' type: stored as seed || public key; reading
+  // re-derives the key from the seed and refuses (EINVAL) a stored public half
+  // that does not match it (a corrupted or hand-edited row).
+  Result<void> set_identity_key(const keys::IdentitySecretKey& key);
+  Result<std::optional<keys::IdentitySecretKey>> identity_key();
 
  private:
   Database& db_;

@@ -110,6 +110,30 @@ TEST_F(StoreRepos, LocalSecretsRoundTripAndSurviveReopen) {
   EXPECT_TRUE(**again.wg_private_key() == keys::PrivateKey(kb2));
 }
 
+TEST_F(StoreRepos, LocalIdentityKeyRoundTripsAndStillSigns) {
+  LocalNodeRepo repo(db_);
+  EXPECT_FALSE(*repo.identity_key());
+  auto key = keys::IdentitySecretKey::generate();
+  ASSERT_TRUE(repo.set_identity_key(key));
+
+  Database reopened(DatabaseOptions{.path = path_});
+  auto back = LocalNodeRepo(reopened).identity_key();
+  ASSERT_TRUE(back && *back) << (back ? "" : back.error().message);
+  EXPECT_EQ((*back)->public_key(), key.public_key());
+  const std::vector<std::uint8_t> msg{1, 2, 3};
+  auto sig = (*back)->sign("meshd test", msg);
+  EXPECT_TRUE(key.public_key().verify("meshd test", msg, sig));
+
+  // A row whose public half does not match its seed is refused, not trusted.
+  auto raw = *LocalNodeRepo(reopened).identity_secret();
+  (*raw)[40] ^= 1;
+  ASSERT_TRUE(LocalNodeRepo(reopened).set_identity_secret(*raw));
+  auto bad = LocalNodeRepo(reopened).identity_key();
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(bad.error().is(EINVAL));
+  EXPECT_NE(bad.error().message.find("inconsistent"), std::string::npos);
+}
+
 TEST_F(StoreRepos, LocalIdentitySecretMustBe64Bytes) {
   LocalNodeRepo repo(db_);
   auto r = repo.set_identity_secret(std::vector<std::uint8_t>(32, 1));
