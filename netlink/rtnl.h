@@ -69,7 +69,7 @@ struct ParsedRoute {
 struct RouteFilter {
   std::optional<std::uint8_t> protocol;  // only routes with this rtm_protocol
   int family = 0;                        // AF_INET, AF_INET6, 0 = both
-  std::uint32_t table = 254;
+  std::uint32_t table = 254;             // 0 = any table
   int oif = 0;                           // 0 = any
 };
 
