@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <map>
 
 namespace meshd::nl {
 namespace {
@@ -426,6 +427,7 @@ struct Rtnl::Impl {
     std::vector<NlBatchEntry> entries;
     std::vector<Result<void>> out(routes.size());
     std::vector<std::size_t> index;  // entry -> position in routes
+    std::map<int, std::string> names;  // oif -> name, looked up for failures only
     bufs.reserve(routes.size());
     for (std::size_t i = 0; i < routes.size(); ++i) {
       bufs.emplace_back(kRtnlMsgBufferSize);
@@ -439,7 +441,21 @@ struct Rtnl::Impl {
     }
     auto acks = sock.batch(entries);
     if (!acks) return acks.error();
-    for (std::size_t k = 0; k < entries.size(); ++k) out[index[k]] = std::move((*acks)[k]);
+    for (std::size_t k = 0; k < entries.size(); ++k) {
+      Result<void>& res = (*acks)[k];
+      if (!res) {
+        // As for single requests: name the interface, on failure only.
+        const Route& r = routes[index[k]];
+        Error e = res.error();
+        if (e.message.rfind(entries[k].what, 0) == 0) {
+          std::string name = names.contains(r.oif) ? names[r.oif] : (names[r.oif] = ifname_of(r.oif));
+          e.message = std::string(verb) + " route " + describe_route(r, name) +
+                      e.message.substr(entries[k].what.size());
+        }
+        res = e;
+      }
+      out[index[k]] = std::move(res);
+    }
     return out;
   }
 };

@@ -390,7 +390,7 @@ TEST_F(RtnlTest, DumpOfTwoThousandRoutes) {
   auto mres = rt_->replace_routes(mixed).value();
   EXPECT_TRUE(mres[0]);
   ASSERT_FALSE(mres[1]);
-  EXPECT_NE(mres[1].error().message.find("replace route 10.200.0.0/32 via 10.99.0.1"), std::string::npos)
+  EXPECT_NE(mres[1].error().message.find("replace route 10.200.0.0/32 via 10.99.0.1 dev d0"), std::string::npos)
       << mres[1].error().message;
   EXPECT_TRUE(mres[2]);
 
