@@ -36,6 +36,57 @@ struct MeshClusterOptions {
   std::string meshd = std::string(MESHD_BIN_DIR) + "/meshd";
 };
 
+// A packet capture (tcpdump -w) inside a namespace, running from the
+// constructor until stop(); the file is removed with the object.
+class Capture {
+ public:
+  Capture(const Netns& ns, const std::string& ifname, const std::string& filter = "")
+      : path_("/tmp/" + ns.name() + "-" + ifname + ".pcap") {
+    ::unlink(path_.c_str());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::freopen("/dev/null", "w", stdout);
+      std::freopen("/dev/null", "w", stderr);
+      std::vector<const char*> argv{"ip", "netns", "exec", ns.name().c_str(), "tcpdump", "-n", "-U", "--immediate-mode",
+                                    "-i", ifname.c_str(), "-w", path_.c_str()};
+      if (!filter.empty()) argv.push_back(filter.c_str());
+      argv.push_back(nullptr);
+      ::execvp("ip", const_cast<char* const*>(argv.data()));
+      ::_exit(127);
+    }
+    // tcpdump writes the pcap header once it listens.
+    for (int i = 0; i < 400 && sh("test -s " + path_) != 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ~Capture() {
+    stop();
+    ::unlink(path_.c_str());
+  }
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  void stop() {
+    if (pid_ <= 0) return;
+    // Immediate mode hands each packet to tcpdump at once (no 1 s capture
+    // block), but give it a moment to write what is in flight: SIGINT ends
+    // the loop without draining. ip netns exec execs tcpdump in place, so
+    // the PID is tcpdump's.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::kill(pid_, SIGINT);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = 0;
+  }
+  // The captured packets, one line each, optionally through a read filter.
+  std::string read(const std::string& filter = "") const {
+    return sh_out("tcpdump -n -r " + path_ + (filter.empty() ? "" : " '" + filter + "'") + " 2>/dev/null");
+  }
+
+ private:
+  std::string path_;
+  pid_t pid_ = 0;
+};
+
 class MeshCluster {
  public:
   struct Pod {

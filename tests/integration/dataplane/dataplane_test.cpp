@@ -65,17 +65,10 @@ TEST_F(Dataplane, ReceiverSeesTheSenderPodsOwnAddress) {
   auto& dst = c.node(2).pods[0];
   ASSERT_TRUE(reachable(src, dst.address));
   // Capture in the receiving pod while the sender pings it.
-  std::string cap = dst.ns->name() + ".cap";
-  std::string pcap = "/tmp/" + cap;
-  ASSERT_EQ(dst.ns->run("sh -c 'timeout 8 tcpdump -n -i eth0 -c 3 -w " + pcap +
-                        " icmp >/dev/null 2>&1 &'"),
-            0);
-  std::this_thread::sleep_for(700ms);
-  src.ns->run("ping -c 5 -i 0.2 -W 1 " + dst.address + " >/dev/null 2>&1");
-  ASSERT_TRUE(MeshCluster::eventually(
-      [&] { return sh("test -s " + pcap) == 0 && sh_out("tcpdump -n -r " + pcap + " 2>/dev/null").find("ICMP") != std::string::npos; }, 9s));
-  std::string seen = sh_out("tcpdump -n -r " + pcap + " 2>/dev/null");
-  ::unlink(pcap.c_str());
+  Capture cap(*dst.ns, "eth0", "icmp");
+  src.ns->run("ping -c 3 -i 0.2 -W 2 " + dst.address + " >/dev/null 2>&1");
+  cap.stop();
+  std::string seen = cap.read();
   EXPECT_NE(seen.find(src.address + " > " + dst.address + ": ICMP echo request"), std::string::npos)
       << seen;
   EXPECT_EQ(seen.find("172.31.77."), std::string::npos) << "underlay address leaked: " << seen;
@@ -86,15 +79,12 @@ TEST_F(Dataplane, UnderlayCarriesOnlyWireGuardUdp) {
   auto& c = *cluster_;
   auto& n1 = c.node(1);
   ASSERT_TRUE(reachable(n1.pods[0], c.node(2).pods[0].address));
-  std::string pcap = "/tmp/" + n1.ns->name() + "-underlay.pcap";
-  ASSERT_EQ(n1.ns->run("sh -c 'timeout 4 tcpdump -n -i eth0 -w " + pcap + " >/dev/null 2>&1 &'"), 0);
-  std::this_thread::sleep_for(700ms);
-  n1.pods[0].ns->run("ping -c 10 -i 0.1 " + c.node(2).pods[0].address + " >/dev/null 2>&1");
-  n1.pods[0].ns->run("ping -c 10 -i 0.1 " + c.node(3).pods[0].address + " >/dev/null 2>&1");
-  std::this_thread::sleep_for(3500ms);  // tcpdump's timeout ends the capture
-  std::string wg = sh_out("tcpdump -n -r " + pcap + " 'udp port 51820' 2>/dev/null");
-  std::string other = sh_out("tcpdump -n -r " + pcap + " 'not (udp port 51820) and not arp' 2>/dev/null");
-  ::unlink(pcap.c_str());
+  Capture cap(*n1.ns, "eth0");
+  n1.pods[0].ns->run("ping -c 10 -i 0.1 -W 2 " + c.node(2).pods[0].address + " >/dev/null 2>&1");
+  n1.pods[0].ns->run("ping -c 10 -i 0.1 -W 2 " + c.node(3).pods[0].address + " >/dev/null 2>&1");
+  cap.stop();
+  std::string wg = cap.read("udp port 51820");
+  std::string other = cap.read("not (udp port 51820) and not arp");
   auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
   EXPECT_GE(lines(wg), 40) << "expected the pings as WireGuard UDP on the underlay";
   EXPECT_EQ(lines(other), 0) << "non-WireGuard traffic on the underlay:\n" << other;
@@ -211,7 +201,7 @@ TEST_F(Dataplane, NoPacketLostThroughRestartAndKill9) {
   std::this_thread::sleep_for(1s);
   c.start(c.node(2));
   ASSERT_TRUE(MeshCluster::eventually(
-      [&] { return sh_out("cat " + out).find("packets transmitted") != std::string::npos; }, 20s));
+      [&] { return sh_out("cat " + out).find("packets transmitted") != std::string::npos; }, 60s));
   std::string result = sh_out("cat " + out);
   ::unlink(out.c_str());
   EXPECT_NE(result.find("240 packets transmitted, 240 received, 0% packet loss"), std::string::npos)
