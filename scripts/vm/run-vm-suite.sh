@@ -5,8 +5,9 @@
 # per-program summary and exits non-zero if anything failed or did not run.
 #
 # Usage: scripts/vm/run-vm-suite.sh BUILD_DIR
-# Env:   MESHD_VM_SUITE_TIMEOUT    whole guest, seconds (default 780)
-#        MESHD_VM_PROGRAM_TIMEOUT  each program, seconds (default 300)
+# Env:   MESHD_VM_SUITE_TIMEOUT    whole guest, seconds (default 1500)
+#        MESHD_VM_PROGRAM_TIMEOUT  each program, seconds (default 900)
+#        MESHD_VM_SMP              guest CPUs (default 2: multi-threaded TCG uses both host cores)
 #        MESHD_VM_CACHE            see build-guest.sh
 set -euo pipefail
 
@@ -31,8 +32,8 @@ fi
 "$here/build-guest.sh" >/dev/null
 
 set +e
-"$here/run.sh" --no-build --timeout "${MESHD_VM_SUITE_TIMEOUT:-780}" --out "$results" \
-  --env "MESHD_VM_PROGRAM_TIMEOUT=${MESHD_VM_PROGRAM_TIMEOUT:-300}" \
+"$here/run.sh" --no-build --smp "${MESHD_VM_SMP:-2}" --timeout "${MESHD_VM_SUITE_TIMEOUT:-1500}" --out "$results" \
+  --env "MESHD_VM_PROGRAM_TIMEOUT=${MESHD_VM_PROGRAM_TIMEOUT:-900}" \
   -- "$here/suite-guest.sh" "$repo/tests/vm/smoke/smoke.sh" "${programs[@]}"
 rc=$?
 set -e
