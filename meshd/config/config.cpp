@@ -109,12 +109,12 @@ Config parse_config(std::string_view text, const std::string& source) {
   }
 
   static const std::set<std::string> kSections = {"node", "wireguard", "userspace", "state",
-                                                   "reconcile", "peers"};
+                                                   "reconcile", "cni", "peers"};
   for (const auto& [k, v] : root) {
     (void)v;
     if (!kSections.count(std::string(k.str())))
       bad(source, std::string(k.str()),
-          "unknown section (expected one of node, wireguard, userspace, state, reconcile, peers)");
+          "unknown section (expected one of node, wireguard, userspace, state, reconcile, cni, peers)");
   }
 
   Config c;
@@ -170,6 +170,13 @@ Config parse_config(std::string_view text, const std::string& source) {
   c.resync_interval_ms =
       static_cast<unsigned>(rc.integer("resync_interval_ms", c.resync_interval_ms, 100, 3600000));
   rc.reject_unknown();
+
+  Section cni(table_or_null(root, source, "cni"), source, "cni");
+  c.cni_conf_dir = cni.str("conf_dir", c.cni_conf_dir);
+  c.cni_network = cni.str("network", c.cni_network);
+  if (c.cni_network.empty() || c.cni_network.find_first_of("/ \t") != std::string::npos)
+    bad(source, "cni.network", "expected a network name without '/' or spaces, got \"" + c.cni_network + "\"");
+  cni.reject_unknown();
 
   if (const toml::node* n = root.get("peers")) {
     const toml::array* arr = n->as_array();

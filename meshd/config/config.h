@@ -55,6 +55,11 @@ struct Config {
   // [reconcile]
   unsigned resync_interval_ms = 1000;
 
+  // [cni]: where meshd installs the conflist for meshd-cni once the node has
+  // a settled pod CIDR. "" = do not write one.
+  std::string cni_conf_dir = "/etc/cni/net.d";
+  std::string cni_network = "meshd";
+
   std::vector<StaticPeer> peers;
 };
 

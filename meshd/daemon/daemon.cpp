@@ -1,5 +1,6 @@
 #include "meshd/daemon/daemon.h"
 
+#include "cni/conflist.h"
 #include "common/version.h"
 #include "keys/format.h"
 #include "meshd/dataplane/desired_state.h"
@@ -143,6 +144,7 @@ class Daemon {
   void watch_signals();
   void start_watchdog();
   void write_status(const dataplane::ReconcileReport* report);
+  void write_cni_conflist();
   int teardown();
 
   DaemonOptions opts_;
@@ -225,6 +227,27 @@ void Daemon::load_desired() {
   for (const auto& n : mtu_notes_) log_->info("{}", n);
   store::LocalNodeRepo repo(*db_);
   if (auto r = repo.set_mtu(local_.mtu); !r) log_->warn("{}", r.error().message);
+  write_cni_conflist();
+}
+
+// Pods can be served once the node has a settled pod CIDR: only then does the
+// runtime find meshd's conflist. The plugin reads the CIDR and MTU from the
+// store itself, so the file changes only with the network name or database.
+void Daemon::write_cni_conflist() {
+  if (cfg_.cni_conf_dir.empty()) return;
+  store::LocalNodeRepo repo(*db_);
+  auto node = repo.get();
+  if (!node || !node->pod_cidr || !node->pod_cidr_settled) return;
+  std::error_code ec;
+  std::filesystem::create_directories(cfg_.cni_conf_dir, ec);
+  cni::ConflistOptions o;
+  o.network_name = cfg_.cni_network;
+  o.database = cfg_.database;
+  std::string path = cfg_.cni_conf_dir + "/10-" + cfg_.cni_network + ".conflist";
+  if (auto r = cni::write_conflist(path, o); r)
+    log_->debug("CNI conflist {} in place", path);
+  else
+    log_->warn("cannot write the CNI conflist: {}", r.error().message);
 }
 
 bool Daemon::reconcile() {

@@ -106,6 +106,7 @@ class MeshCluster {
     std::string config_path() const { return dir + "/meshd.toml"; }
     std::string socket_dir() const { return dir + "/wg"; }
     std::string log_path() const { return dir + "/meshd.log"; }
+    std::string cni_conf_dir() const { return dir + "/cni"; }
   };
 
   explicit MeshCluster(MeshClusterOptions o = {}) : o_(std::move(o)) {
@@ -185,7 +186,8 @@ class MeshCluster {
       << "\"\npersistent_keepalive = " << o_.persistent_keepalive << "\n"
       << "[userspace]\nsocket_dir = \"" << n.socket_dir() << "\"\n"
       << "[state]\ndatabase = \"" << n.dir << "/meshd.db\"\nruntime_dir = \"" << n.dir << "/run\"\n"
-      << "[reconcile]\nresync_interval_ms = " << o_.resync_interval_ms << "\n";
+      << "[reconcile]\nresync_interval_ms = " << o_.resync_interval_ms << "\n"
+      << "[cni]\nconf_dir = \"" << n.cni_conf_dir() << "\"\n";
     for (auto& m : nodes_) {
       if (m.index == n.index) continue;
       c << "[[peers]]\nname = \"node" << m.index << "\"\npublic_key = \"" << m.public_key

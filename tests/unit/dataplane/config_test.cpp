@@ -46,6 +46,9 @@ database = "/tmp/m.db"
 runtime_dir = "/tmp/run"
 [reconcile]
 resync_interval_ms = 500
+[cni]
+conf_dir = "/tmp/cni"
+network = "podnet"
 [[peers]]
 name = "laptop"
 public_key = "abc"
@@ -65,6 +68,8 @@ public_key = "def"
   EXPECT_EQ(c.persistent_keepalive, 0);
   EXPECT_EQ(c.userspace_socket_dir, "/tmp/x");
   EXPECT_EQ(c.resync_interval_ms, 500u);
+  EXPECT_EQ(c.cni_conf_dir, "/tmp/cni");
+  EXPECT_EQ(c.cni_network, "podnet");
   ASSERT_EQ(c.peers.size(), 2u);
   EXPECT_EQ(c.peers[0].name, "laptop");
   EXPECT_EQ(c.peers[0].persistent_keepalive, std::optional<std::uint16_t>(10));
@@ -85,6 +90,7 @@ TEST(Config, ErrorsNameFileKeyAndExpectedForm) {
   EXPECT_NE(error_of("[wireguard]\ninterface = \"a-very-long-interface-name\"\n").find("1-15 characters"), std::string::npos);
   EXPECT_NE(error_of("[[peers]]\nname = \"x\"\nfoo = 1\n").find("peers[0].foo: unknown key"), std::string::npos);
   EXPECT_NE(error_of("[[peers]]\nallowed_ips = \"10.0.0.0/8\"\n").find("peers[0].allowed_ips: expected an array of strings"), std::string::npos);
+  EXPECT_NE(error_of("[cni]\nnetwork = \"a/b\"\n").find("cni.network"), std::string::npos);
   EXPECT_NE(error_of("this is not toml").find("meshd.toml:1:"), std::string::npos);
 }
 
