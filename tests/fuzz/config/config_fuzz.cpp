@@ -1,0 +1,31 @@
+// The config file is outside input: any bytes must give a Config or an
+// ErrorException with a message, never a crash; a parsed config's static
+// peers then go through validation, which must reject bad ones by name.
+#include "meshd/config/config.h"
+#include "meshd/dataplane/desired_state.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  meshd::config::Config c;
+  try {
+    c = meshd::config::parse_config(text, "fuzz.toml");
+  } catch (const meshd::ErrorException& e) {
+    if (std::string_view(e.what()).find("fuzz.toml") == std::string_view::npos) std::abort();
+    return 0;
+  }
+  meshd::dataplane::LocalSpec local;
+  local.interface = c.interface;
+  local.pod_cidr = c.pod_cidr;
+  std::vector<meshd::dataplane::Rejection> rejected;
+  auto peers = meshd::dataplane::validate_static_peers(c.peers, local, c.persistent_keepalive, rejected);
+  if (peers.size() + rejected.size() != c.peers.size()) std::abort();
+  for (const auto& r : rejected)
+    if (r.reason.empty()) std::abort();
+  auto desired = meshd::dataplane::compute_desired(local, peers);
+  if (desired.device.peers.size() != peers.size()) std::abort();
+  return 0;
+}
