@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <linux/wireguard.h>
 
+#include <optional>
 #include <string>
 
 namespace meshd::nl {

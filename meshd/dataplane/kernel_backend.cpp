@@ -70,18 +70,25 @@ Result<void> KernelBackend::ensure_device(const std::string& name) {
   return created;
 }
 
+// After a failure the generic-netlink socket is reopened on next use: the
+// family id changes if the module was reloaded, and a timed-out exchange can
+// leave the socket out of step. Reopening costs one socket and one lookup.
 Result<wg::WgDevice> KernelBackend::get_device(const std::string& name) {
   std::lock_guard lock(mu_);
   auto g = genl();
   if (!g) return g.error();
-  return (*g)->get_device(name);
+  auto r = (*g)->get_device(name);
+  if (!r && !r.error().is(ENODEV)) genl_.reset();
+  return r;
 }
 
 Result<void> KernelBackend::set_device(const wg::WgDevice& change) {
   std::lock_guard lock(mu_);
   auto g = genl();
   if (!g) return g.error();
-  return (*g)->set_device(change);
+  auto r = (*g)->set_device(change);
+  if (!r && !r.error().is(ENODEV)) genl_.reset();
+  return r;
 }
 
 Result<void> KernelBackend::delete_device(const std::string& name) {
