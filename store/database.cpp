@@ -109,7 +109,7 @@ off_t file_size(const std::string& path) {
 // SQLite, and a read-only SQLite connection to a WAL database would leave an
 // empty -wal file behind). Only when a non-empty -wal exists, which may hold
 // a newer header than the main file, is a read-only SQLite connection asked.
-void inspect_existing(const std::string& path) {
+void inspect_existing(const std::string& path, int busy_timeout_ms) {
   std::array<unsigned char, 108> buf{};  // database header + page 1's b-tree header
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw ErrorException(Error::from_errno(errno, "open database " + path));
@@ -135,7 +135,9 @@ void inspect_existing(const std::string& path) {
 
   if (file_size(path + "-wal") > 0) {
     try {
-      SQLite::Database ro(path, SQLite::OPEN_READONLY);
+      // Concurrent writers (many CNI ADDs at once) hold the WAL briefly:
+      // wait like the main connection does instead of failing "locked".
+      SQLite::Database ro(path, SQLite::OPEN_READONLY, busy_timeout_ms);
       h = read_header(ro);
     } catch (const SQLite::Exception& e) {
       throw ErrorException(refuse(detail::errno_for_sqlite(e.getExtendedErrorCode()),
@@ -153,7 +155,7 @@ void prepare_file(const DatabaseOptions& opts) {
   if (::stat(opts.path.c_str(), &st) == 0) {
     if (!S_ISREG(st.st_mode))
       throw ErrorException(refuse(EINVAL, opts.path + " is not a meshd database (not a regular file)"));
-    if (st.st_size > 0) inspect_existing(opts.path);
+    if (st.st_size > 0) inspect_existing(opts.path, opts.busy_timeout_ms);
     return;
   }
   if (errno != ENOENT) throw ErrorException(Error::from_errno(errno, "stat database " + opts.path));
