@@ -10,7 +10,9 @@
 
 #include <array>
 #include <cstdio>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace meshd::store {
 
@@ -182,8 +184,27 @@ Database::Database(DatabaseOptions opts, int target_version) : opts_(std::move(o
                                         " does not exist: this meshd knows 0 to " +
                                         std::to_string(latest_schema_version())));
   const bool memory = is_memory(opts_.path);
-  if (!memory) prepare_file(opts_);
+  // Many processes may create and convert one file at once (concurrent CNI
+  // ADDs on a fresh node). Switching a new file to WAL takes an exclusive
+  // lock, and SQLite answers some lock upgrades with SQLITE_BUSY at once
+  // rather than through the busy handler (to avoid deadlock): every step
+  // below is idempotent, so start over until the busy timeout has passed.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.busy_timeout_ms);
+  for (int attempt = 0;; ++attempt) {
+    if (!memory) prepare_file(opts_);
+    try {
+      open_and_migrate(memory, target_version);
+      return;
+    } catch (const ErrorException& e) {
+      if (!e.error().is(EBUSY) || std::chrono::steady_clock::now() >= deadline) throw;
+      db_.reset();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5 + 5 * std::min(attempt, 20)));
+    }
+  }
+}
 
+void Database::open_and_migrate(bool memory, int target_version) {
   try {
     int flags = opts_.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE;
     if (memory) flags |= SQLite::OPEN_CREATE;

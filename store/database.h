@@ -51,6 +51,7 @@ class Database {
 
  private:
   Database(DatabaseOptions opts, int target_version);
+  void open_and_migrate(bool memory, int target_version);
 
   DatabaseOptions opts_;
   std::unique_ptr<SQLite::Database> db_;
