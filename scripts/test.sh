@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds, and runs every test (all CTest labels).
+# Installs dependencies, builds, and runs every test (all CTest labels), then
+# the unit label once more under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Usage: scripts/test.sh [extra ctest arguments, e.g. -L unit]
+# Env:   MESHD_SANITIZER_PASS=0 skips the sanitizer pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build
-cd build
-ctest --output-on-failure --timeout 600 "$@"
+(cd build && ctest --output-on-failure --timeout 1800 "$@")
+
+if [[ ${MESHD_SANITIZER_PASS:-1} != 0 ]]; then
+  echo "== unit tests under ASan + UBSan =="
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMESHD_SANITIZE=ON \
+    -DMESHD_BENCH=OFF >/dev/null
+  cmake --build build-asan --target unit_tests
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure -L unit)
+fi

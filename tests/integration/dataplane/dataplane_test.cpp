@@ -49,11 +49,13 @@ class Dataplane : public ::testing::Test {
 TEST_F(Dataplane, PodsOnEveryNodeReachEachOther) {
   start_and_converge();
   auto& c = *cluster_;
-  for (auto& a : c.nodes())
-    for (auto& b : c.nodes())
-      if (a.index != b.index)
-        EXPECT_TRUE(reachable(a.pods[0], b.pods[0].address))
-            << "pod on node" << a.index << " cannot reach pod on node" << b.index;
+  for (auto& a : c.nodes()) {
+    for (auto& b : c.nodes()) {
+      if (a.index == b.index) continue;
+      EXPECT_TRUE(reachable(a.pods[0], b.pods[0].address))
+          << "pod on node" << a.index << " cannot reach pod on node" << b.index;
+    }
+  }
   // The node itself reaches remote pods (its source is its pod-CIDR gateway).
   EXPECT_EQ(c.node(1).ns->run("ping -c 1 -W 2 " + c.node(3).pods[0].address + " >/dev/null"), 0);
 }
