@@ -215,3 +215,33 @@ TEST_F(Dataplane, NoPacketLostThroughRestartAndKill9) {
 
 }  // namespace
 }  // namespace meshd::testing
+
+namespace meshd::testing {
+namespace {
+
+// `meshd --once` converges and exits 0; `meshd --teardown` removes the device
+// and meshd's routes (and with them the userspace implementation).
+TEST(DataplaneCommands, OnceConvergesAndTeardownRemovesEverything) {
+  if (!is_root()) GTEST_SKIP() << "needs root (network namespaces)";
+  MeshClusterOptions o;
+  o.nodes = 2;
+  o.backend = MESHD_TEST_BACKEND;
+  MeshCluster c(o);
+  auto& n1 = c.node(1);
+  std::string meshd = o.meshd + " --config " + n1.config_path();
+  EXPECT_EQ(n1.ns->run(meshd + " --once >>" + n1.log_path() + " 2>&1"), 0) << c.log(n1);
+  EXPECT_NE(c.wg(n1, "show meshd0 peers").find(c.node(2).public_key), std::string::npos);
+  EXPECT_NE(n1.ns->out("ip route show proto 77").find(c.node(2).pod_cidr), std::string::npos);
+  // A second pass finds nothing to do and still exits 0.
+  EXPECT_EQ(n1.ns->run(meshd + " --once >>" + n1.log_path() + " 2>&1"), 0);
+
+  EXPECT_EQ(n1.ns->run(meshd + " --teardown >>" + n1.log_path() + " 2>&1"), 0) << c.log(n1);
+  EXPECT_NE(n1.ns->run("ip link show meshd0 >/dev/null 2>&1"), 0) << "device still there";
+  EXPECT_EQ(n1.ns->out("ip route show proto 77"), "");
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] { return sh_out("ip netns pids " + n1.ns->name()).empty(); }, std::chrono::seconds(5)))
+      << "a process (the userspace implementation?) outlived the teardown";
+}
+
+}  // namespace
+}  // namespace meshd::testing
