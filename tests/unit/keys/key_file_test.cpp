@@ -14,7 +14,7 @@
 using namespace meshd::keys;
 using meshd::test::read_file;
 using meshd::test::TempDir;
-using meshd::test::write_plain_file;
+using meshd::test::write_file;
 
 namespace {
 
@@ -81,7 +81,7 @@ TEST(KeyFile, ReplacesAnExistingFileWholeByRename) {
   TempDir dir;
   const std::string path = dir.file("private.key");
   const std::string old_text = std::string(500, 'x') + "\n";  // longer than a key
-  write_plain_file(path, old_text);
+  write_file(path, old_text);
   ::chmod(path.c_str(), 0644);
   // A reader that opened the old file keeps a complete old file: the new one
   // is a different inode put in place by rename, never a partial overwrite.
@@ -128,7 +128,7 @@ TEST(KeyFile, RejectsBadContentsWithTheExpectedForm) {
        {std::string(""), std::string("\n"), key.substr(0, 43) + "\n", key + "x\n",
         key + "\n" + key + "\n", " " + key + "\n", std::string(64, 'a') + "\n",
         std::string("-----BEGIN PRIVATE KEY-----\n")}) {
-    write_plain_file(path, text);
+    write_file(path, text);
     ::chmod(path.c_str(), 0600);
     auto r = load_private_key_file(path);
     ASSERT_FALSE(r) << "accepted: " << text;
@@ -138,7 +138,7 @@ TEST(KeyFile, RejectsBadContentsWithTheExpectedForm) {
   }
   // What `wg pubkey` tolerates after the key, we tolerate too.
   for (const std::string& text : {key, key + "\n", key + "\r\n", key + "  \t\n\n", key + '\0'}) {
-    write_plain_file(path, text);
+    write_file(path, text);
     ::chmod(path.c_str(), 0600);
     EXPECT_TRUE(load_private_key_file(path));
   }

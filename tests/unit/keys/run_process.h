@@ -4,6 +4,8 @@
 // stdout can be a regular file with a chosen mode (wg's umask warning).
 #pragma once
 
+#include "tests/support/temp_dir.h"
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -28,36 +30,9 @@ struct ProcessResult {
   std::string err;
 };
 
-// A directory under $TMPDIR removed (with its contents) on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "meshd-keys-test.XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-inline void write_plain_file(const std::string& path, const std::string& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << data;
-}
+using meshd::testing::read_file;
+using meshd::testing::TempDir;
+using meshd::testing::write_file;
 
 // `stdout_mode`: permissions of the file that receives stdout (0600 unless a
 // test wants a world-readable one).
@@ -65,7 +40,7 @@ inline ProcessResult run_process(const std::vector<std::string>& argv, const std
                                  mode_t stdout_mode = 0600) {
   TempDir dir;
   const std::string in = dir.file("in"), out = dir.file("out"), err = dir.file("err");
-  write_plain_file(in, input);
+  write_file(in, input);
   int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (out_fd < 0 || ::fchmod(out_fd, stdout_mode) != 0) throw std::runtime_error("open " + out);
 

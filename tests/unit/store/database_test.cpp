@@ -31,7 +31,7 @@ std::string schema_dump(Database& db) {
 std::string dir_snapshot(const std::string& dir) {
   std::map<std::string, std::string> files;
   for (const auto& e : std::filesystem::directory_iterator(dir))
-    files[e.path().filename().string()] = test::read_bytes(e.path().string());
+    files[e.path().filename().string()] = test::read_file(e.path().string());
   std::string out;
   for (const auto& [name, bytes] : files)
     out += name + " (" + std::to_string(bytes.size()) + " bytes, hash " +
@@ -161,7 +161,7 @@ TEST(StoreDatabase, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
     raw.exec("PRAGMA user_version = " + std::to_string(newer));
   }
   const auto before = dir_snapshot(dir.file(""));
-  const auto bytes = test::read_bytes(path);
+  const auto bytes = test::read_file(path);
 
   auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, ENOTSUP);
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
@@ -171,7 +171,7 @@ TEST(StoreDatabase, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
                      "; upgrade meshd or restore a backup"),
             std::string::npos)
       << msg;
-  EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+  EXPECT_TRUE(test::read_file(path) == bytes) << "file bytes changed";
   EXPECT_EQ(dir_snapshot(dir.file("")), before);
 
   // The Result form says the same, and read-only opening refuses too.
@@ -179,7 +179,7 @@ TEST(StoreDatabase, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().is(ENOTSUP));
   refusal_message([&] { Database db(DatabaseOptions{.path = path, .read_only = true}); }, ENOTSUP);
-  EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+  EXPECT_TRUE(test::read_file(path) == bytes) << "file bytes changed";
 }
 
 TEST(StoreDatabase, SeesANewerSchemaThatIsStillOnlyInTheWal) {
@@ -192,10 +192,10 @@ TEST(StoreDatabase, SeesANewerSchemaThatIsStillOnlyInTheWal) {
   raw.exec("PRAGMA wal_autocheckpoint = 0");
   raw.exec("PRAGMA user_version = 42");
   ASSERT_GT(std::filesystem::file_size(path + "-wal"), 0u);
-  const auto bytes = test::read_bytes(path);
+  const auto bytes = test::read_file(path);
   auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, ENOTSUP);
   EXPECT_NE(msg.find("created by a newer meshd: schema 42"), std::string::npos) << msg;
-  EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+  EXPECT_TRUE(test::read_file(path) == bytes) << "file bytes changed";
 }
 
 TEST(StoreDatabase, RefusesANewerDatabaseInRollbackModeWithoutSwitchingItToWal) {
@@ -207,11 +207,11 @@ TEST(StoreDatabase, RefusesANewerDatabaseInRollbackModeWithoutSwitchingItToWal) 
     raw.exec("PRAGMA journal_mode = DELETE");
     raw.exec("PRAGMA user_version = 99");
   }
-  const auto bytes = test::read_bytes(path);
+  const auto bytes = test::read_file(path);
   ASSERT_EQ(bytes[18], 1);  // header: legacy (rollback) write version
   auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, ENOTSUP);
   EXPECT_NE(msg.find("schema 99"), std::string::npos) << msg;
-  EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+  EXPECT_TRUE(test::read_file(path) == bytes) << "file bytes changed";
 }
 
 TEST(StoreDatabase, RefusesAnotherApplicationsSqliteDatabaseAndLeavesItUntouched) {
@@ -235,10 +235,10 @@ TEST(StoreDatabase, RefusesAnotherApplicationsSqliteDatabaseAndLeavesItUntouched
       raw.exec("INSERT INTO photos (title) VALUES ('holiday')");
     }
     const auto before = dir_snapshot(dir.file(""));
-    const auto bytes = test::read_bytes(path);
+    const auto bytes = test::read_file(path);
     auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, EINVAL);
     EXPECT_NE(msg.find(path + " is not a meshd database " + c.expect), std::string::npos) << msg;
-    EXPECT_TRUE(test::read_bytes(path) == bytes) << "file bytes changed";
+    EXPECT_TRUE(test::read_file(path) == bytes) << "file bytes changed";
     EXPECT_EQ(dir_snapshot(dir.file("")), before);
   }
 }
@@ -249,12 +249,12 @@ TEST(StoreDatabase, RefusesAFileThatIsNotSqliteAndLeavesItUntouched) {
        {std::string("short"), std::string(4096, 'x'),
         std::string("[meshd]\nname = \"node-a\"\n") + std::string(200, '#')}) {
     const auto path = dir.file("config.toml");
-    test::write_bytes(path, content);
+    test::write_file(path, content);
     auto msg = refusal_message([&] { Database db(DatabaseOptions{.path = path}); }, EINVAL);
     EXPECT_NE(msg.find(path + " is not a meshd database (not an SQLite 3 file)"),
               std::string::npos)
         << msg;
-    EXPECT_EQ(test::read_bytes(path), content);
+    EXPECT_EQ(test::read_file(path), content);
     EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
   }
 }
@@ -262,7 +262,7 @@ TEST(StoreDatabase, RefusesAFileThatIsNotSqliteAndLeavesItUntouched) {
 TEST(StoreDatabase, AdoptsAnEmptyFileAndAnEmptySqliteDatabase) {
   TempDir dir;
   const auto empty = dir.file("empty.db");
-  test::write_bytes(empty, "");
+  test::write_file(empty, "");
   {
     Database db(DatabaseOptions{.path = empty});
     EXPECT_EQ(db.schema_version(), Database::latest_schema_version());

@@ -126,7 +126,7 @@ AllocationRun run_allocators(const TempDir& dir, const std::string& path, const 
   for (pid_t pid : pids)
     if (test::wait_for(pid) != 0) ++run.failed_processes;
   for (const auto& out : outs) {
-    std::istringstream in(test::read_bytes(out));
+    std::istringstream in(test::read_file(out));
     std::string word, key, addr, line;
     while (std::getline(in, line)) {
       std::istringstream l(line);
