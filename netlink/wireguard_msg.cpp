@@ -84,6 +84,15 @@ Result<T> read_int(const Attr& a, const char* what) {
   return v;
 }
 
+// Reads an integer attribute of exactly sizeof(T) bytes into `out`.
+template <class T, class Out>
+Result<void> read_int_into(const Attr& a, const char* what, Out& out) {
+  auto v = read_int<T>(a, what);
+  if (!v) return v.error();
+  out = static_cast<Out>(*v);
+  return {};
+}
+
 Result<keys::KeyBytes> read_key(const Attr& a, const char* what) {
   if (a.payload.size() != WG_KEY_LEN) return bad_size(what, a.payload.size(), WG_KEY_LEN);
   keys::KeyBytes k;
@@ -118,21 +127,15 @@ Result<IpPrefix> parse_allowed_ip(std::span<const std::uint8_t> bytes) {
     if (!more) return more.error();
     if (!*more) break;
     switch (a.type) {
-      case WGALLOWEDIP_A_FAMILY: {
-        auto v = read_int<std::uint16_t>(a, "WGALLOWEDIP_A_FAMILY");
-        if (!v) return v.error();
-        family = *v;
+      case WGALLOWEDIP_A_FAMILY:
+        if (auto r = read_int_into<std::uint16_t>(a, "WGALLOWEDIP_A_FAMILY", family); !r) return r.error();
         break;
-      }
       case WGALLOWEDIP_A_IPADDR:
         addr = a.payload;
         break;
-      case WGALLOWEDIP_A_CIDR_MASK: {
-        auto v = read_int<std::uint8_t>(a, "WGALLOWEDIP_A_CIDR_MASK");
-        if (!v) return v.error();
-        cidr = *v;
+      case WGALLOWEDIP_A_CIDR_MASK:
+        if (auto r = read_int_into<std::uint8_t>(a, "WGALLOWEDIP_A_CIDR_MASK", cidr); !r) return r.error();
         break;
-      }
       default:
         break;  // newer kernels may add attributes: ignore, as wg does
     }
@@ -199,12 +202,9 @@ Result<wg::WgPeer> parse_peer(std::span<const std::uint8_t> bytes) {
         peer.endpoint = *e;
         break;
       }
-      case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL: {
-        auto v = read_int<std::uint16_t>(a, "WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL");
-        if (!v) return v.error();
-        peer.persistent_keepalive = *v;
+      case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
+        if (auto r = read_int_into<std::uint16_t>(a, "WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL", peer.persistent_keepalive); !r) return r.error();
         break;
-      }
       case WGPEER_A_LAST_HANDSHAKE_TIME: {
         // struct __kernel_timespec: s64 seconds, s64 nanoseconds.
         if (a.payload.size() != 16) return bad_size("WGPEER_A_LAST_HANDSHAKE_TIME", a.payload.size(), 16);
@@ -212,18 +212,12 @@ Result<wg::WgPeer> parse_peer(std::span<const std::uint8_t> bytes) {
         std::memcpy(&peer.last_handshake_nsec, a.payload.data() + 8, 8);
         break;
       }
-      case WGPEER_A_RX_BYTES: {
-        auto v = read_int<std::uint64_t>(a, "WGPEER_A_RX_BYTES");
-        if (!v) return v.error();
-        peer.rx_bytes = *v;
+      case WGPEER_A_RX_BYTES:
+        if (auto r = read_int_into<std::uint64_t>(a, "WGPEER_A_RX_BYTES", peer.rx_bytes); !r) return r.error();
         break;
-      }
-      case WGPEER_A_TX_BYTES: {
-        auto v = read_int<std::uint64_t>(a, "WGPEER_A_TX_BYTES");
-        if (!v) return v.error();
-        peer.tx_bytes = *v;
+      case WGPEER_A_TX_BYTES:
+        if (auto r = read_int_into<std::uint64_t>(a, "WGPEER_A_TX_BYTES", peer.tx_bytes); !r) return r.error();
         break;
-      }
       case WGPEER_A_ALLOWEDIPS: {
         AttrReader ips(a.payload);
         Attr ip;
@@ -237,12 +231,9 @@ Result<wg::WgPeer> parse_peer(std::span<const std::uint8_t> bytes) {
         }
         break;
       }
-      case WGPEER_A_PROTOCOL_VERSION: {
-        auto v = read_int<std::uint32_t>(a, "WGPEER_A_PROTOCOL_VERSION");
-        if (!v) return v.error();
-        peer.protocol_version = static_cast<int>(*v);
+      case WGPEER_A_PROTOCOL_VERSION:
+        if (auto r = read_int_into<std::uint32_t>(a, "WGPEER_A_PROTOCOL_VERSION", peer.protocol_version); !r) return r.error();
         break;
-      }
       default:
         break;  // attributes of newer kernels
     }
@@ -266,12 +257,9 @@ Result<wg::WgDevice> parse_device_message(std::span<const std::uint8_t> message)
     if (!more) return more.error();
     if (!*more) break;
     switch (a.type) {
-      case WGDEVICE_A_IFINDEX: {
-        auto v = read_int<std::uint32_t>(a, "WGDEVICE_A_IFINDEX");
-        if (!v) return v.error();
-        dev.ifindex = static_cast<int>(*v);
+      case WGDEVICE_A_IFINDEX:
+        if (auto r = read_int_into<std::uint32_t>(a, "WGDEVICE_A_IFINDEX", dev.ifindex); !r) return r.error();
         break;
-      }
       case WGDEVICE_A_IFNAME: {
         // NUL-terminated, at most IFNAMSIZ bytes with the NUL.
         if (a.payload.empty() || a.payload.size() > IFNAMSIZ)
@@ -299,18 +287,12 @@ Result<wg::WgDevice> parse_device_message(std::span<const std::uint8_t> message)
         dev.replace_peers = *v & WGDEVICE_F_REPLACE_PEERS;
         break;
       }
-      case WGDEVICE_A_LISTEN_PORT: {
-        auto v = read_int<std::uint16_t>(a, "WGDEVICE_A_LISTEN_PORT");
-        if (!v) return v.error();
-        dev.listen_port = *v;
+      case WGDEVICE_A_LISTEN_PORT:
+        if (auto r = read_int_into<std::uint16_t>(a, "WGDEVICE_A_LISTEN_PORT", dev.listen_port); !r) return r.error();
         break;
-      }
-      case WGDEVICE_A_FWMARK: {
-        auto v = read_int<std::uint32_t>(a, "WGDEVICE_A_FWMARK");
-        if (!v) return v.error();
-        dev.fwmark = *v;
+      case WGDEVICE_A_FWMARK:
+        if (auto r = read_int_into<std::uint32_t>(a, "WGDEVICE_A_FWMARK", dev.fwmark); !r) return r.error();
         break;
-      }
       case WGDEVICE_A_PEERS: {
         AttrReader peers(a.payload);
         Attr pa;
