@@ -1,12 +1,13 @@
 // meshctl: the operator's command line. Key commands work offline and behave
 // exactly like their wireguard-tools counterparts (same input rules, output,
 // messages and exit codes), so scripts written for `wg genkey | wg pubkey`
-// work unchanged. Commands that talk to the daemon's REST API join later,
-// one function per subcommand, like these.
+// work unchanged. `status` reads the daemon's status file; commands that talk
+// to the daemon's REST API join later, one function per subcommand.
 #include "common/version.h"
 #include "keys/wg_key.h"
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <sodium.h>
 
 #include <sys/stat.h>
@@ -15,6 +16,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace {
@@ -90,6 +93,60 @@ int run_pubkey() {
   return finish_stdout();
 }
 
+// Until the REST API exists, the daemon's status is the file it rewrites after
+// every reconcile pass (docs/dataplane.md); this prints it for a person, or
+// as it is with --json. Exit 0 when the last pass converged, 3 when it did not.
+int run_status(const std::string& runtime_dir, bool json) {
+  std::string path = runtime_dir + "/status.json";
+  std::ifstream f(path);
+  if (!f) {
+    std::fprintf(stderr, "%s status: cannot read %s: %s (is meshd running? its [state] runtime_dir is the --runtime-dir to give)\n",
+                 kProg, path.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(ss.str(), ec);
+  if (ec || !v.is_object()) {
+    std::fprintf(stderr, "%s status: %s is not a meshd status file (%s)\n", kProg, path.c_str(),
+                 ec ? ec.message().c_str() : "not a JSON object");
+    return 1;
+  }
+  const auto& o = v.as_object();
+  if (json) {
+    std::puts(ss.str().c_str());
+  } else {
+    auto field = [&](const char* key) -> std::string {
+      const auto* x = o.if_contains(key);
+      if (!x) return "-";
+      if (x->is_string()) return std::string(x->as_string());
+      if (x->is_bool()) return x->as_bool() ? "yes" : "no";
+      return boost::json::serialize(*x);
+    };
+    std::printf("interface:  %s\n", field("interface").c_str());
+    std::printf("backend:    %s (%s)\n", field("backend").c_str(), field("backend_reason").c_str());
+    std::printf("public key: %s\n", field("public_key").c_str());
+    std::printf("port:       %s\n", field("listen_port").c_str());
+    std::printf("mtu:        %s\n", field("mtu").c_str());
+    std::printf("pod cidr:   %s\n", field("pod_cidr").c_str());
+    std::printf("peers:      %s\n", field("peers").c_str());
+    std::printf("routes:     %s\n", field("routes").c_str());
+    std::printf("in sync:    %s\n", field("in_sync").c_str());
+    if (const auto* errs = o.if_contains("errors"); errs && errs->is_array())
+      for (const auto& e : errs->as_array())
+        if (e.is_string()) std::printf("error:      %s\n", e.as_string().c_str());
+    if (const auto* rej = o.if_contains("rejected_peers"); rej && rej->is_array())
+      for (const auto& r : rej->as_array())
+        if (r.is_object() && r.as_object().contains("peer") && r.as_object().contains("reason"))
+          std::printf("rejected:   %s: %s\n", boost::json::serialize(r.as_object().at("peer")).c_str(),
+                      boost::json::serialize(r.as_object().at("reason")).c_str());
+  }
+  if (int rc = finish_stdout(); rc != 0) return rc;
+  const auto* in_sync = o.if_contains("in_sync");
+  return in_sync && in_sync->is_bool() && in_sync->as_bool() ? 0 : 3;
+}
+
 // A subcommand that, like wg's, takes no arguments: anything extra prints
 // the usage line and fails with 1, as `wg genkey extra` does.
 CLI::App* add_plain(CLI::App& app, const std::string& name, const std::string& help) {
@@ -121,11 +178,21 @@ int main(int argc, char** argv) {
   CLI::App* genpsk = add_plain(
       app, "genpsk", "Generate a new random preshared key and print it in base64 (like `wg genpsk`)");
 
+  std::string runtime_dir = "/run/meshd";
+  bool status_json = false;
+  CLI::App* status = app.add_subcommand(
+      "status", "Show the daemon's data-plane status: backend, device, peers, routes, errors");
+  status->add_option("--runtime-dir", runtime_dir, "meshd's [state] runtime_dir")
+      ->capture_default_str();
+  status->add_flag("--json", status_json, "print the status file as it is");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+
+  if (status->parsed()) return run_status(runtime_dir, status_json);
 
   struct Command {
     CLI::App* sub;

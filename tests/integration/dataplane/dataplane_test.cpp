@@ -111,6 +111,14 @@ TEST_F(Dataplane, WgShowAndStatusDescribeTheDevice) {
   // MTU derived from the underlay: 1500 - 60 (IPv4 endpoints).
   EXPECT_NE(n1.ns->out("ip -o link show meshd0").find("mtu 1440"), std::string::npos);
   EXPECT_NE(st.find("\"mtu\":1440"), std::string::npos) << st;
+  // meshctl status shows the same for a person, and exits 0 when in sync.
+  std::string meshctl = std::string(MESHD_BIN_DIR) + "/meshctl status --runtime-dir " + n1.dir + "/run";
+  std::string shown = sh_out(meshctl);
+  EXPECT_NE(shown.find(std::string("backend:    ") + MESHD_TEST_BACKEND), std::string::npos) << shown;
+  EXPECT_NE(shown.find("in sync:    yes"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("peers:      2"), std::string::npos) << shown;
+  EXPECT_EQ(sh(meshctl + " >/dev/null"), 0);
+  EXPECT_EQ(sh(std::string(MESHD_BIN_DIR) + "/meshctl status --runtime-dir /nonexistent 2>/dev/null"), 1);
   // The node's pod-CIDR gateway address is on the device; routes carry our protocol.
   EXPECT_NE(n1.ns->out("ip -o addr show dev meshd0").find(n1.gateway + "/32"), std::string::npos);
   std::string routes = n1.ns->out("ip route show proto 77");
