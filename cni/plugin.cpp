@@ -40,16 +40,10 @@ bool file_exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// The store itself waits out SQLITE_BUSY for its busy timeout (10 s), also
+// while hundreds of ADDs open one file at once; an error here is real.
 CniResult<std::unique_ptr<store::Database>> open_db(const PluginConfig& conf) {
   auto db = store::Database::open({.path = conf.database});
-  // Opening checks the file's header on a connection of its own, which can
-  // meet SQLITE_BUSY (EBUSY) while hundreds of ADDs commit at once: retry
-  // with a short, growing pause, for at most about the busy timeout (10 s).
-  for (int attempt = 0, pause_ms = 2; !db && db.error().is(EBUSY) && attempt < 200; ++attempt) {
-    ::usleep(static_cast<useconds_t>(pause_ms) * 1000);
-    pause_ms = std::min(pause_ms * 2, 50);
-    db = store::Database::open({.path = conf.database});
-  }
   if (!db)
     return cni_error(kIoFailure, "cannot open the meshd database " + conf.database,
                      db.error().message);
