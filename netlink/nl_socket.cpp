@@ -203,7 +203,11 @@ Result<void> NlSocket::send_all(const void* data, std::size_t len, std::string_v
   return {};
 }
 
-Result<std::size_t> NlSocket::recv_datagram(std::vector<std::uint8_t>& buf, std::string_view what) {
+// One datagram from the kernel (anything another port sends is skipped).
+// With MSG_DONTWAIT, 0 means nothing is queued; a blocking socket that times
+// out reports ETIMEDOUT.
+Result<std::size_t> NlSocket::recv_datagram(std::vector<std::uint8_t>& buf, std::string_view what,
+                                            int flags) {
   for (;;) {
     sockaddr_nl from{};
     iovec iov{buf.data(), buf.size()};
@@ -212,18 +216,19 @@ Result<std::size_t> NlSocket::recv_datagram(std::vector<std::uint8_t>& buf, std:
     mh.msg_namelen = sizeof from;
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
-    ssize_t n = recvmsg(fd(), &mh, 0);
+    ssize_t n = recvmsg(fd(), &mh, flags);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = (errno == EAGAIN || errno == EWOULDBLOCK) && !nonblocking_ ? ETIMEDOUT : errno;
+      const bool would_block = errno == EAGAIN || errno == EWOULDBLOCK;
+      if (would_block && (flags & MSG_DONTWAIT)) return std::size_t{0};
+      int err = would_block && !nonblocking_ ? ETIMEDOUT : errno;
       return fail(err, std::string(what) + ": receive");
     }
-    if (mh.msg_flags & MSG_TRUNC) return fail(EMSGSIZE, std::string(what) + ": reply truncated");
+    if (mh.msg_flags & MSG_TRUNC) return fail(EMSGSIZE, std::string(what) + ": message truncated");
     if (from.nl_pid != 0) continue;  // only the kernel speaks to us
     return static_cast<std::size_t>(n);
   }
 }
-
 
 Result<void> NlSocket::request(nlmsghdr* req, std::string_view what, const MessageFn& on_reply) {
   const bool dump = is_dump(req);
@@ -341,25 +346,14 @@ Result<std::vector<Result<void>>> NlSocket::batch(std::span<const NlBatchEntry> 
 
 Result<void> NlSocket::drain(std::string_view what, const MessageFn& fn) {
   for (;;) {
-    sockaddr_nl from{};
-    iovec iov{rbuf_.data(), rbuf_.size()};
-    msghdr mh{};
-    mh.msg_name = &from;
-    mh.msg_namelen = sizeof from;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    ssize_t n = recvmsg(fd(), &mh, MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
-      if (errno == ENOBUFS)
+    auto n = recv_datagram(rbuf_, what, MSG_DONTWAIT);
+    if (!n) {
+      if (n.error().is(ENOBUFS))
         return fail(ENOBUFS, std::string(what) + ": the kernel dropped notifications; resync");
-      return fail(errno, std::string(what) + ": receive");
+      return n.error();
     }
-    if (mh.msg_flags & MSG_TRUNC) return fail(EMSGSIZE, std::string(what) + ": notification truncated");
-    if (from.nl_pid != 0) continue;
-    auto r = for_each_message({rbuf_.data(), static_cast<std::size_t>(n)}, fn);
-    if (!r) return r;
+    if (*n == 0) return {};
+    if (auto r = for_each_message({rbuf_.data(), *n}, fn); !r) return r;
   }
 }
 

@@ -107,7 +107,8 @@ class NlSocket {
 
  private:
   explicit NlSocket(mnl_socket* s);
-  Result<std::size_t> recv_datagram(std::vector<std::uint8_t>& buf, std::string_view what);
+  Result<std::size_t> recv_datagram(std::vector<std::uint8_t>& buf, std::string_view what,
+                                   int flags = 0);
   Result<void> send_all(const void* data, std::size_t len, std::string_view what);
 
   mnl_socket* sock_ = nullptr;

@@ -76,6 +76,20 @@ Error bad_size(const char* what, std::size_t got, std::size_t want) {
                         std::to_string(got) + " bytes, expected " + std::to_string(want));
 }
 
+// Calls fn(payload) for each attribute nested in a list attribute (peers,
+// allowed IPs); `what` names the list in errors.
+template <class Fn>
+Result<void> for_each_nested(std::span<const std::uint8_t> list, const char* what, Fn&& fn) {
+  AttrReader r(list);
+  Attr a;
+  for (;;) {
+    auto more = r.next(a);
+    if (!more) return Error::invalid(std::string(what) + ": " + more.error().message);
+    if (!*more) return {};
+    if (auto x = fn(a.payload); !x) return x.error();
+  }
+}
+
 template <class T>
 Result<T> read_int(const Attr& a, const char* what) {
   if (a.payload.size() != sizeof(T)) return bad_size(what, a.payload.size(), sizeof(T));
@@ -128,13 +142,15 @@ Result<IpPrefix> parse_allowed_ip(std::span<const std::uint8_t> bytes) {
     if (!*more) break;
     switch (a.type) {
       case WGALLOWEDIP_A_FAMILY:
-        if (auto r = read_int_into<std::uint16_t>(a, "WGALLOWEDIP_A_FAMILY", family); !r) return r.error();
+        if (auto r = read_int_into<std::uint16_t>(a, "WGALLOWEDIP_A_FAMILY", family); !r)
+          return r.error();
         break;
       case WGALLOWEDIP_A_IPADDR:
         addr = a.payload;
         break;
       case WGALLOWEDIP_A_CIDR_MASK:
-        if (auto r = read_int_into<std::uint8_t>(a, "WGALLOWEDIP_A_CIDR_MASK", cidr); !r) return r.error();
+        if (auto r = read_int_into<std::uint8_t>(a, "WGALLOWEDIP_A_CIDR_MASK", cidr); !r)
+          return r.error();
         break;
       default:
         break;  // newer kernels may add attributes: ignore, as wg does
@@ -203,7 +219,8 @@ Result<wg::WgPeer> parse_peer(std::span<const std::uint8_t> bytes) {
         break;
       }
       case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
-        if (auto r = read_int_into<std::uint16_t>(a, "WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL", peer.persistent_keepalive); !r) return r.error();
+        if (auto r = read_int_into<std::uint16_t>(a, "WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL", peer.persistent_keepalive); !r)
+          return r.error();
         break;
       case WGPEER_A_LAST_HANDSHAKE_TIME: {
         // struct __kernel_timespec: s64 seconds, s64 nanoseconds.
@@ -213,26 +230,27 @@ Result<wg::WgPeer> parse_peer(std::span<const std::uint8_t> bytes) {
         break;
       }
       case WGPEER_A_RX_BYTES:
-        if (auto r = read_int_into<std::uint64_t>(a, "WGPEER_A_RX_BYTES", peer.rx_bytes); !r) return r.error();
+        if (auto r = read_int_into<std::uint64_t>(a, "WGPEER_A_RX_BYTES", peer.rx_bytes); !r)
+          return r.error();
         break;
       case WGPEER_A_TX_BYTES:
-        if (auto r = read_int_into<std::uint64_t>(a, "WGPEER_A_TX_BYTES", peer.tx_bytes); !r) return r.error();
+        if (auto r = read_int_into<std::uint64_t>(a, "WGPEER_A_TX_BYTES", peer.tx_bytes); !r)
+          return r.error();
         break;
       case WGPEER_A_ALLOWEDIPS: {
-        AttrReader ips(a.payload);
-        Attr ip;
-        for (;;) {
-          auto m = ips.next(ip);
-          if (!m) return Error::invalid("WGPEER_A_ALLOWEDIPS: " + m.error().message);
-          if (!*m) break;
-          auto p = parse_allowed_ip(ip.payload);
-          if (!p) return p.error();
-          peer.allowed_ips.push_back(*p);
-        }
+        auto r = for_each_nested(a.payload, "WGPEER_A_ALLOWEDIPS",
+                                 [&](std::span<const std::uint8_t> ip) -> Result<void> {
+                                   auto p = parse_allowed_ip(ip);
+                                   if (!p) return p.error();
+                                   peer.allowed_ips.push_back(*p);
+                                   return {};
+                                 });
+        if (!r) return r.error();
         break;
       }
       case WGPEER_A_PROTOCOL_VERSION:
-        if (auto r = read_int_into<std::uint32_t>(a, "WGPEER_A_PROTOCOL_VERSION", peer.protocol_version); !r) return r.error();
+        if (auto r = read_int_into<std::uint32_t>(a, "WGPEER_A_PROTOCOL_VERSION", peer.protocol_version); !r)
+          return r.error();
         break;
       default:
         break;  // attributes of newer kernels
@@ -258,7 +276,8 @@ Result<wg::WgDevice> parse_device_message(std::span<const std::uint8_t> message)
     if (!*more) break;
     switch (a.type) {
       case WGDEVICE_A_IFINDEX:
-        if (auto r = read_int_into<std::uint32_t>(a, "WGDEVICE_A_IFINDEX", dev.ifindex); !r) return r.error();
+        if (auto r = read_int_into<std::uint32_t>(a, "WGDEVICE_A_IFINDEX", dev.ifindex); !r)
+          return r.error();
         break;
       case WGDEVICE_A_IFNAME: {
         // NUL-terminated, at most IFNAMSIZ bytes with the NUL.
@@ -288,22 +307,22 @@ Result<wg::WgDevice> parse_device_message(std::span<const std::uint8_t> message)
         break;
       }
       case WGDEVICE_A_LISTEN_PORT:
-        if (auto r = read_int_into<std::uint16_t>(a, "WGDEVICE_A_LISTEN_PORT", dev.listen_port); !r) return r.error();
+        if (auto r = read_int_into<std::uint16_t>(a, "WGDEVICE_A_LISTEN_PORT", dev.listen_port); !r)
+          return r.error();
         break;
       case WGDEVICE_A_FWMARK:
-        if (auto r = read_int_into<std::uint32_t>(a, "WGDEVICE_A_FWMARK", dev.fwmark); !r) return r.error();
+        if (auto r = read_int_into<std::uint32_t>(a, "WGDEVICE_A_FWMARK", dev.fwmark); !r)
+          return r.error();
         break;
       case WGDEVICE_A_PEERS: {
-        AttrReader peers(a.payload);
-        Attr pa;
-        for (;;) {
-          auto m = peers.next(pa);
-          if (!m) return Error::invalid("WGDEVICE_A_PEERS: " + m.error().message);
-          if (!*m) break;
-          auto p = parse_peer(pa.payload);
-          if (!p) return p.error();
-          dev.peers.push_back(std::move(*p));
-        }
+        auto r = for_each_nested(a.payload, "WGDEVICE_A_PEERS",
+                                 [&](std::span<const std::uint8_t> pa) -> Result<void> {
+                                   auto p = parse_peer(pa);
+                                   if (!p) return p.error();
+                                   dev.peers.push_back(std::move(*p));
+                                   return {};
+                                 });
+        if (!r) return r.error();
         break;
       }
       default:
