@@ -1,5 +1,7 @@
 #include "cni/conflist.h"
 
+#include "common/atomic_file.h"
+
 #include "cni/config.h"
 
 #include <boost/json.hpp>
@@ -50,39 +52,7 @@ Result<void> write_conflist(const std::string& path, const ConflistOptions& opts
       if (old == content) return {};
     }
   }
-  auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  std::string tmp = path + ".tmp-XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return fail(errno, "create a temporary file next to " + path);
-  auto cleanup = [&](int err, const std::string& what) -> Result<void> {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return fail(err, what);
-  };
-  if (::fchmod(fd, 0644) != 0) return cleanup(errno, "chmod " + tmp);
-  std::size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return cleanup(errno, "write " + tmp);
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) return cleanup(errno, "fsync " + tmp);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return fail(err, "rename " + tmp + " to " + path);
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);  // the rename itself survives a crash
-    ::close(dfd);
-  }
-  return {};
+  return write_file_atomically(path, content, 0644);
 }
 
 }  // namespace meshd::cni

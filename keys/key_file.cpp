@@ -1,5 +1,7 @@
 #include "keys/key_file.h"
 
+#include "common/atomic_file.h"
+
 #include <sodium.h>
 
 #include <fcntl.h>
@@ -23,30 +25,6 @@ struct Fd {
     if (fd >= 0) ::close(fd);
   }
 };
-
-std::string dir_of(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-std::string base_of(const std::string& path) {
-  auto slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-Result<void> write_all(int fd, std::string_view data, const std::string& what) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail(errno, "write " + what);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
-}
 
 bool is_space_or_nul(unsigned char c) {
   // wg's char_is_space (\t \n \v \f \r and ' '), plus NUL, as `wg pubkey` skips.
@@ -104,32 +82,7 @@ Result<SecretKey> load_checked(const std::string& path) {
 }  // namespace
 
 Result<void> write_secret_file(const std::string& path, std::string_view contents) {
-  const std::string dir = dir_of(path);
-  std::string tmpl = dir + "/." + base_of(path) + ".tmp.XXXXXX";
-  std::vector<char> name(tmpl.begin(), tmpl.end());
-  name.push_back('\0');
-  // mkstemp creates the file O_EXCL with mode 0600 whatever the umask allows
-  // beyond that: the secret is never readable by others, not even briefly.
-  Fd f{::mkostemp(name.data(), O_CLOEXEC)};
-  if (f.fd < 0) return fail(errno, "create temporary key file in " + dir);
-  const std::string tmp(name.data());
-  auto cleanup = [&](Error e) -> Result<void> {
-    ::unlink(tmp.c_str());
-    return e;
-  };
-  if (::fchmod(f.fd, 0600) != 0) return cleanup(fail(errno, "chmod 600 " + tmp));
-  if (auto r = write_all(f.fd, contents, "key file " + tmp); !r) return cleanup(r.error());
-  if (::fsync(f.fd) != 0) return cleanup(fail(errno, "fsync " + tmp));
-  int fd = f.fd;
-  f.fd = -1;
-  if (::close(fd) != 0) return cleanup(fail(errno, "close " + tmp));
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return cleanup(fail(errno, "rename " + tmp + " to " + path));
-  // The rename is durable only once the directory entry is on disk.
-  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd < 0) return fail(errno, "open directory " + dir + " to fsync it");
-  if (::fsync(d.fd) != 0) return fail(errno, "fsync directory " + dir);
-  return {};
+  return write_file_atomically(path, contents, 0600);
 }
 
 Result<void> write_key_file(const std::string& path, const SecretKey& secret) {

@@ -1,6 +1,7 @@
 #include "meshd/daemon/daemon.h"
 
 #include "cni/conflist.h"
+#include "common/atomic_file.h"
 #include "common/version.h"
 #include "keys/format.h"
 #include "meshd/dataplane/desired_state.h"
@@ -106,16 +107,6 @@ std::unique_ptr<dataplane::WgBackend> make_backend(const config::Config& cfg, st
   uo.socket_dir = cfg.userspace_socket_dir;
   uo.log_dir = cfg.runtime_dir;
   return std::make_unique<dataplane::UserspaceBackend>(uo);
-}
-
-void write_file_atomically(const std::string& path, const std::string& content, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << content;
-  }
-  ::chmod(tmp.c_str(), mode);
-  std::rename(tmp.c_str(), path.c_str());
 }
 
 class Daemon {
@@ -292,7 +283,10 @@ void Daemon::write_status(const dataplane::ReconcileReport* report) {
   s["updated_at"] = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
-  write_file_atomically(cfg_.runtime_dir + "/status.json", boost::json::serialize(s) + "\n", 0644);
+  if (auto r = write_file_atomically(cfg_.runtime_dir + "/status.json",
+                                     boost::json::serialize(s) + "\n", 0644);
+      !r)
+    log_->warn("cannot write the status file: {}", r.error().message);
 }
 
 void Daemon::schedule_resync() {
