@@ -161,7 +161,7 @@ class Daemon {
   bool debounce_pending_ = false;
   bool ready_ = false;
   int failures_ = 0;
-  std::int64_t passes_ = 0;
+  std::string last_status_;  // status.json as last written, without its time
 };
 
 void Daemon::open_state() {
@@ -242,7 +242,6 @@ void Daemon::write_cni_conflist() {
 }
 
 bool Daemon::reconcile() {
-  ++passes_;
   dataplane::DesiredState desired = dataplane::compute_desired(local_, peers_);
   desired.device.private_key = private_key_->clone();
   dataplane::Reconciler rec({backend_.get(), &*rtnl_});
@@ -270,7 +269,6 @@ void Daemon::write_status(const dataplane::ReconcileReport* report) {
   s["listen_port"] = cfg_.listen_port;
   s["mtu"] = local_.mtu;
   s["pod_cidr"] = cfg_.pod_cidr ? cfg_.pod_cidr->to_string() : "";
-  s["reconcile_passes"] = passes_;
   s["in_sync"] = report && report->ok();
   s["peers"] = report ? report->peers : 0;
   s["routes"] = report ? report->routes : 0;
@@ -280,12 +278,18 @@ void Daemon::write_status(const dataplane::ReconcileReport* report) {
   for (const auto& r : rejected_) rej.push_back({{"peer", r.peer}, {"reason", r.reason}});
   s["errors"] = std::move(errs);
   s["rejected_peers"] = std::move(rej);
-  s["updated_at"] = std::chrono::duration_cast<std::chrono::seconds>(
+  // A pass that changes nothing leaves the file alone: no write and fsync
+  // every resync interval. "changed_at" is when its contents last changed.
+  std::string body = boost::json::serialize(s);
+  if (body == last_status_) return;
+  s["changed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
   if (auto r = write_file_atomically(cfg_.runtime_dir + "/status.json",
                                      boost::json::serialize(s) + "\n", 0644);
-      !r)
+      r)
+    last_status_ = std::move(body);
+  else
     log_->warn("cannot write the status file: {}", r.error().message);
 }
 
