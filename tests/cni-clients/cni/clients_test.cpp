@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 #include <filesystem>
 
 namespace meshd::testing {
@@ -48,7 +50,7 @@ struct ClientNode {
 class CniClients : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!is_root()) GTEST_SKIP() << "needs root (network namespaces, mounts)";
+    MESHD_REQUIRE(is_root(), "needs root (network namespaces, mounts)");
   }
 };
 
@@ -65,8 +67,7 @@ std::string build_libcni_driver() {
 }
 
 TEST_F(CniClients, LibcniRunsAddCheckAndDel) {
-  if (!have("go") || !fs::exists("/usr/share/gocode/src/github.com/containernetworking/cni/libcni"))
-    GTEST_SKIP() << "golang-go and golang-github-appc-cni-dev are needed";
+  MESHD_REQUIRE(have("go") && fs::exists("/usr/share/gocode/src/github.com/containernetworking/cni/libcni"), "golang-go and golang-github-appc-cni-dev are needed");
   const std::string driver = build_libcni_driver();
   ASSERT_FALSE(driver.empty()) << "building the libcni driver failed";
   ClientNode cn("10.244.4.0/24");
@@ -96,7 +97,7 @@ TEST_F(CniClients, LibcniRunsAddCheckAndDel) {
 }
 
 TEST_F(CniClients, PodmanRunsAContainerOnTheMeshdNetwork) {
-  if (!have("podman") || !have("runc")) GTEST_SKIP() << "podman and runc are needed";
+  MESHD_REQUIRE(have("podman") && have("runc"), "podman and runc are needed");
   ClientNode cn("10.244.5.0/24");
   auto out = cn.run_script("podman_run.sh");
   EXPECT_NE(out.find("inet 10.244.5.2/24"), std::string::npos) << out << cn.script_errors();
@@ -108,7 +109,7 @@ TEST_F(CniClients, PodmanRunsAContainerOnTheMeshdNetwork) {
 }
 
 TEST_F(CniClients, ContainerdCtrRunCniRunsAContainerOnTheMeshdNetwork) {
-  if (!have("containerd") || !have("ctr") || !have("podman")) GTEST_SKIP() << "containerd, ctr and podman are needed";
+  MESHD_REQUIRE(have("containerd") && have("ctr") && have("podman"), "containerd, ctr and podman are needed");
   ClientNode cn("10.244.6.0/24");
   auto out = cn.run_script("containerd_run.sh");
   EXPECT_NE(out.find("inet 10.244.6.2/24"), std::string::npos) << out << cn.script_errors();

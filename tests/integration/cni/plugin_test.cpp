@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 #include <future>
 #include <set>
 #include <thread>
@@ -19,7 +21,7 @@ namespace json = boost::json;
 class CniPlugin : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!is_root()) GTEST_SKIP() << "needs root (network namespaces)";
+    MESHD_REQUIRE(is_root(), "needs root (network namespaces)");
   }
 };
 

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 
 #ifndef MESHD_TEST_BACKEND
 #define MESHD_TEST_BACKEND "userspace"
@@ -19,7 +21,7 @@ using namespace std::chrono_literals;
 class Dataplane : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!is_root()) GTEST_SKIP() << "needs root (network namespaces)";
+    MESHD_REQUIRE(is_root(), "needs root (network namespaces)");
     MeshClusterOptions o;
     o.backend = MESHD_TEST_BACKEND;
     cluster_ = std::make_unique<MeshCluster>(o);
@@ -230,7 +232,7 @@ namespace {
 // `meshd --once` converges and exits 0; `meshd --teardown` removes the device
 // and meshd's routes (and with them the userspace implementation).
 TEST(DataplaneCommands, OnceConvergesAndTeardownRemovesEverything) {
-  if (!is_root()) GTEST_SKIP() << "needs root (network namespaces)";
+  MESHD_REQUIRE(is_root(), "needs root (network namespaces)");
   MeshClusterOptions o;
   o.nodes = 2;
   o.backend = MESHD_TEST_BACKEND;

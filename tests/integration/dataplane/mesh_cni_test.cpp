@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 namespace meshd::testing {
 namespace {
 
@@ -25,7 +27,7 @@ std::string plugin_config_from_conflist(const std::string& path) {
 }
 
 TEST(MeshWithCni, PodsMadeByThePluginReachPodsOnOtherNodes) {
-  if (!is_root()) GTEST_SKIP() << "needs root (network namespaces)";
+  MESHD_REQUIRE(is_root(), "needs root (network namespaces)");
   MeshClusterOptions o;
   o.nodes = 2;
   o.pods_per_node = 0;

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 #include <sys/stat.h>
 
 #include <fstream>
@@ -32,7 +34,7 @@ ino_t inode_of(const std::string& path) {
 class NetnsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!meshd::testing::is_root()) GTEST_SKIP() << "needs root";
+    MESHD_REQUIRE(meshd::testing::is_root(), "needs root");
   }
 };
 

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -91,8 +93,8 @@ struct Node {
 class UserspaceBackendTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!meshd::testing::is_root()) GTEST_SKIP() << "needs root (network namespaces)";
-    if (sh("wireguard-go --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no wireguard-go";
+    MESHD_REQUIRE(meshd::testing::is_root(), "needs root (network namespaces)");
+    MESHD_REQUIRE(sh("wireguard-go --version >/dev/null 2>&1") == 0, "wireguard-go (Debian package wireguard-go)");
     // Orphaned implementations (their "meshd" was killed) come back to us to
     // be reaped, instead of lingering as zombies under a PID 1 that may not reap.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,7 +52,7 @@ TEST(KeyFile, WritesBase64AndNewlineWithMode0600EvenUnderPermissiveUmask) {
 }
 
 TEST(KeyFile, WgReadsOurKeyFile) {
-  if (!meshd::test::wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(meshd::test::wg_available(), "wireguard-tools (wg) not installed");
   TempDir dir;
   const std::string path = dir.file("wg.key");
   for (int i = 0; i < 20; ++i) {
@@ -63,7 +65,7 @@ TEST(KeyFile, WgReadsOurKeyFile) {
 }
 
 TEST(KeyFile, WeReadWgGenkeyFiles) {
-  if (!meshd::test::wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(meshd::test::wg_available(), "wireguard-tools (wg) not installed");
   TempDir dir;
   const std::string path = dir.file("wg.key");
   auto r = meshd::test::run_process(

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 #include <regex>
 
 using namespace meshd::test;
@@ -47,7 +49,7 @@ TEST(Meshctl, VersionAndHelp) {
 }
 
 TEST(Meshctl, GenkeyPrintsAClampedKeyThatWgAccepts) {
-  if (!wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(wg_available(), "wireguard-tools (wg) not installed");
   for (int i = 0; i < 30; ++i) {
     auto g = run_process({kMeshctl, "genkey"}, "");
     ASSERT_EQ(g.exit_code, 0) << g.err;
@@ -72,7 +74,7 @@ TEST(Meshctl, GenpskPrintsA32ByteKey) {
 }
 
 TEST(Meshctl, PubkeyMatchesWgForGoodInput) {
-  if (!wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(wg_available(), "wireguard-tools (wg) not installed");
   for (int i = 0; i < 20; ++i) {
     std::string key = meshd::keys::PrivateKey::generate().to_base64_secret();
     expect_same_as_wg({"pubkey"}, key + "\n", "key+newline");
@@ -85,7 +87,7 @@ TEST(Meshctl, PubkeyMatchesWgForGoodInput) {
 }
 
 TEST(Meshctl, PubkeyRefusesBadInputLikeWg) {
-  if (!wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(wg_available(), "wireguard-tools (wg) not installed");
   std::string key = meshd::keys::PrivateKey::generate().to_base64_secret();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"bad\n", "short garbage"},
@@ -104,14 +106,14 @@ TEST(Meshctl, PubkeyRefusesBadInputLikeWg) {
 }
 
 TEST(Meshctl, ExtraArgumentsPrintUsageLikeWg) {
-  if (!wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(wg_available(), "wireguard-tools (wg) not installed");
   expect_same_as_wg({"genkey", "extra"}, "", "genkey extra");
   expect_same_as_wg({"pubkey", "extra"}, "", "pubkey extra");
   expect_same_as_wg({"genpsk", "extra"}, "", "genpsk extra");
 }
 
 TEST(Meshctl, GenkeyWarnsLikeWgWhenStdoutIsWorldReadable) {
-  if (!wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(wg_available(), "wireguard-tools (wg) not installed");
   for (const char* cmd : {"genkey", "genpsk"}) {
     auto ours = run_process({kMeshctl, cmd}, "", 0644);
     auto theirs = run_process({kWg, cmd}, "", 0644);

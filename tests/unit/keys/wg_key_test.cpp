@@ -5,6 +5,8 @@
 #include "run_process.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/support/prerequisite.h"
 #include <sodium.h>
 
 #include <random>
@@ -58,7 +60,7 @@ TEST(WgKey, GeneratedKeysAreClampedLikeWgGenkey) {
 }
 
 TEST(WgKey, PublicKeyMatchesWgPubkeyFor300Keys) {
-  if (!meshd::test::wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(meshd::test::wg_available(), "wireguard-tools (wg) not installed");
   std::vector<std::string> privs, ours;
   std::mt19937_64 rng(42);
   for (int i = 0; i < 300; ++i) {
@@ -81,7 +83,7 @@ TEST(WgKey, PublicKeyMatchesWgPubkeyFor300Keys) {
 }
 
 TEST(WgKey, ParsesWgGenkeyOutputAndDerivesWgPubkey) {
-  if (!meshd::test::wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(meshd::test::wg_available(), "wireguard-tools (wg) not installed");
   auto r = run_process({"/bin/sh", "-c",
                         "i=0; while [ $i -lt 300 ]; do k=$(" + kWg + " genkey); echo \"$k $(echo \"$k\" | " +
                             kWg + " pubkey)\"; i=$((i+1)); done"},
@@ -105,7 +107,7 @@ TEST(WgKey, ParsesWgGenkeyOutputAndDerivesWgPubkey) {
 
 // Mutations of a valid key, judged by `wg pubkey` and by us: same verdicts.
 TEST(WgKey, AcceptsExactlyWhatWgAccepts) {
-  if (!meshd::test::wg_available()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
+  MESHD_REQUIRE(meshd::test::wg_available(), "wireguard-tools (wg) not installed");
   const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const std::string odd = "=-_.!~*\"'\\ \t@[]`{}\x7f\x80\xff";
   std::mt19937_64 rng(7);

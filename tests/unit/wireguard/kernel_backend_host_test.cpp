@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/prerequisite.h"
+
 #include <thread>
 
 namespace meshd::dataplane {
@@ -26,7 +28,7 @@ bool iproute_can_make_wireguard(const Netns& ns) {
 class KernelBackendHost : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!meshd::testing::is_root()) GTEST_SKIP() << "needs root for network namespaces";
+    MESHD_REQUIRE(meshd::testing::is_root(), "needs root for network namespaces");
     ns_ = std::make_unique<Netns>("kbh");
   }
   std::unique_ptr<Netns> ns_;
