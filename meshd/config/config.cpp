@@ -1,5 +1,7 @@
 #include "meshd/config/config.h"
 
+#include "common/ifname.h"
+
 #include <toml++/toml.h>
 
 #include <fstream>
@@ -136,11 +138,8 @@ Config parse_config(std::string_view text, const std::string& source) {
 
   Section wg(table_or_null(root, source, "wireguard"), source, "wireguard");
   c.interface = wg.str("interface", c.interface);
-  if (c.interface.empty() || c.interface.size() > 15 ||
-      c.interface.find_first_of("/ \t:") != std::string::npos)
-    bad(source, "wireguard.interface",
-        "expected an interface name of 1-15 characters without '/', ':' or spaces, got \"" +
-            c.interface + "\"");
+  if (auto r = check_interface_name(c.interface, source + ": wireguard.interface"); !r)
+    throw ErrorException(r.error());
   c.listen_port = static_cast<std::uint16_t>(wg.integer("listen_port", c.listen_port, 1, 65535));
   std::string backend = wg.str("backend", "auto");
   if (backend == "auto") c.backend = BackendKind::kAuto;
@@ -152,6 +151,9 @@ Config parse_config(std::string_view text, const std::string& source) {
     bad(source, "wireguard.mtu", "expected 0 (derive from the underlay) or at least 1280, got " +
                                      std::to_string(c.mtu));
   c.underlay_interface = wg.str("underlay_interface", "");
+  if (!c.underlay_interface.empty())
+    if (auto r = check_interface_name(c.underlay_interface, source + ": wireguard.underlay_interface"); !r)
+      throw ErrorException(r.error());
   c.persistent_keepalive =
       static_cast<std::uint16_t>(wg.integer("persistent_keepalive", c.persistent_keepalive, 0, 65535));
   wg.reject_unknown();

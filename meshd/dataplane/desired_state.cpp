@@ -23,13 +23,19 @@ std::vector<PeerSpec> validate_static_peers(const std::vector<config::StaticPeer
   for (const auto& sp : peers) {
     auto reject = [&](std::string why) { rejected.push_back({sp.name, std::move(why)}); };
 
+    // The key error names the length and the expected form, never the text.
     auto key = keys::PublicKey::from_base64(sp.public_key);
     if (!key) {
-      reject("public_key \"" + sp.public_key + "\": " + key.error().message);
+      reject("public_key: " + key.error().message);
       continue;
     }
     if (key->is_zero()) {
       reject("public_key is all zeros");
+      continue;
+    }
+    if (local.private_key && keys::SecretKey(key->bytes()) == *local.private_key) {
+      reject("public_key is this node's PRIVATE key: configure the peer's public key "
+             "(`wg pubkey` prints it) and treat this private key as exposed");
       continue;
     }
     if (*key == local.public_key) {
@@ -92,6 +98,26 @@ std::vector<PeerSpec> validate_static_peers(const std::vector<config::StaticPeer
   return out;
 }
 
+nl::Route kernel_route_form(nl::Route r) {
+  if (r.dst.address.is_v6()) {
+    r.scope = 0;                  // RT_SCOPE_UNIVERSE
+    if (r.metric == 0) r.metric = 1024;  // IP6_RT_PRIO_USER
+  }
+  return r;
+}
+
+unsigned wireguard_overhead(bool v6_underlay) { return v6_underlay ? 80 : 60; }
+
+MeshMtu mesh_mtu_for_underlay(unsigned underlay_mtu, bool v6_underlay, const std::string& source) {
+  const unsigned overhead = wireguard_overhead(v6_underlay);
+  const std::string how = source + " " + std::to_string(underlay_mtu) + " - " + std::to_string(overhead);
+  if (underlay_mtu < overhead + kMinMeshMtu)
+    return {kMinMeshMtu, "mtu " + std::to_string(kMinMeshMtu) + " (" + how +
+                             " is below 1280, the IPv6 minimum; using 1280: the underlay will "
+                             "fragment the largest packets)"};
+  return {underlay_mtu - overhead, "mtu " + std::to_string(underlay_mtu - overhead) + " (" + how + ")"};
+}
+
 DesiredState compute_desired(const LocalSpec& local, const std::vector<PeerSpec>& peers) {
   DesiredState s;
   s.device.name = local.interface;
@@ -120,7 +146,7 @@ DesiredState compute_desired(const LocalSpec& local, const std::vector<PeerSpec>
       r.protocol = nl::kMeshdRouteProtocol;
       r.scope = 253;  // RT_SCOPE_LINK: the peer is reached directly on the tunnel
       if (src && src->family == a.address.family) r.prefsrc = *src;
-      s.routes.push_back(r);
+      s.routes.push_back(kernel_route_form(r));
     }
   }
   std::sort(s.device.peers.begin(), s.device.peers.end(),

@@ -29,6 +29,10 @@ struct PeerSpec {
 struct LocalSpec {
   std::string interface;
   keys::PublicKey public_key;  // of the node's private key (to refuse ourselves as a peer)
+  // The node's private key, only to refuse it when pasted as a peer's public
+  // key (it would otherwise be accepted: any 32 bytes form a public key).
+  // Not owned; may be null.
+  const keys::PrivateKey* private_key = nullptr;
   std::uint16_t listen_port = 0;
   unsigned mtu = 0;
   std::optional<IpPrefix> pod_cidr;
@@ -52,12 +56,34 @@ struct DesiredState {
 IpAddress gateway_address(const IpPrefix& pod_cidr);
 
 // Validates static peers; each bad one becomes a Rejection, the rest pass.
-// Refused: a bad or all-zero key, our own key, a key listed twice, a bad
-// endpoint, a bad allowed IP, an allowed IP overlapping our pod CIDR or an
-// earlier peer's.
+// Refused: a bad or all-zero key, our own key (public or private), a key
+// listed twice, a bad endpoint, a bad allowed IP, an allowed IP overlapping
+// our pod CIDR or an earlier peer's. A rejected key's text never appears in
+// the reason (it may be a private key pasted in the wrong place): only its
+// length and the expected form do.
 std::vector<PeerSpec> validate_static_peers(const std::vector<config::StaticPeer>& peers,
                                             const LocalSpec& local, std::uint16_t default_keepalive,
                                             std::vector<Rejection>& rejected);
+
+// A route as the kernel stores and reports it, so that comparing what we
+// plan with a dump is exact. IPv6 has no route scopes (the kernel reports
+// RT_SCOPE_UNIVERSE whatever was asked) and gives a route without
+// RTA_PRIORITY the metric IP6_RT_PRIO_USER (1024); IPv4 keeps both as given.
+nl::Route kernel_route_form(nl::Route r);
+
+// IPv6's minimum link MTU (RFC 8200, section 5): the floor of the mesh MTU.
+inline constexpr unsigned kMinMeshMtu = 1280;
+
+// The mesh MTU for an underlay MTU: minus WireGuard's overhead (outer IPv4
+// or IPv6 header, UDP, WireGuard's 32 bytes: 60 or 80), never below
+// kMinMeshMtu. `note` says how it was derived, and says so when the floor
+// applied (the underlay then fragments the largest packets).
+struct MeshMtu {
+  unsigned mtu = 0;
+  std::string note;
+};
+unsigned wireguard_overhead(bool v6_underlay);
+MeshMtu mesh_mtu_for_underlay(unsigned underlay_mtu, bool v6_underlay, const std::string& source);
 
 // Pure: the data plane the node should have. The device's private key is not
 // set here (the caller owns the secret).

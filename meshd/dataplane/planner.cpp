@@ -134,17 +134,23 @@ bool same_route(const nl::Route& a, const nl::Route& b) {
 
 }  // namespace
 
-RouteOps plan_routes(std::span<const nl::Route> desired, std::span<const nl::Route> current) {
+RouteOps plan_routes(std::span<const nl::Route> desired_in, std::span<const nl::Route> current_in) {
+  std::vector<nl::Route> desired, current;
+  for (const auto& r : desired_in) desired.push_back(kernel_route_form(r));
+  for (const auto& r : current_in) current.push_back(kernel_route_form(r));
   RouteOps ops;
   for (const auto& d : desired) {
     auto slot = std::find_if(current.begin(), current.end(),
                              [&](const nl::Route& c) { return same_slot(c, d); });
     if (slot == current.end()) {
       ops.add.push_back(d);
-    } else if (!same_route(*slot, d)) {
+    } else if (slot->protocol != nl::kMeshdRouteProtocol) {
       // Someone else's route in our slot stays: replacing it would break
-      // whatever installed it. Ours, with stale attributes, is replaced.
-      if (slot->protocol == nl::kMeshdRouteProtocol) ops.replace.push_back(d);
+      // whatever installed it. It is reported instead, even when it looks
+      // like ours in every other attribute: its owner may change it any time.
+      ops.conflicts.push_back({d, *slot});
+    } else if (!same_route(*slot, d)) {
+      ops.replace.push_back(d);  // ours, with stale attributes
     }
   }
   for (const auto& c : current) {
@@ -154,6 +160,19 @@ RouteOps plan_routes(std::span<const nl::Route> desired, std::span<const nl::Rou
     if (!wanted) ops.remove.push_back(c);
   }
   return ops;
+}
+
+std::string route_protocol_name(std::uint8_t protocol) {
+  // iproute2's /etc/iproute2/rt_protos and include/uapi/linux/rtnetlink.h.
+  static const std::map<std::uint8_t, const char*> kNames = {
+      {1, "redirect"}, {2, "kernel"},  {3, "boot"},   {4, "static"}, {8, "gated"},
+      {9, "ra"},       {10, "mrt"},    {11, "zebra"}, {12, "bird"},  {13, "dnrouted"},
+      {14, "xorp"},    {15, "ntk"},    {16, "dhcp"},  {17, "mrouted"}, {18, "keepalived"},
+      {42, "babel"},   {99, "openr"},  {186, "bgp"},  {187, "isis"}, {188, "ospf"},
+      {189, "rip"},    {192, "eigrp"}};
+  auto it = kNames.find(protocol);
+  if (it == kNames.end()) return std::to_string(protocol);
+  return std::string(it->second) + " (" + std::to_string(protocol) + ")";
 }
 
 LinkOps plan_link(unsigned desired_mtu, const nl::Link& current) {

@@ -34,15 +34,29 @@ struct AddressOps {
 // state does not list are removed.
 AddressOps plan_addresses(std::span<const IpPrefix> desired, std::span<const IpPrefix> current);
 
+// Someone else's route (another protocol) in the slot a mesh route needs.
+struct RouteConflict {
+  nl::Route wanted;   // ours, not installed
+  nl::Route holder;   // theirs, left alone
+};
 struct RouteOps {
   std::vector<nl::Route> add;
   std::vector<nl::Route> replace;  // same destination, other attributes
   std::vector<nl::Route> remove;
+  // Not operations: the routes we cannot install without breaking whoever
+  // installed the holder. The caller reports them (the mesh is out of sync).
+  std::vector<RouteConflict> conflicts;
   bool empty() const { return add.empty() && replace.empty() && remove.empty(); }
 };
 // `desired` routes must already carry the interface's oif. Only routes tagged
-// with kMeshdRouteProtocol are ours to replace or remove.
+// with kMeshdRouteProtocol are ours to replace or remove. Both sides are
+// compared in the form the kernel stores (kernel_route_form), so an IPv6
+// route asked for with metric 0 matches the metric-1024 route it became.
 RouteOps plan_routes(std::span<const nl::Route> desired, std::span<const nl::Route> current);
+
+// "static (4)", "bgp (186)", "77": a route protocol number as iproute2's
+// rt_protos names it, for messages.
+std::string route_protocol_name(std::uint8_t protocol);
 
 struct LinkOps {
   std::optional<unsigned> set_mtu;

@@ -1,5 +1,7 @@
 #include "meshd/dataplane/reconciler.h"
 
+#include <algorithm>
+
 namespace meshd::dataplane {
 
 Result<ReconcileReport> Reconciler::apply(const DesiredState& desired) {
@@ -80,17 +82,22 @@ Result<ReconcileReport> Reconciler::apply(const DesiredState& desired) {
   }
 
   // 5. routes: ours only; a bounced link drops them, this puts them back.
+  // Every route in the main table is listed (not only protocol 77): a route
+  // of someone else's in the slot of one of ours must be seen to be reported.
   std::vector<nl::Route> want = desired.routes;
   for (auto& r : want) r.oif = link->index;
   nl::RouteFilter filter;
   filter.family = 0;
   if (auto routes = rtnl.list_routes(filter); routes) {
     RouteOps rops = plan_routes(want, *routes);
+    std::size_t missing = rops.conflicts.size();
     for (const auto& r : rops.add) {
-      if (auto res = rtnl.add_route(r); res)
+      if (auto res = rtnl.add_route(r); res) {
         report.changes.push_back("add route " + r.dst.to_string() + " dev " + name);
-      else
+      } else {
         report.errors.push_back(res.error().message);
+        ++missing;
+      }
     }
     for (const auto& r : rops.replace) {
       if (auto res = rtnl.replace_route(r); res)
@@ -104,7 +111,18 @@ Result<ReconcileReport> Reconciler::apply(const DesiredState& desired) {
       else
         report.errors.push_back(res.error().message);
     }
-    report.routes = want.size();
+    for (const auto& c : rops.conflicts) {
+      std::string holder_dev;
+      if (c.holder.oif)
+        if (auto l = rtnl.get_link(c.holder.oif); l) holder_dev = l->name;
+      report.errors.push_back(
+          "route " + c.wanted.dst.to_string() + " dev " + name + " not installed: its slot (table " +
+          std::to_string(c.wanted.table) + ", metric " + std::to_string(c.wanted.metric) +
+          ") holds a route of protocol " + route_protocol_name(c.holder.protocol) + " (" +
+          nl::describe_route(c.holder, holder_dev) +
+          "), which meshd leaves alone; remove it, or take the prefix out of the peer's allowed IPs");
+    }
+    report.routes = want.size() - std::min(missing, want.size());
   } else {
     report.errors.push_back(routes.error().message);
   }

@@ -1,5 +1,7 @@
 #include "meshd/config/config.h"
 
+#include "common/ifname.h"
+
 #include <gtest/gtest.h>
 
 namespace meshd::config {
@@ -92,6 +94,28 @@ TEST(Config, ErrorsNameFileKeyAndExpectedForm) {
   EXPECT_NE(error_of("[[peers]]\nallowed_ips = \"10.0.0.0/8\"\n").find("peers[0].allowed_ips: expected an array of strings"), std::string::npos);
   EXPECT_NE(error_of("[cni]\nnetwork = \"a/b\"\n").find("cni.network"), std::string::npos);
   EXPECT_NE(error_of("this is not toml").find("meshd.toml:1:"), std::string::npos);
+}
+
+// The one interface-name rule (common/ifname.h): a '%' is a kernel name
+// template, a leading '-' becomes an option in wireguard-go's argv.
+TEST(Config, InterfaceNamesFollowTheOneRuleAndTheMessageSaysTheForm) {
+  const std::string form(kInterfaceNameForm);
+  for (const char* name : {"wg%d", "--version", "a b", "", "..", "a-very-long-interface-name"}) {
+    std::string e = error_of(std::string("[wireguard]\ninterface = \"") + name + "\"\n");
+    EXPECT_NE(e.find("meshd.toml: wireguard.interface"), std::string::npos) << name << ": " << e;
+    EXPECT_NE(e.find(form), std::string::npos) << name << ": " << e;
+    e = error_of(std::string("[wireguard]\nunderlay_interface = \"") + name + "\"\n");
+    if (std::string(name).empty()) {
+      EXPECT_EQ(e, "<no error>");  // "" = the interface of the route to the peers
+    } else {
+      EXPECT_NE(e.find("meshd.toml: wireguard.underlay_interface"), std::string::npos) << name << ": " << e;
+      EXPECT_NE(e.find(form), std::string::npos) << name << ": " << e;
+    }
+  }
+  EXPECT_EQ(parse_config("[wireguard]\ninterface = \"wg.mesh-0_a\"\nunderlay_interface = \"eth0.100\"\n",
+                         "meshd.toml")
+                .interface,
+            "wg.mesh-0_a");
 }
 
 }  // namespace

@@ -111,5 +111,104 @@ TEST(ComputeDesired, NoPodCidrMeansNoAddressAndNoPreferredSource) {
   EXPECT_EQ(d.device.peers[0].persistent_keepalive, std::optional<std::uint16_t>(0));
 }
 
+// Every 8-character piece of `secret` that appears in `text`: a rejected
+// key's text must not be echoed, not even in part.
+std::vector<std::string> pieces_in(const std::string& secret, const std::string& text) {
+  std::vector<std::string> found;
+  for (std::size_t i = 0; i + 8 <= secret.size(); ++i)
+    if (text.find(secret.substr(i, 8)) != std::string::npos) found.push_back(secret.substr(i, 8));
+  return found;
+}
+
+TEST(ValidateStaticPeers, RejectedKeyTextIsNeverEchoed) {
+  auto own = keys::PrivateKey::generate();
+  auto other = keys::PrivateKey::generate();
+  auto l = local();
+  l.public_key = own.public_key();
+  l.private_key = &own;
+  const std::vector<std::string> texts = {
+      own.to_base64_secret(),                        // this node's private key
+      "PrivateKey = " + other.to_base64_secret(),    // a wg-quick line pasted whole
+      other.to_base64_secret() + "\n",               // a key with its newline
+      "Zq9xWvT3garbage-that-is-no-key-at-all/Kp0",  // garbage
+  };
+  std::vector<config::StaticPeer> peers;
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    peers.push_back({"p" + std::to_string(i), texts[i], "", {"10.99." + std::to_string(i) + ".0/24"},
+                     std::nullopt});
+  std::vector<Rejection> rej;
+  EXPECT_TRUE(validate_static_peers(peers, l, 25, rej).empty());
+  ASSERT_EQ(rej.size(), texts.size());
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_EQ(rej[i].peer, "p" + std::to_string(i));
+    EXPECT_NE(rej[i].reason.find("public_key"), std::string::npos) << rej[i].reason;
+    EXPECT_EQ(pieces_in(texts[i], rej[i].reason), std::vector<std::string>{}) << rej[i].reason;
+  }
+  EXPECT_NE(rej[0].reason.find("PRIVATE key"), std::string::npos) << rej[0].reason;
+  // The form and the length instead of the text.
+  EXPECT_NE(rej[1].reason.find("got 57 characters"), std::string::npos) << rej[1].reason;
+  EXPECT_NE(rej[1].reason.find("44 characters of standard base64"), std::string::npos) << rej[1].reason;
+}
+
+TEST(KernelRouteForm, Ipv6RoutesAreUniverseScopeWithMetric1024AndIpv4IsKept) {
+  struct Case {
+    const char* dst;
+    std::uint8_t scope;
+    std::uint32_t metric;
+    std::uint8_t want_scope;
+    std::uint32_t want_metric;
+  };
+  for (const Case& c : {Case{"fd77:2::/64", 253, 0, 0, 1024}, Case{"fd77:2::/64", 0, 0, 0, 1024},
+                        Case{"fd77:2::/64", 253, 200, 0, 200}, Case{"2001:db8::1/128", 253, 0, 0, 1024},
+                        Case{"10.244.2.0/24", 253, 0, 253, 0}, Case{"10.244.2.0/24", 0, 5, 0, 5}}) {
+    nl::Route r;
+    r.dst = P(c.dst);
+    r.scope = c.scope;
+    r.metric = c.metric;
+    nl::Route k = kernel_route_form(r);
+    EXPECT_EQ(k.scope, c.want_scope) << c.dst;
+    EXPECT_EQ(k.metric, c.want_metric) << c.dst;
+    EXPECT_EQ(kernel_route_form(k), k) << c.dst << ": not idempotent";
+  }
+}
+
+TEST(ComputeDesired, Ipv6RoutesArePlannedAsTheKernelStoresThem) {
+  std::vector<Rejection> rej;
+  auto peers = validate_static_peers({sp("b", 2, "", {"10.244.2.0/24", "fd77:2::/64"})}, local(), 25, rej);
+  ASSERT_TRUE(rej.empty());
+  auto d = compute_desired(local(), peers);
+  ASSERT_EQ(d.routes.size(), 2u);
+  for (const auto& r : d.routes) {
+    if (r.dst.address.is_v6()) {
+      EXPECT_EQ(r.scope, 0);
+      EXPECT_EQ(r.metric, 1024u);
+      EXPECT_FALSE(r.prefsrc);  // the gateway address is IPv4
+    } else {
+      EXPECT_EQ(r.scope, 253);
+      EXPECT_EQ(r.metric, 0u);
+    }
+  }
+}
+
+TEST(MeshMtu, UnderlayMinusOverheadWithA1280Floor) {
+  struct Case {
+    unsigned underlay;
+    bool v6;
+    unsigned want;
+    bool floored;
+  };
+  for (const Case& c : {Case{1500, false, 1440, false}, Case{1500, true, 1420, false},
+                        Case{9000, false, 8940, false}, Case{1340, false, 1280, false},
+                        Case{1360, true, 1280, false}, Case{1339, false, 1280, true},
+                        Case{1300, true, 1280, true}, Case{68, false, 1280, true},
+                        Case{60, false, 1280, true}, Case{59, false, 1280, true},
+                        Case{40, true, 1280, true}, Case{0, true, 1280, true}}) {
+    MeshMtu m = mesh_mtu_for_underlay(c.underlay, c.v6, "underlay eth0");
+    EXPECT_EQ(m.mtu, c.want) << c.underlay << (c.v6 ? " v6" : " v4");
+    EXPECT_NE(m.note.find("underlay eth0 " + std::to_string(c.underlay)), std::string::npos) << m.note;
+    EXPECT_EQ(m.note.find("below 1280") != std::string::npos, c.floored) << m.note;
+  }
+}
+
 }  // namespace
 }  // namespace meshd::dataplane

@@ -191,6 +191,82 @@ TEST(PlanRoutes, ReplacesOursWhenAttributesDriftButNeverOthers) {
   EXPECT_EQ(ops.replace[0].oif, 7);
   EXPECT_TRUE(ops.add.empty());
   EXPECT_TRUE(ops.remove.empty());
+  ASSERT_EQ(ops.conflicts.size(), 1u);  // the boot-proto route, reported
+  EXPECT_EQ(ops.conflicts[0].holder.protocol, 3);
+}
+
+// IPv6 routes come back from the kernel with metric 1024 and universe scope,
+// whatever was asked: planned in that form, a converged table stays untouched.
+TEST(PlanRoutes, Ipv6RouteAsTheKernelStoresItIsInSync) {
+  nl::Route asked = route("fd77:2::/64", 7);  // scope link, metric 0
+  nl::Route stored = asked;
+  stored.scope = 0;
+  stored.metric = 1024;
+  struct Case {
+    const char* name;
+    std::vector<nl::Route> want;
+  };
+  for (const Case& c : {Case{"as asked", {asked}}, Case{"kernel form", {kernel_route_form(asked)}}}) {
+    std::vector<nl::Route> have{stored, route("10.244.2.0/24", 7)};
+    std::vector<nl::Route> want = c.want;
+    want.push_back(route("10.244.2.0/24", 7));
+    auto ops = plan_routes(want, have);
+    EXPECT_TRUE(ops.empty()) << c.name << ": " << ops.add.size() << " add, " << ops.replace.size()
+                             << " replace, " << ops.remove.size() << " remove";
+    EXPECT_TRUE(ops.conflicts.empty()) << c.name;
+  }
+  // Missing: added once, in the stored form; stale: removed with its metric.
+  auto ops = plan_routes(std::vector<nl::Route>{asked}, std::vector<nl::Route>{});
+  ASSERT_EQ(ops.add.size(), 1u);
+  EXPECT_EQ(ops.add[0].metric, 1024u);
+  ops = plan_routes(std::vector<nl::Route>{}, std::vector<nl::Route>{stored});
+  ASSERT_EQ(ops.remove.size(), 1u);
+  EXPECT_EQ(ops.remove[0].metric, 1024u);
+  // A user's IPv6 route in another metric slot is not ours and no conflict.
+  nl::Route user = stored;
+  user.protocol = 4;
+  user.metric = 100;
+  user.oif = 2;
+  ops = plan_routes(std::vector<nl::Route>{asked}, std::vector<nl::Route>{stored, user});
+  EXPECT_TRUE(ops.empty());
+  EXPECT_TRUE(ops.conflicts.empty());
+}
+
+TEST(PlanRoutes, ForeignRouteInOurSlotIsAConflictNotAnOperation) {
+  struct Case {
+    const char* name;
+    nl::Route holder;
+  };
+  nl::Route same_but_static = route("10.244.2.0/24", 7, 4);
+  nl::Route other_dev = route("10.244.2.0/24", 2, 186);
+  nl::Route v6_boot = route("fd77:2::/64", 3, 3);
+  v6_boot.scope = 0;
+  v6_boot.metric = 1024;
+  for (const Case& c : {Case{"static, our attributes", same_but_static}, Case{"bgp, other device", other_dev},
+                        Case{"v6 boot", v6_boot}}) {
+    std::vector<nl::Route> want{route(c.holder.dst.address.is_v6() ? "fd77:2::/64" : "10.244.2.0/24", 7),
+                                route("10.244.3.0/24", 7)};
+    std::vector<nl::Route> have{c.holder, route("10.244.3.0/24", 7)};
+    auto ops = plan_routes(want, have);
+    EXPECT_TRUE(ops.empty()) << c.name << ": someone else's route must not be touched";
+    ASSERT_EQ(ops.conflicts.size(), 1u) << c.name;
+    EXPECT_EQ(ops.conflicts[0].holder, kernel_route_form(c.holder)) << c.name;
+    EXPECT_EQ(ops.conflicts[0].wanted.dst, c.holder.dst) << c.name;
+    EXPECT_EQ(ops.conflicts[0].wanted.oif, 7) << c.name;
+  }
+  // Another metric is another slot: ours is added next to it.
+  nl::Route elsewhere = route("10.244.2.0/24", 2, 4);
+  elsewhere.metric = 100;
+  auto ops = plan_routes(std::vector<nl::Route>{route("10.244.2.0/24", 7)}, std::vector<nl::Route>{elsewhere});
+  EXPECT_EQ(ops.add.size(), 1u);
+  EXPECT_TRUE(ops.conflicts.empty());
+}
+
+TEST(RouteProtocolName, NamesAsIproute2) {
+  EXPECT_EQ(route_protocol_name(4), "static (4)");
+  EXPECT_EQ(route_protocol_name(2), "kernel (2)");
+  EXPECT_EQ(route_protocol_name(186), "bgp (186)");
+  EXPECT_EQ(route_protocol_name(250), "250");
 }
 
 TEST(PlanRoutes, NothingToDo) {
