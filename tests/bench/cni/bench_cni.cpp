@@ -3,6 +3,10 @@
 // inside a test node namespace: each iteration runs meshd ADD, meshd DEL,
 // reference ADD, reference DEL into the same kind of fresh pod namespace, so
 // both see the same machine noise. Prints medians and p90; asserts nothing.
+// Then bursts, as a node that restarts or schedules a deployment sees them: N
+// ADDs started at once, then N DELs at once (N = 20, 100 by default), wall
+// time of each batch and the plugins' CPU time, meshd-cni and the reference
+// alternating in the same run.
 #include "netlink/netns.h"
 #include "tests/integration/cni/cni_harness.h"
 
@@ -12,6 +16,8 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
+#include <thread>
 
 using namespace meshd::testing;
 
@@ -39,6 +45,14 @@ struct Stats {
 int main(int argc, char** argv) {
   const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 50;
   const std::string ref_dir = argc > 2 ? argv[2] : "/usr/lib/cni";
+  std::vector<int> bursts = {20, 100};
+  if (argc > 3) {
+    bursts.clear();
+    std::stringstream ss(argv[3]);
+    for (std::string n; std::getline(ss, n, ',');)
+      if (std::atoi(n.c_str()) > 0) bursts.push_back(std::min(200, std::atoi(n.c_str())));
+  }
+  const int burst_runs = argc > 4 ? std::max(1, std::atoi(argv[4])) : 3;
   if (!is_root()) {
     std::fprintf(stderr, "bench_cni: needs root (network namespaces)\n");
     return 2;
@@ -101,6 +115,68 @@ int main(int argc, char** argv) {
   std::printf("ratio meshd/reference, wall: ADD %.2f, DEL %.2f; CPU: ADD %.2f, DEL %.2f (goal: <= 0.50)\n",
               m_add.median() / r_add.median(), m_del.median() / r_del.median(),
               cm_add.median() / cr_add.median(), cm_del.median() / cr_del.median());
+
+  // Bursts: N plugin processes started together from N threads (each thread
+  // inherits this thread's network namespace at creation), the batch timed
+  // from the first start to the last exit.
+  auto batch = [&](const std::string& bin, const std::string& cmd, std::vector<std::string> confs,
+                   const std::string& prefix, std::vector<std::unique_ptr<Netns>>& pods, double& wall,
+                   double& cpu) {
+    std::vector<PluginRun> out(pods.size());
+    const double c0 = children_cpu_ms();
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> ts;
+    for (std::size_t i = 0; i < pods.size(); ++i)
+      ts.emplace_back([&, i] {
+        std::map<std::string, std::string> env = {
+            {"CNI_COMMAND", cmd}, {"CNI_CONTAINERID", prefix + std::to_string(i)},
+            {"CNI_NETNS", pods[i]->path()}, {"CNI_IFNAME", "eth0"}, {"CNI_PATH", ref_dir}};
+        out[i] = run_process({bin}, env, confs[i]);
+      });
+    for (auto& t : ts) t.join();
+    wall = ms_since(t0);
+    cpu = children_cpu_ms() - c0;
+    for (std::size_t i = 0; i < out.size(); ++i)
+      if (out[i].exit_code != 0) {
+        std::fprintf(stderr, "bench_cni: burst %s %s #%zu failed: %s\n", bin.c_str(), cmd.c_str(), i,
+                     out[i].out.c_str());
+        std::exit(1);
+      }
+    return out;
+  };
+  if (!bursts.empty())
+    std::printf("\nBursts: N ADDs at once, then N DELs at once; medians of %d runs (ms)\n", burst_runs);
+  for (int n : bursts) {
+    Stats bm_add, bm_del, br_add, br_del, bcm_add, bcm_del, bcr_add, bcr_del;
+    for (int run = 0; run < burst_runs; ++run) {
+      auto one = [&](const std::string& bin, const std::string& conf, Stats& wa, Stats& ca, Stats& wd,
+                     Stats& cd) {
+        std::vector<std::unique_ptr<Netns>> pods;
+        for (int i = 0; i < n; ++i) pods.push_back(std::make_unique<Netns>("bb"));
+        const std::string prefix = "burst" + std::to_string(run) + "-";
+        double w = 0, c = 0;
+        auto adds = batch(bin, "ADD", std::vector<std::string>(n, conf), prefix, pods, w, c);
+        wa.v.push_back(w);
+        ca.v.push_back(c);
+        std::vector<std::string> dconfs;
+        for (auto& a : adds) dconfs.push_back(with_prev_result(conf, a.out));
+        batch(bin, "DEL", dconfs, prefix, pods, w, c);
+        wd.v.push_back(w);
+        cd.v.push_back(c);
+      };
+      one(plugin_path(), meshd_conf, bm_add, bcm_add, bm_del, bcm_del);
+      one(ref_dir + "/bridge", ref_conf, br_add, bcr_add, br_del, bcr_del);
+    }
+    std::printf("N = %d\n%-24s %12s %12s\n", n, "", "wall median", "CPU median");
+    std::printf("%-24s %12.1f %12.1f\n", "meshd-cni ADD", bm_add.median(), bcm_add.median());
+    std::printf("%-24s %12.1f %12.1f\n", "bridge+host-local ADD", br_add.median(), bcr_add.median());
+    std::printf("%-24s %12.1f %12.1f\n", "meshd-cni DEL", bm_del.median(), bcm_del.median());
+    std::printf("%-24s %12.1f %12.1f\n", "bridge+host-local DEL", br_del.median(), bcr_del.median());
+    std::printf("ratio meshd/reference, wall: ADD %.2f (goal <= 0.50), DEL %.2f (goal <= 0.70); "
+                "CPU: ADD %.2f, DEL %.2f\n",
+                bm_add.median() / br_add.median(), bm_del.median() / br_del.median(),
+                bcm_add.median() / bcr_add.median(), bcm_del.median() / bcr_del.median());
+  }
   std::printf("load average at the end: %s", sh_out("cat /proc/loadavg").c_str());
   return 0;
 }
