@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -13,20 +14,20 @@ namespace {
 constexpr char kHexDigits[] = "0123456789abcdef";
 
 void append_key(std::string& out, std::string_view name, const keys::KeyBytes& k) {
-  out.append(name);
-  out.push_back('=');
+  append_wiping(out, name);
+  append_wiping(out, "=");
   std::string hex = key_to_hex(k);
-  out.append(hex);
+  append_wiping(out, hex);
   wipe(hex);
-  out.push_back('\n');
+  append_wiping(out, "\n");
 }
 
 template <class T>
 void append_num(std::string& out, std::string_view name, T v) {
-  out.append(name);
-  out.push_back('=');
-  out.append(std::to_string(v));
-  out.push_back('\n');
+  append_wiping(out, name);
+  append_wiping(out, "=");
+  append_wiping(out, std::to_string(v));
+  append_wiping(out, "\n");
 }
 
 int hex_value(char c) {
@@ -154,45 +155,59 @@ void wipe(std::string& buffer) {
   buffer.clear();
 }
 
+void append_wiping(std::string& buffer, std::string_view text) {
+  const std::size_t need = buffer.size() + text.size();
+  if (need > buffer.capacity()) {
+    std::string bigger;
+    bigger.reserve(std::max(need, 2 * buffer.capacity()));
+    bigger.append(buffer);
+    wipe(buffer);
+    buffer.swap(bigger);  // the wiped allocation is freed with `bigger`
+  }
+  buffer.append(text);
+}
+
 std::size_t reply_end(std::string_view buffer) {
   std::size_t at = buffer.find("\n\n");
   return at == std::string_view::npos ? at : at + 2;
 }
 
 std::string encode_set(const wg::WgDevice& change) {
-  std::string out = "set=1\n";
-  // A 1000-peer request is ~200 kB; one allocation up front keeps secrets from
-  // being scattered over reallocated (unwiped) buffers.
+  // A 1000-peer request is ~200 kB. One allocation up front usually suffices;
+  // when the estimate falls short (long v6 allowed IPs), append_wiping wipes
+  // every buffer it leaves behind, so no key lingers in freed memory.
   std::size_t estimate = 160;
   for (const auto& p : change.peers) estimate += 240 + 48 * p.allowed_ips.size();
+  std::string out;
   out.reserve(estimate);
+  append_wiping(out, "set=1\n");
   if (change.private_key) append_key(out, "private_key", change.private_key->bytes());
   if (change.listen_port) append_num(out, "listen_port", *change.listen_port);
   if (change.fwmark) append_num(out, "fwmark", *change.fwmark);
-  if (change.replace_peers) out.append("replace_peers=true\n");
+  if (change.replace_peers) append_wiping(out, "replace_peers=true\n");
   for (const auto& p : change.peers) {
     append_key(out, "public_key", p.public_key.bytes());
     if (p.remove) {
-      out.append("remove=true\n");
+      append_wiping(out, "remove=true\n");
       continue;  // anything else for a removed peer is meaningless
     }
-    if (p.update_only) out.append("update_only=true\n");
+    if (p.update_only) append_wiping(out, "update_only=true\n");
     if (p.preshared_key) append_key(out, "preshared_key", p.preshared_key->bytes());
     if (p.endpoint) {
-      out.append("endpoint=");
-      out.append(p.endpoint->to_string());  // [v6]:port as the spec requires
-      out.push_back('\n');
+      append_wiping(out, "endpoint=");
+      append_wiping(out, p.endpoint->to_string());  // [v6]:port as the spec requires
+      append_wiping(out, "\n");
     }
     if (p.persistent_keepalive)
       append_num(out, "persistent_keepalive_interval", *p.persistent_keepalive);
-    if (p.replace_allowed_ips) out.append("replace_allowed_ips=true\n");
+    if (p.replace_allowed_ips) append_wiping(out, "replace_allowed_ips=true\n");
     for (const auto& ip : p.allowed_ips) {
-      out.append("allowed_ip=");
-      out.append(ip.to_string());
-      out.push_back('\n');
+      append_wiping(out, "allowed_ip=");
+      append_wiping(out, ip.to_string());
+      append_wiping(out, "\n");
     }
   }
-  out.push_back('\n');
+  append_wiping(out, "\n");
   return out;
 }
 

@@ -57,4 +57,10 @@ Result<keys::KeyBytes> key_from_hex(std::string_view text);
 // Overwrites a buffer that held secrets, in a way the compiler cannot elide.
 void wipe(std::string& buffer);
 
+// Appends `text` to a buffer that holds (or will hold) secrets. When the
+// buffer must grow, the bytes move to a larger allocation and the old one is
+// wiped before it is freed: a plain append would leave a copy of every key in
+// freed heap memory on each reallocation.
+void append_wiping(std::string& buffer, std::string_view text);
+
 }  // namespace meshd::dataplane::uapi

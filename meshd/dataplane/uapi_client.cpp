@@ -3,12 +3,14 @@
 #include "meshd/dataplane/uapi.h"
 
 #include <poll.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace meshd::dataplane::uapi {
 
@@ -25,6 +27,7 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -79,11 +82,41 @@ Result<int> connect_socket(const ClientOptions& o, Clock::time_point deadline) {
   return fd;
 }
 
+// Who listens on the other end: the credentials the server had when it
+// called listen() (unix(7), SO_PEERCRED).
+Result<ucred> peer_credentials(const ClientOptions& o, int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return fail(errno, where(o, "read the peer credentials of"));
+  return cred;
+}
+
+// Connects and checks that root or our own euid serves the socket, before
+// anything is written to it.
+Result<int> connect_trusted(const ClientOptions& o, Clock::time_point deadline, ucred* out) {
+  auto fd_r = connect_socket(o, deadline);
+  if (!fd_r) return fd_r.error();
+  Fd fd(*fd_r);
+  auto cred = peer_credentials(o, fd.get());
+  if (!cred) return cred.error();
+  const uid_t self = ::geteuid();
+  if (cred->uid != 0 && cred->uid != self)
+    return Error{{EPERM, boost::system::generic_category()},
+                 where(o, "refuse the") + ": it is served by uid " + std::to_string(cred->uid) +
+                     (cred->pid > 0 ? " (pid " + std::to_string(cred->pid) + ")" : "") +
+                     ", not by root or meshd's uid " + std::to_string(self) +
+                     "; nothing was sent. Stop that process, remove " + o.socket_path +
+                     " and make its directory writable only by root"};
+  if (out) *out = *cred;
+  return fd.release();
+}
+
 }  // namespace
 
 Result<std::string> transact(const ClientOptions& o, std::string_view request) {
   const auto deadline = Clock::now() + o.timeout;
-  auto fd_r = connect_socket(o, deadline);
+  auto fd_r = connect_trusted(o, deadline, nullptr);
   if (!fd_r) return fd_r.error();
   Fd fd(*fd_r);
 
@@ -103,31 +136,42 @@ Result<std::string> transact(const ClientOptions& o, std::string_view request) {
 
   std::string reply;
   char buf[16384];
+  // The reply (a get carries the private key) lives in `reply` and `buf`:
+  // both are wiped on every path that does not hand `reply` to the caller.
+  auto failed = [&](Error e) -> Result<std::string> {
+    sodium_memzero(buf, sizeof buf);
+    wipe(reply);
+    return e;
+  };
   for (;;) {
     ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
     if (n > 0) {
+      if (reply.size() + static_cast<std::size_t>(n) > o.max_reply_bytes)
+        return failed(fail(EMSGSIZE, where(o, "read a reply from") + " (the reply exceeds " +
+                                         std::to_string(o.max_reply_bytes) +
+                                         " bytes without ending; is it a WireGuard UAPI server?)"));
       std::size_t scan_from = reply.empty() ? 0 : reply.size() - 1;
-      reply.append(buf, static_cast<std::size_t>(n));
+      append_wiping(reply, std::string_view(buf, static_cast<std::size_t>(n)));
       // Only the newly read bytes (and the one before them) can complete "\n\n".
       std::size_t end = reply_end(std::string_view(reply).substr(scan_from));
       if (end != std::string_view::npos) {
+        sodium_memzero(buf, sizeof buf);
+        // Nothing follows the blank line in the protocol; wipe any stray tail.
+        sodium_memzero(reply.data() + scan_from + end, reply.size() - scan_from - end);
         reply.resize(scan_from + end);
         return reply;
       }
     } else if (n == 0) {
       // Closed before the blank line: hand back what came so the decoder
       // reports a truncated reply, unless nothing came at all.
+      sodium_memzero(buf, sizeof buf);
       if (reply.empty()) return fail(ECONNRESET, where(o, "read a reply from"));
       return reply;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (auto r = wait_for(o, fd.get(), POLLIN, deadline, "read a reply from"); !r) {
-        wipe(reply);
-        return r.error();
-      }
+      if (auto r = wait_for(o, fd.get(), POLLIN, deadline, "read a reply from"); !r)
+        return failed(r.error());
     } else if (errno != EINTR) {
-      int err = errno;
-      wipe(reply);
-      return fail(err, where(o, "read a reply from"));
+      return failed(fail(errno, where(o, "read a reply from")));
     }
   }
 }
@@ -149,13 +193,10 @@ Result<void> set_device(const ClientOptions& o, const wg::WgDevice& change) {
 }
 
 Result<pid_t> server_pid(const ClientOptions& o) {
-  auto fd_r = connect_socket(o, Clock::now() + o.timeout);
+  ucred cred{};
+  auto fd_r = connect_trusted(o, Clock::now() + o.timeout, &cred);
   if (!fd_r) return fd_r.error();
   Fd fd(*fd_r);
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    return fail(errno, where(o, "read the peer credentials of"));
   // 0 when the server lives in a PID namespace we cannot see into.
   if (cred.pid <= 0) return fail(ESRCH, where(o, "find the process behind"));
   return cred.pid;

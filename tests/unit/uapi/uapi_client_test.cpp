@@ -3,21 +3,61 @@
 // the implementation answers, answers in pieces, hangs, hangs up, or is absent.
 #include "meshd/dataplane/uapi.h"
 #include "meshd/dataplane/uapi_client.h"
+#include "tests/support/prerequisite.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
+
+// Freed-memory probe: every heap block of this test binary carries its size
+// and starts zeroed, and while a thread watches for a secret, every block that
+// thread frees is searched for it first. A secret found in a freed block is a
+// copy nobody wiped (a reallocation, a temporary).
+namespace {
+constexpr std::size_t kHeader = 16;  // keeps max_align_t alignment
+thread_local const std::string* t_needle = nullptr;
+std::atomic<int> g_leaked_blocks{0};
+
+void* probe_alloc(std::size_t n) {
+  void* base = std::malloc(n + kHeader);
+  if (!base) throw std::bad_alloc();
+  std::memset(base, 0, n + kHeader);
+  *static_cast<std::size_t*>(base) = n;
+  return static_cast<char*>(base) + kHeader;
+}
+
+void probe_free(void* p) noexcept {
+  if (!p) return;
+  char* base = static_cast<char*>(p) - kHeader;
+  std::size_t n = *reinterpret_cast<std::size_t*>(base);
+  if (t_needle && ::memmem(p, n, t_needle->data(), t_needle->size()) != nullptr)
+    g_leaked_blocks.fetch_add(1);
+  std::free(base);
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return probe_alloc(n); }
+void* operator new[](std::size_t n) { return probe_alloc(n); }
+void operator delete(void* p) noexcept { probe_free(p); }
+void operator delete[](void* p) noexcept { probe_free(p); }
+void operator delete(void* p, std::size_t) noexcept { probe_free(p); }
+void operator delete[](void* p, std::size_t) noexcept { probe_free(p); }
 
 namespace meshd::dataplane::uapi {
 namespace {
@@ -69,7 +109,7 @@ class ScriptedServer {
 
 void write_all(int fd, std::string_view s) {
   while (!s.empty()) {
-    ssize_t n = ::write(fd, s.data(), s.size());
+    ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
     if (n <= 0) return;
     s.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -161,6 +201,135 @@ TEST(UapiClient, ServerPidIsTheListeningProcess) {
   auto pid = server_pid(opts_for(s));
   ASSERT_TRUE(pid) << pid.error().message;
   EXPECT_EQ(*pid, ::getpid());
+}
+
+// Counts the blocks this thread frees while still holding `secret`.
+class FreedSecretWatch {
+ public:
+  explicit FreedSecretWatch(const std::string& secret) : secret_(secret) {
+    g_leaked_blocks = 0;
+    t_needle = &secret_;
+  }
+  ~FreedSecretWatch() { stop(); }
+  int stop() {
+    t_needle = nullptr;
+    return g_leaked_blocks.load();
+  }
+
+ private:
+  std::string secret_;
+};
+
+TEST(UapiClient, GetLeavesNoCopyOfThePrivateKeyInFreedMemory) {
+  auto priv = keys::PrivateKey::generate();
+  const std::string hex = key_to_hex(priv.bytes());
+  // The reply comes in pieces, so the client's buffer grows several times.
+  ScriptedServer s([&](int fd) {
+    write_all(fd, "private_key=" + hex + "\n");
+    for (int i = 0; i < 40; ++i) {
+      std::this_thread::sleep_for(1ms);
+      write_all(fd, "listen_port=51820\nfwmark=0\n");
+    }
+    write_all(fd, "errno=0\n\n");
+  });
+  int leaked;
+  {
+    FreedSecretWatch watch(hex);
+    auto d = get_device(opts_for(s));
+    leaked = watch.stop();
+    ASSERT_TRUE(d) << d.error().message;
+    EXPECT_EQ(d->public_key, priv.public_key());
+  }
+  EXPECT_EQ(leaked, 0) << "heap blocks freed with the private key still in them";
+}
+
+TEST(UapiClient, SetLeavesNoCopyOfThePrivateKeyInFreedMemory) {
+  ScriptedServer s([](int fd) { write_all(fd, "errno=0\n\n"); });
+  wg::WgDevice change;
+  change.name = "wg0";
+  change.private_key = keys::PrivateKey::generate();
+  const std::string hex = key_to_hex(change.private_key->bytes());
+  // Long v6 allowed IPs make the request outgrow its first allocation.
+  wg::WgPeer p;
+  p.public_key = change.private_key->public_key();
+  for (int i = 0; i < 200; ++i)
+    p.allowed_ips.push_back(
+        *IpPrefix::parse("2001:db8:1234:5678:9abc:def0:1234:" + std::to_string(1000 + i) + "/128"));
+  change.peers.push_back(std::move(p));
+  int leaked;
+  {
+    FreedSecretWatch watch(hex);
+    auto r = set_device(opts_for(s), change);
+    leaked = watch.stop();
+    ASSERT_TRUE(r) << r.error().message;
+  }
+  EXPECT_EQ(leaked, 0) << "heap blocks freed with the private key still in them";
+  EXPECT_NE(s.request().find("private_key=" + hex), std::string::npos);
+}
+
+TEST(UapiClient, EndlessReplyIsRefusedAtTheLimit) {
+  ScriptedServer s([](int fd) {
+    const std::string chunk(4096, 'x');
+    for (int i = 0; i < 100000; ++i)
+      if (::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) <= 0) return;
+  });
+  auto o = opts_for(s);
+  o.max_reply_bytes = 64 * 1024;
+  auto d = get_device(o);
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().value(), EMSGSIZE) << d.error().message;
+  EXPECT_NE(d.error().message.find("65536 bytes"), std::string::npos) << d.error().message;
+  EXPECT_NE(d.error().message.find(s.path()), std::string::npos) << d.error().message;
+}
+
+// A process of another user listening on the socket gets nothing, in
+// particular not the private key of a set request.
+TEST(UapiClient, ServerRunningAsAnotherUserIsRefusedBeforeAnythingIsSent) {
+  MESHD_REQUIRE(::geteuid() == 0, "needs root (the fake server drops to uid 65534)");
+  meshd::testing::TempDir dir("meshd-uapi-peercred");
+  const std::string path = dir.file("wg0.sock");
+  int ready[2], count[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(count), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(20);  // never outlive a broken test
+    int l = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, path.c_str());
+    if (l < 0 || ::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(2);
+    // SO_PEERCRED reports the credentials at listen() time.
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::listen(l, 4) != 0) ::_exit(3);
+    (void)!::write(ready[1], "r", 1);
+    int c = ::accept(l, nullptr, nullptr);
+    std::size_t total = 0;
+    char b[512];
+    ssize_t n;
+    while (c >= 0 && (n = ::read(c, b, sizeof b)) > 0) total += static_cast<std::size_t>(n);
+    (void)!::write(count[1], &total, sizeof total);
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  ::close(count[1]);
+  char r;
+  ASSERT_EQ(::read(ready[0], &r, 1), 1) << "fake server did not start";
+
+  wg::WgDevice change;
+  change.name = "wg0";
+  change.private_key = keys::PrivateKey::generate();
+  auto set = set_device({path, "wg0", 2s}, change);
+  std::size_t received = 999;
+  EXPECT_EQ(::read(count[0], &received, sizeof received), static_cast<ssize_t>(sizeof received));
+  ::waitpid(child, nullptr, 0);
+  ::close(ready[0]);
+  ::close(count[0]);
+  ASSERT_FALSE(set);
+  EXPECT_EQ(set.error().value(), EPERM) << set.error().message;
+  EXPECT_NE(set.error().message.find("uid 65534"), std::string::npos) << set.error().message;
+  EXPECT_NE(set.error().message.find(path), std::string::npos) << set.error().message;
+  EXPECT_EQ(received, 0u) << "bytes reached a server running as another user";
 }
 
 }  // namespace
