@@ -1,7 +1,10 @@
 // The meshd SQLite database: one file per node, WAL, busy timeout, foreign
 // keys, a versioned schema migrated forward on open (PRAGMA user_version).
 // A database from a newer meshd, or a file that is not ours, is refused with
-// a message that says so, and is left untouched.
+// a message that says so, and is left untouched. The file holds private keys
+// and is opened read-write by root (the CNI plugin), so it is trusted only
+// when it, its -wal and -shm, and its directory belong to this user and are
+// not accessible by group or others, and no symbolic link leads to it.
 #pragma once
 
 #include "common/result.h"
@@ -24,12 +27,18 @@ struct DatabaseOptions {
   std::string path;             // ":memory:" works for unit tests
   int busy_timeout_ms = 10000;  // concurrent CNI invocations wait, not fail
   bool read_only = false;
+  // false: never create nor migrate (the CNI plugin, which must not change
+  // the daemon's schema): a missing file is ENOENT, and a schema other than
+  // the one this binary knows is refused (ENOTSUP) naming both versions.
+  bool migrate = true;
 };
 
 class Database {
  public:
-  // Opens (creating with mode 0600 if missing) and migrates. Throws
-  // ErrorException when the file is foreign, newer, or unreadable.
+  // Opens (creating with mode 0600, and a missing directory with 0700, unless
+  // `migrate` is false) and migrates. Throws ErrorException when the file is
+  // foreign, newer, unreadable, or not trusted (owner, mode, symbolic link,
+  // a directory others can write to).
   explicit Database(DatabaseOptions opts);
   ~Database();
   Database(const Database&) = delete;

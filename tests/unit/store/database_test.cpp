@@ -263,6 +263,7 @@ TEST(StoreDatabase, AdoptsAnEmptyFileAndAnEmptySqliteDatabase) {
   TempDir dir;
   const auto empty = dir.file("empty.db");
   test::write_file(empty, "");
+  ASSERT_EQ(::chmod(empty.c_str(), 0600), 0);  // a private file, as meshd trusts only those
   {
     Database db(DatabaseOptions{.path = empty});
     EXPECT_EQ(db.schema_version(), Database::latest_schema_version());
@@ -272,6 +273,7 @@ TEST(StoreDatabase, AdoptsAnEmptyFileAndAnEmptySqliteDatabase) {
     SQLite::Database raw(blank, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     raw.exec("CREATE TABLE t (x); DROP TABLE t");
   }
+  ASSERT_EQ(::chmod(blank.c_str(), 0600), 0);
   ASSERT_GT(std::filesystem::file_size(blank), 0u);
   Database db(DatabaseOptions{.path = blank});
   EXPECT_EQ(db.schema_version(), Database::latest_schema_version());
