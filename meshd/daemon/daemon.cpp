@@ -1,13 +1,13 @@
 #include "meshd/daemon/daemon.h"
 
 #include "cni/conflist.h"
-#include "common/atomic_file.h"
 #include "common/version.h"
 #include "keys/format.h"
 #include "meshd/dataplane/desired_state.h"
 #include "meshd/dataplane/kernel_backend.h"
 #include "meshd/dataplane/reconciler.h"
 #include "meshd/dataplane/userspace_backend.h"
+#include "meshd/daemon/runtime_dir.h"
 #include "netlink/rtnl.h"
 #include "store/database.h"
 #include "store/local_node.h"
@@ -19,6 +19,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,13 +45,10 @@ std::shared_ptr<spdlog::logger> logger(const std::string& name) {
   return l;
 }
 
-// WireGuard's per-packet overhead on the underlay: outer IP header (20 or 40)
-// + UDP (8) + WireGuard header and tag (32).
-unsigned wg_overhead(bool v6_underlay) { return v6_underlay ? 80 : 60; }
-
-// The mesh MTU: configured, or the underlay's MTU minus WireGuard's overhead.
-// The underlay is the configured interface, else the one carrying the route
-// to the first peer's endpoint, else the default route's.
+// The mesh MTU: configured, or the underlay's MTU minus WireGuard's overhead
+// (never below 1280: dataplane::mesh_mtu_for_underlay). The underlay is the
+// configured interface, else the one carrying the route to the first peer's
+// endpoint, else the default route's.
 unsigned derive_mtu(const config::Config& cfg, const std::vector<dataplane::PeerSpec>& peers,
                     nl::Rtnl& rtnl, std::vector<std::string>& notes) {
   if (cfg.mtu) {
@@ -66,20 +64,18 @@ unsigned derive_mtu(const config::Config& cfg, const std::vector<dataplane::Peer
   bool v6 = dst && dst->is_v6();
   if (!cfg.underlay_interface.empty()) {
     if (auto l = rtnl.get_link(cfg.underlay_interface); l) {
-      unsigned m = l->mtu - wg_overhead(v6);
-      notes.push_back("mtu " + std::to_string(m) + " (underlay " + l->name + " " +
-                      std::to_string(l->mtu) + " - " + std::to_string(wg_overhead(v6)) + ")");
-      return m;
+      auto m = dataplane::mesh_mtu_for_underlay(l->mtu, v6, "underlay " + l->name);
+      notes.push_back(m.note);
+      return m.mtu;
     } else {
       notes.push_back("underlay_interface " + cfg.underlay_interface + ": " + l.error().message);
     }
   }
-  if (auto m = nl::route_mtu(rtnl, dst); m && *m > wg_overhead(v6)) {
-    unsigned mtu = *m - wg_overhead(v6);
-    notes.push_back("mtu " + std::to_string(mtu) + " (route to " +
-                    (dst ? dst->to_string() : std::string("default")) + ": " + std::to_string(*m) +
-                    " - " + std::to_string(wg_overhead(v6)) + ")");
-    return mtu;
+  if (auto m = nl::route_mtu(rtnl, dst); m) {
+    auto mm = dataplane::mesh_mtu_for_underlay(
+        *m, v6, "route to " + (dst ? dst->to_string() : std::string("default")) + ":");
+    notes.push_back(mm.note);
+    return mm.mtu;
   }
   notes.push_back("mtu 1420 (no underlay route found; 1500 - 80)");
   return 1420;
@@ -127,7 +123,9 @@ class Daemon {
 
  private:
   void open_state();
+  void apply_node_settings();
   void load_desired();
+  void reload();
   bool reconcile();
   void schedule_resync();
   void trigger(std::chrono::milliseconds delay);
@@ -142,6 +140,7 @@ class Daemon {
   config::Config& cfg_;
   std::shared_ptr<spdlog::logger> log_, rlog_;
 
+  std::optional<RuntimeDir> runtime_dir_;
   std::unique_ptr<store::Database> db_;
   std::optional<keys::PrivateKey> private_key_;
   std::unique_ptr<dataplane::WgBackend> backend_;
@@ -172,7 +171,9 @@ void Daemon::open_state() {
     fs::create_directories(dbdir, ec);
     ::chmod(dbdir.c_str(), 0700);
   }
-  fs::create_directories(cfg_.runtime_dir, ec);
+  auto rd = RuntimeDir::open(cfg_.runtime_dir);
+  if (!rd) throw ErrorException(rd.error());
+  runtime_dir_.emplace(std::move(*rd));
 
   db_ = std::make_unique<store::Database>(store::DatabaseOptions{cfg_.database});
   store::LocalNodeRepo local(*db_);
@@ -190,6 +191,14 @@ void Daemon::open_state() {
                private_key_->public_key().short_id());
   }
 
+  apply_node_settings();
+}
+
+// The node's name and pod CIDR go to the store, where the CNI plugin reads
+// them: at start and on every reload, so that the plugin leases from the
+// pod CIDR the routes and the gateway address are made for.
+void Daemon::apply_node_settings() {
+  store::LocalNodeRepo local(*db_);
   std::string name = cfg_.node_name;
   if (name.empty()) {
     char host[256] = {};
@@ -208,6 +217,7 @@ void Daemon::load_desired() {
   local_ = {};
   local_.interface = cfg_.interface;
   local_.public_key = private_key_->public_key();
+  local_.private_key = &*private_key_;
   local_.listen_port = cfg_.listen_port;
   local_.pod_cidr = cfg_.pod_cidr;
   rejected_.clear();
@@ -285,9 +295,7 @@ void Daemon::write_status(const dataplane::ReconcileReport* report) {
   s["changed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
-  if (auto r = write_file_atomically(cfg_.runtime_dir + "/status.json",
-                                     boost::json::serialize(s) + "\n", 0644);
-      r)
+  if (auto r = runtime_dir_->replace_file("status.json", boost::json::serialize(s) + "\n", 0644); r)
     last_status_ = std::move(body);
   else
     log_->warn("cannot write the status file: {}", r.error().message);
@@ -347,18 +355,75 @@ void Daemon::watch_events() {
   });
 }
 
+// SIGHUP. What a running meshd can apply fully is applied: peers, pod CIDR
+// (store, gateway address, routes, CNI conflist), node name, MTU, underlay,
+// keepalive, listen port, resync interval, CNI conf dir and network. What it
+// cannot (the device, backend, implementation, store or runtime directory it
+// holds open) keeps its running value, with a warning naming the key.
+void Daemon::reload() {
+  config::Config next;
+  try {
+    next = config::load_config(cfg_.source);
+  } catch (const std::exception& e) {
+    log_->error("reload failed, keeping the running configuration: {}", e.what());
+    return;
+  }
+  auto keep = [&](const char* key, std::string& now, const std::string& running) {
+    if (now == running) return;
+    log_->warn("reload: {} changed from \"{}\" to \"{}\": needs a restart; keeping \"{}\"", key,
+               running, now, running);
+    now = running;
+  };
+  keep("wireguard.interface", next.interface, cfg_.interface);
+  keep("userspace.binary", next.userspace_binary, cfg_.userspace_binary);
+  keep("userspace.socket_dir", next.userspace_socket_dir, cfg_.userspace_socket_dir);
+  keep("state.database", next.database, cfg_.database);
+  keep("state.runtime_dir", next.runtime_dir, cfg_.runtime_dir);
+  if (next.backend != cfg_.backend) {
+    log_->warn("reload: wireguard.backend changed from \"{}\" to \"{}\": needs a restart; keeping \"{}\"",
+               config::to_string(cfg_.backend), config::to_string(next.backend),
+               config::to_string(cfg_.backend));
+    next.backend = cfg_.backend;
+  }
+  if (cfg_.pod_cidr && !next.pod_cidr) {
+    // The store keeps a pod CIDR once set (pods hold leases from it); a
+    // restart would not clear it either.
+    log_->warn("reload: node.pod_cidr removed: a running node cannot give up its pod CIDR; keeping {}",
+               cfg_.pod_cidr->to_string());
+    next.pod_cidr = cfg_.pod_cidr;
+  }
+
+  config::Config old = std::move(cfg_);
+  cfg_ = std::move(next);
+  try {
+    apply_node_settings();
+  } catch (const std::exception& e) {
+    log_->error("reload failed, keeping the running configuration: {}", e.what());
+    cfg_ = std::move(old);
+    return;
+  }
+  if (cfg_.pod_cidr != old.pod_cidr)
+    log_->info("pod CIDR {} -> {}", old.pod_cidr ? old.pod_cidr->to_string() : "(none)",
+               cfg_.pod_cidr->to_string());
+  // A conflist under the old name or directory would leave the runtime two
+  // networks: the one meshd wrote is removed.
+  std::string old_conflist = old.cni_conf_dir + "/10-" + old.cni_network + ".conflist";
+  if (!old.cni_conf_dir.empty() &&
+      (old.cni_conf_dir != cfg_.cni_conf_dir || old.cni_network != cfg_.cni_network)) {
+    if (::unlink(old_conflist.c_str()) == 0)
+      log_->info("removed the CNI conflist {}", old_conflist);
+  }
+  load_desired();
+  if (cfg_.resync_interval_ms != old.resync_interval_ms) schedule_resync();
+  log_->info("configuration reloaded from {}", cfg_.source);
+  trigger(0ms);
+}
+
 void Daemon::watch_signals() {
   signals_.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      try {
-        cfg_ = config::load_config(cfg_.source);
-        load_desired();
-        log_->info("configuration reloaded from {}", cfg_.source);
-        trigger(0ms);
-      } catch (const std::exception& e) {
-        log_->error("reload failed, keeping the running configuration: {}", e.what());
-      }
+      reload();
       watch_signals();
       return;
     }
@@ -411,7 +476,12 @@ int Daemon::run() {
   auto events = nl::RtnlEvents::open();
   if (!events) throw ErrorException(events.error());
   events_.emplace(std::move(*events));
-  events_fd_.assign(::dup(events_->fd()));
+  // Asio owns (and closes) what it is given: a duplicate, close-on-exec like
+  // every descriptor of ours, so the userspace implementation meshd starts
+  // never inherits the netlink socket.
+  int events_fd = ::fcntl(events_->fd(), F_DUPFD_CLOEXEC, 0);
+  if (events_fd < 0) throw ErrorException(fail(errno, "duplicate the rtnetlink event socket"));
+  events_fd_.assign(events_fd);
 
   watch_signals();
   watch_events();

@@ -114,8 +114,12 @@ AddressOps plan_addresses(std::span<const IpPrefix> desired, std::span<const IpP
   AddressOps ops;
   for (const auto& d : desired)
     if (std::find(current.begin(), current.end(), d) == current.end()) ops.add.push_back(d);
+  auto link_local = [](const IpPrefix& p) {
+    return p.address.is_v6() && p.address.bytes[0] == 0xfe && (p.address.bytes[1] & 0xc0) == 0x80;
+  };
   for (const auto& c : current)
-    if (std::find(desired.begin(), desired.end(), c) == desired.end()) ops.remove.push_back(c);
+    if (!link_local(c) && std::find(desired.begin(), desired.end(), c) == desired.end())
+      ops.remove.push_back(c);
   return ops;
 }
 

@@ -31,7 +31,9 @@ struct AddressOps {
   bool empty() const { return add.empty() && remove.empty(); }
 };
 // The WireGuard interface belongs to meshd: addresses on it that the desired
-// state does not list are removed.
+// state does not list are removed, except IPv6 link-local ones (fe80::/10),
+// which the kernel configures itself on every IPv6-enabled link (RFC 4862):
+// removing one only makes the kernel's routes for it churn.
 AddressOps plan_addresses(std::span<const IpPrefix> desired, std::span<const IpPrefix> current);
 
 // Someone else's route (another protocol) in the slot a mesh route needs.

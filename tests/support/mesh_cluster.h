@@ -33,6 +33,9 @@ struct MeshClusterOptions {
   std::string backend = "userspace";  // or "kernel" (vm only)
   unsigned resync_interval_ms = 500;
   std::uint16_t persistent_keepalive = 1;
+  // Each node's peers also carry an IPv6 allowed IP (fd77:N::/64), so meshd
+  // keeps IPv6 mesh routes too. IPv6 stays off on the underlay and the pods.
+  bool ipv6 = true;
   std::string meshd = std::string(MESHD_BIN_DIR) + "/meshd";
 };
 
@@ -100,7 +103,9 @@ class MeshCluster {
     std::string underlay;    // 172.31.77.N
     std::string pod_cidr;    // 10.77.N.0/24
     std::string gateway;     // 10.77.N.1
+    std::string pod_prefix6; // fd77:N::/64 (an allowed IP with options.ipv6)
     std::string public_key;  // base64
+    std::string private_key; // base64, for tests that check it never leaks
     pid_t meshd_pid = 0;
     std::vector<Pod> pods;
     std::string config_path() const { return dir + "/meshd.toml"; }
@@ -144,9 +149,14 @@ class MeshCluster {
         store::LocalNodeRepo local(db);
         auto key = keys::PrivateKey::generate();
         n.public_key = key.public_key().to_base64();
+        n.private_key = key.to_base64_secret();
         (void)local.set_wg_private_key(key);
       }
       for (int p = 0; p < o_.pods_per_node; ++p) add_pod(n, 5 + p);
+      n.pod_prefix6 = "fd77:" + std::to_string(i) + "::/64";
+      // Links made from now on (the WireGuard device) get IPv6; eth0 and the
+      // pods' veths, made above, keep it off.
+      if (o_.ipv6) must(n.ns->run("sysctl -qw net.ipv6.conf.default.disable_ipv6=0"));
       nodes_.push_back(std::move(n));
     }
     for (auto& n : nodes_) write_config(n);
@@ -191,7 +201,8 @@ class MeshCluster {
     for (auto& m : nodes_) {
       if (m.index == n.index) continue;
       c << "[[peers]]\nname = \"node" << m.index << "\"\npublic_key = \"" << m.public_key
-        << "\"\nendpoint = \"" << m.underlay << ":51820\"\nallowed_ips = [\"" << m.pod_cidr << "\"]\n";
+        << "\"\nendpoint = \"" << m.underlay << ":51820\"\nallowed_ips = [\"" << m.pod_cidr << "\""
+        << (o_.ipv6 ? ", \"" + m.pod_prefix6 + "\"" : std::string()) << "]\n";
     }
     c << extra_peers;
     std::ofstream(n.config_path(), std::ios::trunc) << c.str();

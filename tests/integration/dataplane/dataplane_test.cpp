@@ -1,12 +1,21 @@
 // A 3-node mesh of real meshd processes, configured from static peer lists:
 // pods on different nodes reach each other through WireGuard, without NAT,
-// the underlay carries only WireGuard UDP, drift is repaired, and traffic
-// keeps flowing through a meshd restart and a kill -9.
+// the underlay carries only WireGuard UDP, drift is repaired, IPv6 mesh
+// routes stay put, a foreign route in a mesh route's slot is reported, SIGHUP
+// applies what it can, and traffic keeps flowing through a meshd restart and
+// a kill -9.
 #include "tests/support/mesh_cluster.h"
 
 #include <gtest/gtest.h>
 
+#include "store/database.h"
+#include "store/local_node.h"
 #include "tests/support/prerequisite.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <set>
 
 
 #ifndef MESHD_TEST_BACKEND
@@ -17,6 +26,33 @@ namespace meshd::testing {
 namespace {
 
 using namespace std::chrono_literals;
+
+// The socket inodes ("socket:[123]") among a process's open descriptors.
+std::set<std::string> socket_inodes(pid_t pid) {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::error_code ec2;
+    std::string target = std::filesystem::read_symlink(e.path(), ec2).string();
+    if (!ec2 && target.rfind("socket:", 0) == 0) out.insert(target);
+  }
+  return out;
+}
+
+// Every 8-character piece of `secret` found in `text`.
+std::vector<std::string> pieces_in(const std::string& secret, const std::string& text) {
+  std::vector<std::string> found;
+  for (std::size_t i = 0; i + 8 <= secret.size(); ++i)
+    if (text.find(secret.substr(i, 8)) != std::string::npos) found.push_back(secret.substr(i, 8));
+  return found;
+}
+
+// Replaces the first `from` in `s` (which must be there) with `to`.
+std::string with(std::string s, const std::string& from, const std::string& to) {
+  auto at = s.find(from);
+  if (at == std::string::npos) throw std::runtime_error("\"" + from + "\" not in the config");
+  return s.replace(at, from.size(), to);
+}
 
 class Dataplane : public ::testing::Test {
  protected:
@@ -43,6 +79,13 @@ class Dataplane : public ::testing::Test {
   void start_and_converge() {
     cluster_->start_all();
     ASSERT_TRUE(cluster_->converged()) << "meshd did not report in_sync on every node";
+  }
+
+  std::string read_config(const MeshCluster::Node& n) {
+    std::ifstream f(n.config_path());
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
   }
 
   std::unique_ptr<MeshCluster> cluster_;
@@ -104,8 +147,12 @@ TEST_F(Dataplane, WgShowAndStatusDescribeTheDevice) {
   EXPECT_NE(dump.find(n1.public_key), std::string::npos) << dump;
   for (int i : {2, 3}) {
     auto& m = c.node(i);
-    std::string peer_line = m.public_key + "\t(none)\t" + m.underlay + ":51820\t" + m.pod_cidr + "\t";
-    EXPECT_NE(dump.find(peer_line), std::string::npos) << "peer node" << i << " missing from\n" << dump;
+    std::string peer_start = m.public_key + "\t(none)\t" + m.underlay + ":51820\t";
+    auto at = dump.find(peer_start);
+    ASSERT_NE(at, std::string::npos) << "peer node" << i << " missing from\n" << dump;
+    std::string line = dump.substr(at, dump.find('\n', at) - at);
+    EXPECT_NE(line.find(m.pod_cidr), std::string::npos) << line;
+    EXPECT_NE(line.find(m.pod_prefix6), std::string::npos) << line;
   }
   std::string st = c.status(n1);
   EXPECT_NE(st.find(std::string("\"backend\":\"") + MESHD_TEST_BACKEND + "\""), std::string::npos) << st;
@@ -126,6 +173,26 @@ TEST_F(Dataplane, WgShowAndStatusDescribeTheDevice) {
   std::string routes = n1.ns->out("ip route show proto 77");
   EXPECT_NE(routes.find("10.77.2.0/24 dev meshd0"), std::string::npos) << routes;
   EXPECT_NE(routes.find("src " + n1.gateway), std::string::npos) << routes;
+  std::string routes6 = n1.ns->out("ip -6 route show proto 77");
+  EXPECT_NE(routes6.find(c.node(2).pod_prefix6 + " dev meshd0"), std::string::npos) << routes6;
+
+  // The userspace implementation meshd started inherits none of meshd's
+  // sockets (the rtnetlink ones included): every descriptor is close-on-exec.
+  if (std::string(MESHD_TEST_BACKEND) == "userspace") {
+    std::set<std::string> ours = socket_inodes(n1.meshd_pid);
+    EXPECT_FALSE(ours.empty());
+    std::istringstream pids(sh_out("ip netns pids " + n1.ns->name()));
+    int others = 0;
+    for (pid_t pid; pids >> pid;) {
+      if (pid == n1.meshd_pid) continue;
+      ++others;
+      for (const auto& sock : socket_inodes(pid))
+        EXPECT_EQ(ours.count(sock), 0u) << "process " << pid << " ("
+                                        << sh_out("cat /proc/" + std::to_string(pid) + "/comm")
+                                        << ") shares meshd's " << sock;
+    }
+    EXPECT_GE(others, 1) << "no userspace implementation found in the node's namespace";
+  }
 }
 
 TEST_F(Dataplane, DriftIsRepairedWithinTwoSeconds) {
@@ -178,18 +245,148 @@ TEST_F(Dataplane, DriftIsRepairedWithinTwoSeconds) {
 TEST_F(Dataplane, InvalidPeerIsRejectedByNameAndTheRestStillApplies) {
   auto& c = *cluster_;
   auto& n1 = c.node(1);
-  c.write_config(n1,
-                 "[[peers]]\nname = \"broken-laptop\"\npublic_key = \"not-a-key\"\nallowed_ips = [\"10.99.0.2/32\"]\n"
-                 "[[peers]]\nname = \"bad-endpoint\"\npublic_key = \"" +
-                     keys::PrivateKey::generate().public_key().to_base64() +
-                     "\"\nendpoint = \"nowhere\"\nallowed_ips = [\"10.99.0.3/32\"]\n");
+  // Key texts that must never be echoed: garbage, a wg-quick line pasted
+  // whole, this node's own private key.
+  const std::string other_private = keys::PrivateKey::generate().to_base64_secret();
+  const std::vector<std::pair<std::string, std::string>> bad_keys = {
+      {"broken-laptop", "not-a-key-Zq9xWvT3garbage"},
+      {"pasted-line", "PrivateKey = " + other_private},
+      {"own-private", n1.private_key},
+  };
+  std::string extra;
+  int host = 2;
+  for (const auto& [name, key] : bad_keys)
+    extra += "[[peers]]\nname = \"" + name + "\"\npublic_key = \"" + key +
+             "\"\nallowed_ips = [\"10.99.0." + std::to_string(host++) + "/32\"]\n";
+  extra += "[[peers]]\nname = \"bad-endpoint\"\npublic_key = \"" +
+           keys::PrivateKey::generate().public_key().to_base64() +
+           "\"\nendpoint = \"nowhere\"\nallowed_ips = [\"10.99.0.9/32\"]\n";
+  c.write_config(n1, extra);
   start_and_converge();
   std::string st = c.status(n1);
-  EXPECT_NE(st.find("broken-laptop"), std::string::npos) << st;
+  for (const auto& [name, key] : bad_keys) {
+    EXPECT_NE(st.find(name), std::string::npos) << st;
+    EXPECT_NE(c.log(n1).find("peer " + name + " rejected: public_key"), std::string::npos) << name;
+    EXPECT_EQ(pieces_in(key, st), std::vector<std::string>{}) << name << " echoed in the status file:\n" << st;
+    EXPECT_EQ(pieces_in(key, c.log(n1)), std::vector<std::string>{}) << name << " echoed in the log";
+  }
   EXPECT_NE(st.find("bad-endpoint"), std::string::npos) << st;
   EXPECT_NE(st.find("\"peers\":2"), std::string::npos) << st;
-  EXPECT_NE(c.log(n1).find("peer broken-laptop rejected: public_key"), std::string::npos);
   EXPECT_TRUE(reachable(n1.pods[0], c.node(2).pods[0].address));
+}
+
+// The kernel stores an IPv6 route with metric 1024 and universe scope: once
+// converged, passes every 500 ms must leave the mesh routes alone.
+TEST_F(Dataplane, Ipv6MeshRoutesStayPutOnceConverged) {
+  start_and_converge();
+  auto& c = *cluster_;
+  auto& n1 = c.node(1);
+  std::string routes6 = n1.ns->out("ip -6 route show proto 77");
+  for (int i : {2, 3})
+    ASSERT_NE(routes6.find(c.node(i).pod_prefix6 + " dev meshd0"), std::string::npos) << routes6;
+  // Six passes or more while watching the routing table.
+  std::string changes = n1.ns->out("timeout 3.5 ip monitor route 2>&1");
+  std::string ours;
+  std::istringstream lines(changes);
+  for (std::string l; std::getline(lines, l);)
+    if (l.find("meshd0") != std::string::npos) ours += l + "\n";
+  EXPECT_EQ(ours, "") << "mesh routes changed after convergence";
+  EXPECT_NE(c.status(n1).find("\"in_sync\":true"), std::string::npos) << c.status(n1);
+}
+
+// Someone else's route in the slot of a mesh route is left alone and
+// reported: the status is out of sync and names the route and its owner.
+TEST_F(Dataplane, ForeignRouteInAMeshRouteSlotIsReportedOutOfSync) {
+  auto& c = *cluster_;
+  auto& n1 = c.node(1);
+  auto& n2 = c.node(2);
+  ASSERT_EQ(n1.ns->run("ip route add " + n2.pod_cidr + " dev eth0 proto static"), 0);
+  c.start_all();
+  std::string meshctl = std::string(MESHD_BIN_DIR) + "/meshctl status --runtime-dir " + n1.dir + "/run";
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] {
+        std::string st = c.status(n1);
+        return st.find("\"in_sync\":false") != std::string::npos &&
+               st.find("route " + n2.pod_cidr + " dev meshd0 not installed") != std::string::npos;
+      },
+      20s))
+      << c.status(n1);
+  std::string st = c.status(n1);
+  EXPECT_NE(st.find("protocol static (4)"), std::string::npos) << st;
+  EXPECT_NE(st.find(n2.pod_cidr + " dev eth0"), std::string::npos) << st;
+  EXPECT_EQ(sh(meshctl + " >/dev/null"), 3);
+  // Left alone all along.
+  EXPECT_NE(n1.ns->out("ip route show " + n2.pod_cidr).find("dev eth0 proto static"), std::string::npos);
+  // Once its owner removes it, the mesh route takes the slot.
+  ASSERT_EQ(n1.ns->run("ip route del " + n2.pod_cidr + " dev eth0 proto static"), 0);
+  EXPECT_TRUE(c.converged());
+  EXPECT_NE(n1.ns->out("ip route show " + n2.pod_cidr).find("dev meshd0 proto 77"), std::string::npos);
+  EXPECT_EQ(sh(meshctl + " >/dev/null"), 0);
+}
+
+// SIGHUP applies what a running meshd can apply fully and refuses the rest by
+// key, keeping the running value.
+TEST_F(Dataplane, ReloadAppliesWhatItCanAndNamesWhatNeedsARestart) {
+  start_and_converge();
+  auto& c = *cluster_;
+  auto& n1 = c.node(1);
+  std::string cfg = read_config(n1);
+  cfg = with(cfg, "pod_cidr = \"10.77.1.0/24\"", "pod_cidr = \"10.77.101.0/24\"");
+  cfg = with(cfg, "interface = \"meshd0\"", "interface = \"meshd9\"\nmtu = 1300");
+  cfg = with(cfg, "backend = \"" + c.options().backend + "\"",
+             std::string("backend = \"") + (c.options().backend == "kernel" ? "userspace" : "kernel") + "\"");
+  cfg = with(cfg, "[userspace]\n", "[userspace]\nbinary = \"/nonexistent/wg-impl\"\n");
+  cfg = with(cfg, "socket_dir = \"" + n1.socket_dir() + "\"", "socket_dir = \"" + n1.dir + "/wg2\"");
+  cfg = with(cfg, "meshd.db\"", "other.db\"");
+  cfg = with(cfg, "runtime_dir = \"" + n1.dir + "/run\"", "runtime_dir = \"" + n1.dir + "/run2\"");
+  cfg += "[[peers]]\nname = \"laptop\"\npublic_key = \"" +
+         keys::PrivateKey::generate().public_key().to_base64() + "\"\nallowed_ips = [\"10.99.0.7/32\"]\n";
+  std::ofstream(n1.config_path(), std::ios::trunc) << cfg;
+  ASSERT_EQ(::kill(n1.meshd_pid, SIGHUP), 0);
+  ASSERT_TRUE(MeshCluster::eventually(
+      [&] { return c.log(n1).find("configuration reloaded") != std::string::npos; }, 10s))
+      << c.log(n1);
+
+  // Refused, by key, each on a line that says so.
+  std::string log = c.log(n1);
+  for (const char* key : {"wireguard.interface", "wireguard.backend", "userspace.binary",
+                          "userspace.socket_dir", "state.database", "state.runtime_dir"}) {
+    auto at = log.find(std::string("reload: ") + key + " changed");
+    ASSERT_NE(at, std::string::npos) << key << " not named in\n" << log;
+    std::string line = log.substr(at, log.find('\n', at) - at);
+    EXPECT_NE(line.find("needs a restart"), std::string::npos) << line;
+  }
+  EXPECT_FALSE(std::filesystem::exists(n1.dir + "/other.db"));
+  EXPECT_FALSE(std::filesystem::exists(n1.dir + "/run2"));
+  EXPECT_NE(n1.ns->run("ip link show meshd9 >/dev/null 2>&1"), 0) << "meshd9 made";
+
+  // Applied, fully: the pod CIDR reaches the store the CNI plugin leases
+  // from, the gateway address and the routes' source; the MTU and the new
+  // peer reach the device; the status (in the running runtime dir) says so.
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] {
+        std::string st = c.status(n1);
+        return st.find("\"pod_cidr\":\"10.77.101.0/24\"") != std::string::npos &&
+               st.find("\"in_sync\":true") != std::string::npos && st.find("\"peers\":3") != std::string::npos;
+      },
+      10s))
+      << c.status(n1);
+  {
+    store::Database db({n1.dir + "/meshd.db"});
+    auto node = store::LocalNodeRepo(db).get();
+    ASSERT_TRUE(node) << node.error().message;
+    ASSERT_TRUE(node->pod_cidr);
+    EXPECT_EQ(node->pod_cidr->to_string(), "10.77.101.0/24");
+    EXPECT_TRUE(node->pod_cidr_settled);
+    EXPECT_EQ(node->mtu, 1300u);
+  }
+  std::string addrs = n1.ns->out("ip -o addr show dev meshd0");
+  EXPECT_NE(addrs.find("10.77.101.1/32"), std::string::npos) << addrs;
+  EXPECT_EQ(addrs.find("10.77.1.1/32"), std::string::npos) << addrs;
+  EXPECT_NE(n1.ns->out("ip route show proto 77").find("src 10.77.101.1"), std::string::npos);
+  EXPECT_NE(n1.ns->out("ip -o link show meshd0").find("mtu 1300"), std::string::npos);
+  EXPECT_NE(c.wg(n1, "show meshd0 allowed-ips").find("10.99.0.7/32"), std::string::npos);
+  EXPECT_EQ(c.log(n1).find("reload failed"), std::string::npos);
 }
 
 TEST_F(Dataplane, NoPacketLostThroughRestartAndKill9) {
@@ -239,7 +436,34 @@ TEST(DataplaneCommands, OnceConvergesAndTeardownRemovesEverything) {
   MeshCluster c(o);
   auto& n1 = c.node(1);
   std::string meshd = o.meshd + " --config " + n1.config_path();
+  // A runtime directory others could write to, or owned by someone else, or
+  // a symlink, is refused before anything is touched.
+  const std::string run = n1.dir + "/run";
+  std::filesystem::create_directories(run);
+  const std::vector<std::pair<std::string, std::string>> spoiled = {
+      {"chmod 0777 " + run, "has mode 0777"},
+      {"chmod 0775 " + run, "has mode 0775"},
+      {"chown 4321 " + run, "is owned by uid 4321"}};
+  for (const auto& [spoil, why] : spoiled) {
+    ASSERT_EQ(sh(spoil), 0);
+    std::string out = n1.ns->out(meshd + " --once 2>&1; echo rc=$?");
+    EXPECT_NE(out.find("rc=1"), std::string::npos) << spoil << ": " << out;
+    EXPECT_NE(out.find("runtime directory " + run + " " + why), std::string::npos) << spoil << ": " << out;
+    EXPECT_NE(n1.ns->run("ip link show meshd0 >/dev/null 2>&1"), 0) << spoil << ": device made";
+    ASSERT_EQ(sh("chmod 0755 " + run + " && chown 0 " + run), 0);
+  }
+  std::filesystem::remove(run);
+  std::filesystem::create_directory_symlink("/tmp", run);
+  EXPECT_NE(n1.ns->run(meshd + " --once >/dev/null 2>&1"), 0) << "a symlinked runtime dir was followed";
+  std::filesystem::remove(run);
+
   EXPECT_EQ(n1.ns->run(meshd + " --once >>" + n1.log_path() + " 2>&1"), 0) << c.log(n1);
+  struct stat st {};
+  ASSERT_EQ(::lstat((run + "/status.json").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  ASSERT_EQ(::lstat(run.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
   EXPECT_NE(c.wg(n1, "show meshd0 peers").find(c.node(2).public_key), std::string::npos);
   EXPECT_NE(n1.ns->out("ip route show proto 77").find(c.node(2).pod_cidr), std::string::npos);
   // A second pass finds nothing to do and still exits 0.
@@ -251,6 +475,45 @@ TEST(DataplaneCommands, OnceConvergesAndTeardownRemovesEverything) {
   EXPECT_TRUE(MeshCluster::eventually(
       [&] { return sh_out("ip netns pids " + n1.ns->name()).empty(); }, std::chrono::seconds(5)))
       << "a process (the userspace implementation?) outlived the teardown";
+}
+
+}  // namespace
+}  // namespace meshd::testing
+
+namespace meshd::testing {
+namespace {
+
+// The `auto` backend: kernel WireGuard where the kernel can make a wireguard
+// link (the vm suite's guest), else the userspace implementation (this build
+// host). Real meshd processes; the status says which and why.
+using namespace std::chrono_literals;
+
+TEST(DataplaneAuto, PicksKernelWireGuardWhereItExistsElseUserspace) {
+  MESHD_REQUIRE(is_root(), "needs root (network namespaces)");
+  MeshClusterOptions o;
+  o.nodes = 2;
+  o.backend = "auto";
+  MeshCluster c(o);
+  c.start_all();
+  ASSERT_TRUE(c.converged()) << c.log(c.node(1));
+  const std::string expected = MESHD_TEST_BACKEND;  // "kernel" in the vm build
+  for (auto& n : c.nodes()) {
+    std::string st = c.status(n);
+    EXPECT_NE(st.find("\"backend\":\"" + expected + "\""), std::string::npos) << st;
+    EXPECT_NE(st.find("\"backend_reason\":\"auto: "), std::string::npos) << st;
+    std::string kind = n.ns->out("ip -d -o link show meshd0");
+    if (expected == "kernel")
+      EXPECT_NE(kind.find("wireguard"), std::string::npos) << kind;
+    else
+      EXPECT_NE(kind.find("tun"), std::string::npos) << kind;
+  }
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] {
+        return c.node(1).pods[0].ns->run("ping -c 1 -W 1 " + c.node(2).pods[0].address + " >/dev/null 2>&1") == 0;
+      },
+      15s));
+  // The probe left no link behind.
+  EXPECT_EQ(c.node(1).ns->out("ip -o link show").find("meshd-p"), std::string::npos);
 }
 
 }  // namespace

@@ -283,6 +283,15 @@ TEST(PlanAddresses, AddsAndRemoves) {
   EXPECT_TRUE(plan_addresses(want, want).empty());
 }
 
+TEST(PlanAddresses, LeavesTheKernelsIpv6LinkLocalAddressAlone) {
+  std::vector<IpPrefix> want{P("10.244.1.1/32")};
+  std::vector<IpPrefix> have{P("10.244.1.1/32"), P("fe80::487:145:5ed6:b085/64"), P("febf::1/64"),
+                             P("fec0::1/64"), P("fd77::1/64")};
+  auto ops = plan_addresses(want, have);
+  EXPECT_TRUE(ops.add.empty());
+  EXPECT_EQ(ops.remove, (std::vector<IpPrefix>{P("fec0::1/64"), P("fd77::1/64")}));
+}
+
 TEST(PlanLink, MtuAndUp) {
   nl::Link l;
   l.mtu = 1420;

@@ -1,0 +1,46 @@
+// meshd's runtime directory (status.json, the userspace implementation's
+// logs): opened once, checked, and then used only through its descriptor, so
+// a path swapped for a symlink afterwards cannot redirect a write.
+#pragma once
+
+#include "common/result.h"
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+namespace meshd::daemon {
+
+class RuntimeDir {
+ public:
+  // Creates `path` (mode 0755, set explicitly rather than left to the umask:
+  // the status file in it is for every local user to read) and its missing
+  // parents, then opens it with O_NOFOLLOW and refuses it unless it is a
+  // directory owned by this process's effective uid that neither group nor
+  // others can write: anyone who can write there can replace what meshd
+  // publishes. The error names the path, the owner or
+  // mode found, and what to do.
+  static Result<RuntimeDir> open(const std::string& path);
+
+  RuntimeDir(RuntimeDir&& o) noexcept : path_(std::move(o.path_)), fd_(o.fd_) { o.fd_ = -1; }
+  RuntimeDir& operator=(RuntimeDir&& o) noexcept;
+  RuntimeDir(const RuntimeDir&) = delete;
+  RuntimeDir& operator=(const RuntimeDir&) = delete;
+  ~RuntimeDir();
+
+  const std::string& path() const { return path_; }
+
+  // Replaces `name` in the directory atomically: a new file created with
+  // O_CREAT|O_EXCL|O_NOFOLLOW|O_NOCTTY and mode `mode` (set with fchmod, so
+  // the umask does not decide), written, fsynced, renamed over `name`, and
+  // the directory fsynced. `name` is one path component.
+  Result<void> replace_file(std::string_view name, std::string_view contents, mode_t mode) const;
+
+ private:
+  RuntimeDir(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace meshd::daemon
