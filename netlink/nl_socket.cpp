@@ -1,11 +1,14 @@
 #include "netlink/nl_socket.h"
 
+#include "netlink/wiped_bytes.h"
+
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -59,6 +62,20 @@ int errno_of(int kernel_error) {
 }
 
 bool is_dump(const nlmsghdr* req) { return (req->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP; }
+
+// Wipes the first `n` bytes of the receive buffer when a datagram has been
+// walked, on every path out of the walk.
+class WipeAfterWalk {
+ public:
+  WipeAfterWalk(std::vector<std::uint8_t>& buf, std::size_t n) : buf_(buf), n_(n) {}
+  WipeAfterWalk(const WipeAfterWalk&) = delete;
+  WipeAfterWalk& operator=(const WipeAfterWalk&) = delete;
+  ~WipeAfterWalk() { explicit_bzero(buf_.data(), std::min(n_, buf_.size())); }
+
+ private:
+  std::vector<std::uint8_t>& buf_;
+  std::size_t n_;
+};
 
 }  // namespace
 
@@ -135,6 +152,7 @@ NlSocket::NlSocket(mnl_socket* s) : sock_(s), rbuf_(kNlRecvBufferSize) {}
 
 NlSocket::NlSocket(NlSocket&& o) noexcept
     : sock_(std::exchange(o.sock_, nullptr)),
+      transport_(std::move(o.transport_)),
       portid_(o.portid_),
       seq_(o.seq_),
       nonblocking_(o.nonblocking_),
@@ -145,6 +163,7 @@ NlSocket& NlSocket::operator=(NlSocket&& o) noexcept {
   if (this != &o) {
     if (sock_) mnl_socket_close(sock_);
     sock_ = std::exchange(o.sock_, nullptr);
+    transport_ = std::move(o.transport_);
     portid_ = o.portid_;
     seq_ = o.seq_;
     nonblocking_ = o.nonblocking_;
@@ -182,6 +201,13 @@ Result<NlSocket> NlSocket::open(int bus, bool nonblocking) {
   return sock;
 }
 
+NlSocket NlSocket::over(std::unique_ptr<NlTransport> transport, std::uint32_t portid) {
+  NlSocket sock(nullptr);
+  sock.transport_ = std::move(transport);
+  sock.portid_ = portid;
+  return sock;
+}
+
 int NlSocket::fd() const { return sock_ ? mnl_socket_get_fd(sock_) : -1; }
 std::uint32_t NlSocket::portid() const { return portid_; }
 std::uint32_t NlSocket::next_seq() {
@@ -191,12 +217,18 @@ std::uint32_t NlSocket::next_seq() {
 
 Result<void> NlSocket::join_group(unsigned group) {
   int g = static_cast<int>(group);
+  if (!sock_) return fail(ENOTSOCK, "join netlink multicast group " + std::to_string(group) + ": no kernel socket");
   if (mnl_socket_setsockopt(sock_, NETLINK_ADD_MEMBERSHIP, &g, sizeof g) < 0)
     return fail(errno, "join netlink multicast group " + std::to_string(group));
   return {};
 }
 
 Result<void> NlSocket::send_all(const void* data, std::size_t len, std::string_view what) {
+  if (transport_) {
+    auto r = transport_->send({static_cast<const std::uint8_t*>(data), len});
+    if (!r) return Error{r.error().code, std::string(what) + ": send: " + r.error().message};
+    return {};
+  }
   ssize_t n = mnl_socket_sendto(sock_, data, len);
   if (n < 0) return fail(errno, std::string(what) + ": send");
   if (static_cast<std::size_t>(n) != len) return fail(EMSGSIZE, std::string(what) + ": short send");
@@ -208,6 +240,12 @@ Result<void> NlSocket::send_all(const void* data, std::size_t len, std::string_v
 // out reports ETIMEDOUT.
 Result<std::size_t> NlSocket::recv_datagram(std::vector<std::uint8_t>& buf, std::string_view what,
                                             int flags) {
+  if (transport_) {
+    auto n = transport_->receive(buf, (flags & MSG_DONTWAIT) != 0);
+    if (!n) return Error{n.error().code, std::string(what) + ": receive: " + n.error().message};
+    if (*n > buf.size()) return fail(EMSGSIZE, std::string(what) + ": message truncated");
+    return *n;
+  }
   for (;;) {
     sockaddr_nl from{};
     iovec iov{buf.data(), buf.size()};
@@ -242,7 +280,7 @@ Result<void> NlSocket::request(nlmsghdr* req, std::string_view what, const Messa
 
     // A dump is kept whole until NLMSG_DONE: if the kernel flags it as
     // interrupted, the caller must never have seen half of it.
-    std::vector<std::uint8_t> kept;
+    WipedBytes kept;
     bool interrupted = false;
     bool finished = false;
     Result<void> outcome;  // first error from the kernel or from on_reply
@@ -250,6 +288,7 @@ Result<void> NlSocket::request(nlmsghdr* req, std::string_view what, const Messa
     while (!finished) {
       auto n = recv_datagram(rbuf_, what);
       if (!n) return n.error();
+      WipeAfterWalk wipe(rbuf_, *n);
       auto walked = for_each_message({rbuf_.data(), *n}, [&](const nlmsghdr& m) -> Result<void> {
         if (m.nlmsg_seq != seq || m.nlmsg_pid != portid_) return {};  // stale or unrelated
         if (m.nlmsg_flags & NLM_F_DUMP_INTR) interrupted = true;
@@ -292,14 +331,14 @@ Result<void> NlSocket::request(nlmsghdr* req, std::string_view what, const Messa
                    std::string(what) + ": the kernel's table kept changing during " +
                        std::to_string(kNlMaxDumpAttempts) + " dump attempts; try again"};
     }
-    return for_each_message(kept, on_reply);
+    return for_each_message({kept.data(), kept.size()}, on_reply);
   }
 }
 
 Result<std::vector<Result<void>>> NlSocket::batch(std::span<const NlBatchEntry> entries) {
   std::vector<Result<void>> results(entries.size());
   std::vector<bool> answered(entries.size(), false);
-  std::vector<std::uint8_t> out;
+  WipedBytes out;
   std::size_t i = 0;
   while (i < entries.size()) {
     // Pack one datagram.
@@ -325,6 +364,7 @@ Result<std::vector<Result<void>>> NlSocket::batch(std::span<const NlBatchEntry> 
     while (pending > 0) {
       auto n = recv_datagram(rbuf_, entries[first].what);
       if (!n) return n.error();
+      WipeAfterWalk wipe(rbuf_, *n);
       auto walked = for_each_message({rbuf_.data(), *n}, [&](const nlmsghdr& m) -> Result<void> {
         if (m.nlmsg_type != NLMSG_ERROR || m.nlmsg_pid != portid_) return {};
         std::uint32_t k = m.nlmsg_seq - first_seq;
@@ -353,6 +393,7 @@ Result<void> NlSocket::drain(std::string_view what, const MessageFn& fn) {
       return n.error();
     }
     if (*n == 0) return {};
+    WipeAfterWalk wipe(rbuf_, *n);
     if (auto r = for_each_message({rbuf_.data(), *n}, fn); !r) return r;
   }
 }

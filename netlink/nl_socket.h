@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -61,6 +62,22 @@ struct NlBatchEntry {
   std::string what;
 };
 
+// The two system calls under an NlSocket. open() uses the kernel's socket;
+// tests and fuzzers inject their own (NlSocket::over), so that the request
+// loop, the dump collection, the ack parsing and each caller's reply handling
+// run exactly as in production on recorded or arbitrary "kernel" datagrams.
+class NlTransport {
+ public:
+  virtual ~NlTransport() = default;
+  // Sends one datagram to the kernel, whole.
+  virtual Result<void> send(std::span<const std::uint8_t> datagram) = 0;
+  // Copies the next datagram from the kernel into `buf` and returns its full
+  // length: more than buf.size() means it was truncated (MSG_TRUNC). When
+  // nothing is queued: 0 if `dont_wait`, else an error (ETIMEDOUT, as a
+  // blocking socket whose receive timeout expired).
+  virtual Result<std::size_t> receive(std::span<std::uint8_t> buf, bool dont_wait) = 0;
+};
+
 class NlSocket {
  public:
   NlSocket(NlSocket&&) noexcept;
@@ -75,6 +92,11 @@ class NlSocket {
   // a blocking one gets a receive timeout so a lost reply cannot hang meshd.
   static Result<NlSocket> open(int bus, bool nonblocking = false);
 
+  // A socket whose datagrams go through `transport` instead of the kernel,
+  // with `portid` as its port id (replies must carry it, as the kernel's do).
+  // fd() is -1 and join_group() fails; everything else behaves as open()'s.
+  static NlSocket over(std::unique_ptr<NlTransport> transport, std::uint32_t portid);
+
   int fd() const;
   std::uint32_t portid() const;
   std::uint32_t next_seq();
@@ -82,6 +104,10 @@ class NlSocket {
   // Joins a multicast group (e.g. RTNLGRP_LINK) for event delivery.
   Result<void> join_group(unsigned group);
 
+  // Every datagram received is wiped from the receive buffer once it has been
+  // walked, and a dump's kept copy is wiped when freed: replies may carry
+  // private and preshared keys (GET_DEVICE).
+  //
   // Sends `req` and runs every data message of the reply through `on_reply`.
   // Fills in nlmsg_seq and nlmsg_pid. Without NLM_F_DUMP it sets NLM_F_ACK and
   // waits for the ack (a kernel error becomes an Error naming `what`, with the
@@ -112,6 +138,7 @@ class NlSocket {
   Result<void> send_all(const void* data, std::size_t len, std::string_view what);
 
   mnl_socket* sock_ = nullptr;
+  std::unique_ptr<NlTransport> transport_;  // set by over(); sock_ is then null
   std::uint32_t portid_ = 0;
   std::uint32_t seq_ = 0;
   bool nonblocking_ = false;

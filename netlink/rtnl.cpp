@@ -1,5 +1,6 @@
 #include "netlink/rtnl.h"
 
+#include "common/ifname.h"
 #include "netlink/netns.h"
 #include "netlink/nl_socket.h"
 
@@ -21,9 +22,6 @@
 
 namespace meshd::nl {
 namespace {
-
-// Interface names: IFNAMSIZ includes the terminating NUL.
-constexpr std::size_t kMaxIfName = IFNAMSIZ - 1;
 
 // ---- attribute helpers ---------------------------------------------------
 // libmnl's mnl_attr_for_each needs casts from C++; these walk attributes with
@@ -129,12 +127,11 @@ struct Builder {
   }
 };
 
+// common/ifname.h's rule, not the kernel's looser dev_valid_name(): a name
+// with '%' is a template to the kernel (RTM_NEWLINK "wg%d" creates wg0, then
+// wg1 on a retry, ...), so a retried create would leak devices.
 Result<void> check_ifname(std::string_view name, std::string_view what) {
-  if (name.empty() || name.size() > kMaxIfName || name.find('\0') != std::string_view::npos ||
-      name.find('/') != std::string_view::npos)
-    return Error::invalid(std::string(what) + ": interface name \"" + std::string(name) +
-                          "\" must be 1-15 bytes without '/'");
-  return {};
+  return check_interface_name(name, what);
 }
 
 std::string table_suffix(std::uint32_t table) {
@@ -471,6 +468,8 @@ Result<Rtnl> Rtnl::open() {
   return Rtnl(std::make_unique<Impl>(Impl{std::move(*s)}));
 }
 
+Rtnl Rtnl::over(NlSocket sock) { return Rtnl(std::make_unique<Impl>(Impl{std::move(sock)})); }
+
 Result<Rtnl> Rtnl::open_in_netns(int netns_fd) {
   // A netlink socket stays bound to the namespace it was created in, so the
   // thread only needs to be inside for the socket() call.
@@ -769,6 +768,10 @@ Result<RtnlEvents> RtnlEvents::open() {
     if (auto r = s->join_group(g); !r) return Error{r.error().code, "subscribe to rtnetlink events: " + r.error().message};
   }
   return RtnlEvents(std::make_unique<Impl>(Impl{std::move(*s)}));
+}
+
+RtnlEvents RtnlEvents::over(NlSocket sock) {
+  return RtnlEvents(std::make_unique<Impl>(Impl{std::move(sock)}));
 }
 
 int RtnlEvents::fd() const { return impl_->sock.fd(); }

@@ -20,6 +20,8 @@ struct nlmsghdr;
 
 namespace meshd::nl {
 
+class NlSocket;
+
 // Routes meshd installs carry this protocol number (rtm_protocol), so it
 // recognises — and only ever removes — its own. Unused by iproute2's
 // /etc/iproute2/rt_protos and by the routing daemons we know of.
@@ -96,6 +98,9 @@ class Rtnl {
   // A socket inside the namespace behind `netns_fd` (e.g. open("/var/run/netns/x")).
   // The calling thread returns to its own namespace before this returns.
   static Result<Rtnl> open_in_netns(int netns_fd);
+  // Over a socket the caller made: NlSocket::open(NETLINK_ROUTE), or a
+  // replayed one (NlSocket::over) in tests and fuzzers.
+  static Rtnl over(NlSocket sock);
 
   // Links
   Result<std::vector<Link>> list_links();
@@ -148,6 +153,8 @@ class RtnlEvents {
   ~RtnlEvents();
 
   static Result<RtnlEvents> open();
+  // Over a socket the caller made and subscribed (tests and fuzzers).
+  static RtnlEvents over(NlSocket sock);
   int fd() const;  // non-blocking; poll it (or hand it to Asio) for readability
   // Drains what is queued; an empty vector when nothing was. ENOBUFS (the
   // kernel dropped events) is reported as an error: resync everything.

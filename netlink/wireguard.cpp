@@ -1,5 +1,6 @@
 #include "netlink/wireguard.h"
 
+#include "common/ifname.h"
 #include "netlink/wireguard_msg.h"
 
 #include <linux/genetlink.h>
@@ -19,28 +20,38 @@ std::span<const std::uint8_t> message_bytes(const nlmsghdr& m) {
 
 }  // namespace
 
+Result<std::uint16_t> resolve_genl_family(NlSocket& sock, std::string_view name) {
+  const std::string what = "resolve generic netlink family " + std::string(name);
+  NlMessage req = build_get_family(name);
+  std::optional<std::uint16_t> id;
+  auto r = sock.request(req.header(), what, [&](const nlmsghdr& m) -> Result<void> {
+    auto f = parse_family_reply(message_bytes(m), name);
+    if (!f) return Error{f.error().code, what + ": " + f.error().message};
+    id = *f;
+    return {};
+  });
+  if (!r) return r.error();
+  if (!id) return fail(EBADMSG, what + ": the kernel acknowledged without a reply");
+  return *id;
+}
+
 Result<WgGenl> WgGenl::open() {
   auto sock = NlSocket::open(NETLINK_GENERIC);
   if (!sock) return sock.error();
+  return open_on(std::move(*sock));
+}
+
+Result<WgGenl> WgGenl::open_on(NlSocket sock) {
   // The controller autoloads the module behind a family it does not know
   // (MODULE_ALIAS_GENL_FAMILY), so ENOENT here means: no WireGuard at all.
-  NlMessage req = build_get_family(WG_GENL_NAME);
-  std::optional<std::uint16_t> id;
-  auto r = sock->request(req.header(), "resolve generic netlink family " WG_GENL_NAME,
-                         [&](const nlmsghdr& m) -> Result<void> {
-                           auto f = parse_family_id(message_bytes(m));
-                           if (!f) return f.error();
-                           id = *f;
-                           return {};
-                         });
-  if (!r) {
-    if (r.error().is(ENOENT))
+  auto id = resolve_genl_family(sock, WG_GENL_NAME);
+  if (!id) {
+    if (id.error().is(ENOENT))
       return fail(ENOENT, "resolve generic netlink family " WG_GENL_NAME
                           " (the kernel has no WireGuard module; use the userspace backend)");
-    return r.error();
+    return id.error();
   }
-  if (!id) return fail(EBADMSG, "resolve generic netlink family " WG_GENL_NAME ": no reply");
-  return WgGenl(std::move(*sock), *id);
+  return WgGenl(std::move(sock), *id);
 }
 
 Result<wg::WgDevice> WgGenl::get(std::string_view ifname, int ifindex) {
@@ -60,9 +71,7 @@ Result<wg::WgDevice> WgGenl::get(std::string_view ifname, int ifindex) {
 }
 
 Result<wg::WgDevice> WgGenl::get_device(std::string_view ifname) {
-  if (ifname.empty() || ifname.size() >= 16)
-    return Error::invalid("get wireguard device \"" + std::string(ifname) +
-                          "\": an interface name has 1 to 15 characters");
+  if (auto r = check_interface_name(ifname, "get wireguard device"); !r) return r.error();
   return get(ifname, 0);
 }
 

@@ -16,17 +16,28 @@
 
 namespace meshd::nl {
 
+// Asks the generic-netlink controller for the id of family `name`
+// (CTRL_CMD_GETFAMILY over `sock`, a NETLINK_GENERIC socket). ENOENT when
+// the kernel has no such family; EBADMSG when the reply is malformed, names
+// another family or gives an id below GENL_MIN_ID.
+Result<std::uint16_t> resolve_genl_family(NlSocket& sock, std::string_view name);
+
 class WgGenl {
  public:
   // Opens a generic-netlink socket and resolves the "wireguard" family.
   // ENOENT when the kernel has no such family (no WireGuard module): the
   // error says so, for the `auto` backend choice and for operators.
   static Result<WgGenl> open();
+  // The same over a socket the caller made (a replayed one in tests and fuzzers).
+  static Result<WgGenl> open_on(NlSocket sock);
+  // Over `sock` with a family id known already (tests and fuzzers).
+  static WgGenl over(NlSocket sock, std::uint16_t family_id) { return WgGenl(std::move(sock), family_id); }
 
   std::uint16_t family_id() const { return family_; }
 
   // The whole device, every peer included. ENODEV if there is no such link;
-  // EOPNOTSUPP if the link exists but is not a WireGuard device.
+  // EOPNOTSUPP if the link exists but is not a WireGuard device; EINVAL for a
+  // name common/ifname.h refuses (a '%' would be a kernel name template).
   Result<wg::WgDevice> get_device(std::string_view ifname);
   Result<wg::WgDevice> get_device(int ifindex);
 

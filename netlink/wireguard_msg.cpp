@@ -1,5 +1,8 @@
 #include "netlink/wireguard_msg.h"
 
+#include "common/ifname.h"
+#include "netlink/nl_socket.h"
+
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
@@ -399,14 +402,17 @@ Result<wg::WgDevice> parse_get_device_stream(std::span<const std::uint8_t> strea
     // add up to one state. The caller retries (CONVENTIONS: bounded).
     if (h.nlmsg_flags & NLM_F_DUMP_INTR)
       return fail(EINTR, "get wireguard device: dump interrupted by a concurrent change");
-    if (h.nlmsg_type == NLMSG_DONE) return merger.take();
-    if (h.nlmsg_type == NLMSG_ERROR) {
-      if (h.nlmsg_len < NLMSG_HDRLEN + sizeof(nlmsgerr))
-        return Error::invalid("truncated netlink error message");
-      nlmsgerr e;
-      std::memcpy(&e, message.data() + NLMSG_HDRLEN, sizeof e);
-      if (e.error != 0) return fail(-e.error, "get wireguard device");
-      return merger.take();  // an ACK ends the exchange too
+    if (h.nlmsg_type == NLMSG_DONE || h.nlmsg_type == NLMSG_ERROR) {
+      // The socket's own ack parser, so that an error reads as it does in
+      // production: a status outside -4095..-1 (INT_MIN, a positive value)
+      // is EPROTO rather than negated (negating INT_MIN is undefined).
+      // Copied out: the stream may be unaligned.
+      std::vector<std::uint32_t> aligned((message.size() + 3) / 4);
+      std::memcpy(aligned.data(), message.data(), message.size());
+      auto ack = parse_ack(reinterpret_cast<const nlmsghdr*>(aligned.data()));
+      if (!ack) return ack.error();
+      if (ack->error != 0) return ack_error(*ack, "get wireguard device");
+      return merger.take();  // NLMSG_DONE, or an ACK: the exchange is over
     }
     if (h.nlmsg_type >= NLMSG_MIN_TYPE) {
       auto r = merger.add_message(message);
@@ -470,18 +476,77 @@ NlMessage build_get_family(std::string_view family_name) {
   return b.finish();
 }
 
-Result<std::uint16_t> parse_family_id(std::span<const std::uint8_t> message) {
+Result<GenlFamily> parse_family_reply(std::span<const std::uint8_t> message) {
   auto attrs = genl_attributes(message);
   if (!attrs) return attrs.error();
+  nlmsghdr h;
+  std::memcpy(&h, message.data(), sizeof h);
+  genlmsghdr g;
+  std::memcpy(&g, message.data() + NLMSG_HDRLEN, sizeof g);
+  if (h.nlmsg_type != GENL_ID_CTRL || g.cmd != CTRL_CMD_NEWFAMILY)
+    return Error::invalid("generic netlink message of type " + std::to_string(h.nlmsg_type) +
+                          ", command " + std::to_string(g.cmd) +
+                          " is not a controller CTRL_CMD_NEWFAMILY reply");
+  GenlFamily f;
+  bool have_id = false, have_name = false;
   AttrReader r(*attrs);
   Attr a;
   for (;;) {
     auto more = r.next(a);
     if (!more) return more.error();
     if (!*more) break;
-    if (a.type == CTRL_ATTR_FAMILY_ID) return read_int<std::uint16_t>(a, "CTRL_ATTR_FAMILY_ID");
+    switch (a.type) {
+      case CTRL_ATTR_FAMILY_ID: {
+        auto id = read_int<std::uint16_t>(a, "CTRL_ATTR_FAMILY_ID");
+        if (!id) return id.error();
+        // Ids below GENL_MIN_ID are netlink's own message types (NLMSG_ERROR,
+        // NLMSG_DONE...): requests to such a "family" would be misread.
+        if (*id < GENL_MIN_ID)
+          return Error::invalid("generic netlink family id " + std::to_string(*id) + " is below " +
+                                std::to_string(GENL_MIN_ID));
+        f.id = *id;
+        have_id = true;
+        break;
+      }
+      case CTRL_ATTR_FAMILY_NAME: {
+        // A NUL-terminated string of at most GENL_NAMSIZ bytes.
+        const auto* p = reinterpret_cast<const char*>(a.payload.data());
+        std::size_t len = strnlen(p, a.payload.size());
+        if (len == a.payload.size() || a.payload.size() > GENL_NAMSIZ)
+          return Error::invalid("CTRL_ATTR_FAMILY_NAME is not a string of at most " +
+                                std::to_string(GENL_NAMSIZ - 1) + " characters");
+        f.name.assign(p, len);
+        have_name = true;
+        break;
+      }
+      case CTRL_ATTR_VERSION: {
+        auto v = read_int<std::uint32_t>(a, "CTRL_ATTR_VERSION");
+        if (!v) return v.error();
+        f.version = *v;
+        break;
+      }
+      default:
+        break;  // header size, operations, multicast groups, policies
+    }
   }
-  return Error::invalid("generic netlink family reply without CTRL_ATTR_FAMILY_ID");
+  if (!have_id) return Error::invalid("generic netlink family reply without CTRL_ATTR_FAMILY_ID");
+  if (!have_name) return Error::invalid("generic netlink family reply without CTRL_ATTR_FAMILY_NAME");
+  return f;
+}
+
+Result<std::uint16_t> parse_family_reply(std::span<const std::uint8_t> message, std::string_view name) {
+  auto f = parse_family_reply(message);
+  if (!f) return f.error();
+  if (f->name != name)
+    return Error{{EBADMSG, boost::system::generic_category()},
+                 "the controller answered for family \"" + f->name + "\", not \"" + std::string(name) + "\""};
+  return f->id;
+}
+
+Result<std::uint16_t> parse_family_id(std::span<const std::uint8_t> message) {
+  auto f = parse_family_reply(message);
+  if (!f) return f.error();
+  return f->id;
 }
 
 NlMessage build_get_device(std::uint16_t family_id, std::string_view ifname, int ifindex) {
@@ -500,9 +565,8 @@ NlMessage build_get_device(std::uint16_t family_id, std::string_view ifname, int
 Result<std::vector<NlMessage>> build_set_device(std::uint16_t family_id,
                                                 const wg::WgDevice& change,
                                                 std::size_t max_size) {
-  if (change.ifindex <= 0 && (change.name.empty() || change.name.size() >= IFNAMSIZ))
-    return Error::invalid("set wireguard device: interface name \"" + change.name +
-                          "\" must be 1 to " + std::to_string(IFNAMSIZ - 1) + " characters");
+  if (change.ifindex <= 0)
+    if (auto r = check_interface_name(change.name, "set wireguard device"); !r) return r.error();
   for (const auto& p : change.peers)
     for (const auto& ip : p.allowed_ips)
       if ((!ip.address.is_v4() && !ip.address.is_v6()) || ip.length > ip.max_length())

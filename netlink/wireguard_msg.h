@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -49,7 +50,20 @@ std::size_t default_message_size();
 // --- Generic-netlink controller: family name -> id ---
 
 NlMessage build_get_family(std::string_view family_name);
-// Parses one CTRL_CMD_NEWFAMILY reply message and returns CTRL_ATTR_FAMILY_ID.
+
+// What a CTRL_CMD_NEWFAMILY reply says about a family (the parts we use).
+struct GenlFamily {
+  std::string name;          // CTRL_ATTR_FAMILY_NAME
+  std::uint16_t id = 0;      // CTRL_ATTR_FAMILY_ID: the nlmsg_type of its messages
+  std::uint32_t version = 0; // CTRL_ATTR_VERSION, 0 if absent
+};
+// Parses one reply message (nlmsghdr included): type GENL_ID_CTRL, command
+// CTRL_CMD_NEWFAMILY, a NUL-terminated name and an id >= GENL_MIN_ID.
+// Anything else is EINVAL naming what is wrong.
+Result<GenlFamily> parse_family_reply(std::span<const std::uint8_t> message);
+// The same, returning the id only if the reply names family `name` (EBADMSG if not).
+Result<std::uint16_t> parse_family_reply(std::span<const std::uint8_t> message, std::string_view name);
+// The id of any well-formed reply.
 Result<std::uint16_t> parse_family_id(std::span<const std::uint8_t> message);
 
 // --- One message of either command ---
@@ -88,8 +102,9 @@ class WgDumpMerger {
 };
 
 // A whole reply stream as read from the socket: netlink messages back to back,
-// ending with NLMSG_DONE (or an NLMSG_ERROR). Used by tests and the fuzzer;
-// the socket layer feeds the merger message by message instead.
+// ending with NLMSG_DONE (or an NLMSG_ERROR, read by nl_socket.h's parse_ack
+// as the socket reads it). For tests and benchmarks; production reads dumps
+// through NlSocket::request and feeds this merger (WgGenl::get_device).
 Result<wg::WgDevice> parse_get_device_stream(std::span<const std::uint8_t> stream);
 
 // --- WG_CMD_SET_DEVICE ---

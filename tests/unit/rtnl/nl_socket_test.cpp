@@ -2,12 +2,17 @@
 // NLMSG_ERROR/NLMSG_DONE replies become in front of a person.
 #include "netlink/nl_socket.h"
 
+#include "netlink/wiped_bytes.h"
+#include "tests/unit/rtnl/replay_transport.h"
+
 #include <gtest/gtest.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -167,6 +172,149 @@ TEST(ForEachMessage, CallbackErrorStopsTheWalk) {
   });
   ASSERT_FALSE(r);
   EXPECT_EQ(calls, 1);
+}
+
+// --- The request loop over a replayed "kernel" (NlSocket::over) ---
+
+using meshd::testing::Datagram;
+using meshd::testing::replay_socket;
+using meshd::testing::ReplayTransport;
+
+// A data message of `type` with `payload` bytes of `fill`, stamped (seq, pid).
+Datagram data_msg(std::uint16_t type, std::uint32_t seq, std::size_t payload = 8, std::uint8_t fill = 0xab,
+                  std::uint16_t flags = NLM_F_MULTI, std::uint32_t pid = meshd::testing::kReplayPortId) {
+  Datagram d(NLMSG_HDRLEN + NLMSG_ALIGN(payload), 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(d.data());
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = flags;
+  std::memset(mnl_nlmsg_put_extra_header(nlh, payload), fill, payload);
+  nlh->nlmsg_seq = seq;
+  nlh->nlmsg_pid = pid;
+  return d;
+}
+
+Datagram done_msg(std::uint32_t seq, int status = 0) {
+  Datagram d = data_msg(NLMSG_DONE, seq, sizeof(int), 0);
+  std::memcpy(d.data() + NLMSG_HDRLEN, &status, sizeof status);
+  return d;
+}
+
+Datagram cat(std::initializer_list<Datagram> parts) {
+  Datagram out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+std::vector<std::uint16_t> dump_types(NlSocket& sock, meshd::Result<void>* outcome = nullptr) {
+  std::vector<std::uint8_t> req(NLMSG_HDRLEN, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(req.data());
+  nlh->nlmsg_type = RTM_GETLINK;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  std::vector<std::uint16_t> seen;
+  auto r = sock.request(nlh, "list links", [&](const nlmsghdr& m) -> meshd::Result<void> {
+    seen.push_back(m.nlmsg_type);
+    return {};
+  });
+  if (outcome) *outcome = r;
+  return seen;
+}
+
+TEST(NlSocketReplay, DumpAcrossDatagramsSkipsStaleAndForeignMessages) {
+  ReplayTransport* t = nullptr;
+  auto sock = replay_socket({cat({data_msg(RTM_NEWLINK, 1), data_msg(RTM_NEWADDR, 7)}),  // seq 7: stale
+                             cat({data_msg(RTM_NEWROUTE, 1, 8, 0, NLM_F_MULTI, 99),     // another port
+                                  data_msg(RTM_NEWLINK, 1)}),
+                             done_msg(1)},
+                            &t);
+  meshd::Result<void> r;
+  EXPECT_EQ(dump_types(sock, &r), (std::vector<std::uint16_t>{RTM_NEWLINK, RTM_NEWLINK}));
+  EXPECT_TRUE(r);
+  ASSERT_EQ(t->sent.size(), 1u);
+  EXPECT_EQ(reinterpret_cast<const nlmsghdr*>(t->sent[0].data())->nlmsg_seq, 1u);
+  EXPECT_EQ(t->delivered(), 3u);
+}
+
+TEST(NlSocketReplay, InterruptedDumpIsRequestedAgainAndOnlyTheWholeOneIsSeen) {
+  ReplayTransport* t = nullptr;
+  auto sock = replay_socket({cat({data_msg(RTM_NEWADDR, 1, 8, 0xab, NLM_F_MULTI | NLM_F_DUMP_INTR), done_msg(1)}),
+                             cat({data_msg(RTM_NEWLINK, 2), done_msg(2)})},
+                            &t);
+  EXPECT_EQ(dump_types(sock), (std::vector<std::uint16_t>{RTM_NEWLINK}));
+  EXPECT_EQ(t->sent.size(), 2u);
+  EXPECT_EQ(sock.dump_restarts(), 1u);
+}
+
+TEST(NlSocketReplay, KernelErrorsTruncationAndSilenceAreErrors) {
+  // A dump whose NLMSG_DONE carries an error.
+  auto a = replay_socket({cat({data_msg(RTM_NEWLINK, 1), done_msg(1, -ENOBUFS)})});
+  meshd::Result<void> r;
+  dump_types(a, &r);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(ENOBUFS));
+  // A datagram larger than the receive buffer: the kernel would set MSG_TRUNC.
+  auto b = replay_socket({data_msg(RTM_NEWLINK, 1, kNlRecvBufferSize)});
+  dump_types(b, &r);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EMSGSIZE));
+  // No NLMSG_DONE ever: the blocking socket's timeout, not a hang.
+  auto c = replay_socket({data_msg(RTM_NEWLINK, 1)});
+  dump_types(c, &r);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(ETIMEDOUT));
+  // A status of INT_MIN is a protocol violation, not a negated errno.
+  auto d = replay_socket({done_msg(1, INT_MIN)});
+  dump_types(d, &r);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EPROTO));
+}
+
+TEST(NlSocketReplay, ReceiveBufferIsWipedAfterEveryDatagram) {
+  // 0x5a stands in for key bytes (a GET_DEVICE dump carries private keys).
+  ReplayTransport* t = nullptr;
+  auto sock = replay_socket({data_msg(RTM_NEWLINK, 1, 64, 0x5a), done_msg(1)}, &t);
+  std::size_t seen_key_bytes = 0;
+  std::vector<std::uint8_t> req(NLMSG_HDRLEN, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(req.data());
+  nlh->nlmsg_type = RTM_GETLINK;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  ASSERT_TRUE(sock.request(nlh, "dump", [&](const nlmsghdr& m) -> meshd::Result<void> {
+    const auto* p = static_cast<const std::uint8_t*>(mnl_nlmsg_get_payload(&m));
+    seen_key_bytes += static_cast<std::size_t>(std::count(p, p + 64, 0x5a));
+    return {};
+  }));
+  EXPECT_EQ(seen_key_bytes, 64u);  // the caller saw them...
+  ASSERT_EQ(t->last_buffer.size(), kNlRecvBufferSize);
+  EXPECT_EQ(std::count(t->last_buffer.begin(), t->last_buffer.end(), 0x5a), 0);  // ...the buffer keeps none
+}
+
+// An allocator that never frees, so the test may look at a block after the
+// vector gave it back.
+template <class T>
+struct KeepingAllocator {
+  using value_type = T;
+  static inline std::vector<std::pair<void*, std::size_t>> released;
+  KeepingAllocator() = default;
+  template <class U>
+  KeepingAllocator(const KeepingAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) { released.emplace_back(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const KeepingAllocator<U>&) const noexcept { return true; }
+};
+
+TEST(WipedBytes, EveryBlockIsZeroWhenGivenBack) {
+  using Keeping = KeepingAllocator<std::uint8_t>;
+  Keeping::released.clear();
+  {
+    std::vector<std::uint8_t, WipingAllocator<std::uint8_t, Keeping>> v;
+    for (int i = 0; i < 1000; ++i) v.push_back(0x5a);  // grows: several blocks left behind
+  }
+  ASSERT_GE(Keeping::released.size(), 3u);
+  for (auto [p, n] : Keeping::released) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    EXPECT_EQ(std::count(b, b + n, 0x5a), 0);
+    ::operator delete(p);
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // is what we read back, and malformed replies are refused, not misread.
 #include "netlink/rtnl.h"
 
+#include "tests/unit/rtnl/replay_transport.h"
+
 #include <gtest/gtest.h>
 
 #include <libmnl/libmnl.h>
@@ -266,6 +268,8 @@ TEST(LinkMsg, NamesAreCheckedAndNamelessLinksRefused) {
   EXPECT_TRUE(build_link_msg(b.span(), RTM_NEWLINK, 0, l));
   l.name = "a/b";
   EXPECT_TRUE(build_link_msg(b.span(), RTM_NEWLINK, 0, l).error().is(EINVAL));
+  l.name = "wg%d";  // a template to the kernel: every retry would make a new link
+  EXPECT_TRUE(build_link_msg(b.span(), RTM_NEWLINK, 0, l).error().is(EINVAL));
 
   Link anon;
   anon.index = 3;  // by index only: a GETLINK request, not a reply we can use
@@ -337,6 +341,25 @@ TEST(DescribeRoute, ReadsLikeIproute2) {
   r.metric = 5;
   r.onlink = true;
   EXPECT_EQ(describe_route(r, "wg0"), "10.1.0.0/24 via 10.0.0.2 dev wg0 metric 5 onlink proto 77 table 100");
+}
+
+// RTM_NEWLINK "wg%d" would make the kernel pick wg0, then wg1 on a retry...:
+// the name is refused before anything reaches the kernel.
+TEST(RtnlNames, TemplatesAndOptionLikeNamesNeverReachTheKernel) {
+  meshd::testing::ReplayTransport* t = nullptr;
+  Rtnl rtnl = Rtnl::over(meshd::testing::replay_socket({}, &t));
+  for (const char* name : {"wg%d", "-wg0", "wg 0", "..", ""}) {
+    auto r = rtnl.create_link(name, "wireguard");
+    ASSERT_FALSE(r) << name;
+    EXPECT_TRUE(r.error().is(EINVAL)) << name;
+    EXPECT_NE(r.error().message.find("interface name"), std::string::npos) << r.error().message;
+    EXPECT_TRUE(rtnl.get_link(name).error().is(EINVAL)) << name;
+    EXPECT_TRUE(rtnl.create_veth("v0", name).error().is(EINVAL)) << name;
+  }
+  EXPECT_TRUE(t->sent.empty());
+  // A valid name goes out (and, with nobody answering, times out).
+  EXPECT_TRUE(rtnl.create_link("wg0", "wireguard").error().is(ETIMEDOUT));
+  EXPECT_EQ(t->sent.size(), 1u);
 }
 
 }  // namespace
