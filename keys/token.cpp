@@ -104,7 +104,9 @@ TokenVerifier token_verifier(const TokenKey& key) {
 
 bool verify_token(const Token& presented, const TokenVerifier& stored) {
   TokenVerifier v = token_verifier(derive_token_key(presented));
-  return sodium_memcmp(v.data(), stored.data(), v.size()) == 0;
+  const bool same = sodium_memcmp(v.data(), stored.data(), v.size()) == 0;
+  sodium_memzero(v.data(), v.size());
+  return same;
 }
 
 std::string token_verifier_to_base64(const TokenVerifier& v) { return key_to_base64(v); }

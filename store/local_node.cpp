@@ -110,12 +110,14 @@ Result<void> LocalNodeRepo::set_identity_secret(std::span<const std::uint8_t> se
   });
 }
 
-Result<std::optional<std::vector<std::uint8_t>>> LocalNodeRepo::identity_secret() {
-  using Out = std::optional<std::vector<std::uint8_t>>;
+Result<std::optional<SecretBytes>> LocalNodeRepo::identity_secret() {
+  using Out = std::optional<SecretBytes>;
   return guarded(db_, "read identity secret", [&]() -> Result<Out> {
     SQLite::Statement st(db_.sql(), "SELECT identity_secret FROM local_node");
     if (!st.executeStep() || st.getColumn(0).isNull()) return Out{};
-    return Out{detail::column_bytes(st.getColumn(0))};
+    const SQLite::Column c = st.getColumn(0);
+    const auto* p = static_cast<const std::uint8_t*>(c.getBlob());
+    return Out{SecretBytes(p, p + c.getBytes())};
   });
 }
 
@@ -135,7 +137,7 @@ Result<std::optional<keys::IdentitySecretKey>> LocalNodeRepo::identity_key() {
   auto raw = identity_secret();
   if (!raw) return raw.error();
   if (!*raw) return Out{};
-  std::vector<std::uint8_t>& bytes = **raw;
+  SecretBytes& bytes = **raw;
   keys::KeyBytes seed{};
   std::memcpy(seed.data(), bytes.data(), 32);
   auto key = keys::IdentitySecretKey::from_seed(seed);

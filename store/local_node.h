@@ -10,6 +10,7 @@
 #include "common/result.h"
 #include "keys/identity.h"
 #include "keys/wg_key.h"
+#include "store/secret_bytes.h"
 
 #include <cstdint>
 #include <optional>
@@ -47,10 +48,9 @@ class LocalNodeRepo {
   Result<std::optional<keys::PrivateKey>> wg_private_key();
 
   // Raw 64 bytes (EINVAL for any other length): keys/ wraps these in its
-  // identity type. The caller should wipe the returned bytes when done
-  // (sodium_memzero); the store wipes its own copies.
+  // identity type. The returned buffer wipes itself when freed.
   Result<void> set_identity_secret(std::span<const std::uint8_t> secret);
-  Result<std::optional<std::vector<std::uint8_t>>> identity_secret();
+  Result<std::optional<SecretBytes>> identity_secret();
 
   // The same secret as keys/' type: stored as seed || public key; reading
   // re-derives the key from the seed and refuses (EINVAL) a stored public half

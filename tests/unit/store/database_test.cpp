@@ -140,15 +140,18 @@ TEST(StoreDatabase, MigratingFromV1KeepsDataAndEnablesV2Features) {
   ASSERT_TRUE(tok && *tok);
   EXPECT_FALSE((*tok)->last_used_at);
   EXPECT_EQ((*tok)->usages_left, 1 + 1);
-  auto used = tokens.consume("abc123", 200);
+  // (v1's verifier here is two made-up bytes: a proof that accepts them.)
+  auto accept = [](const Token& stored) { return stored.verifier == SecretBytes{0x01, 0x02}; };
+  const std::vector<std::uint8_t> fresh{0xbb}, old_nonce{0xaa};
+  auto used = tokens.consume("abc123", accept, fresh, 200);
   ASSERT_TRUE(used);
   ASSERT_TRUE(std::holds_alternative<Token>(*used));
   EXPECT_EQ((*tokens.get("abc123"))->last_used_at, 200);
   EXPECT_EQ((*tokens.get("abc123"))->usages_left, 1);
   // The old nonce is still remembered.
-  auto replay = tokens.remember_nonce("abc123", {0xaa}, 210);
-  ASSERT_FALSE(replay);
-  EXPECT_TRUE(replay.error().is(EEXIST));
+  auto replay = tokens.consume("abc123", accept, old_nonce, 210);
+  ASSERT_TRUE(replay && std::holds_alternative<TokenRefused>(*replay));
+  EXPECT_EQ(std::get<TokenRefused>(*replay).reason_for_operator_log(), TokenRefusal::replayed);
 }
 
 TEST(StoreDatabase, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {

@@ -1,3 +1,4 @@
+#include "keys/token.h"
 #include "keys/wg_key.h"
 #include "store/cluster.h"
 #include "store/database.h"
@@ -101,7 +102,7 @@ TEST_F(StoreRepos, LocalSecretsRoundTripAndSurviveReopen) {
   EXPECT_TRUE(**k == key);
   auto id = again.identity_secret();
   ASSERT_TRUE(id && *id);
-  EXPECT_EQ(**id, identity);
+  EXPECT_TRUE(std::ranges::equal(**id, identity));
 
   // Rotation replaces the key.
   keys::KeyBytes kb2 = kb;
@@ -248,6 +249,39 @@ Token token(const std::string& id, std::optional<std::int64_t> uses,
                .created_at = 100};
 }
 
+// A real token stored the way the REST handler stores it.
+keys::Token issue(TokenRepo& repo, std::optional<std::int64_t> uses,
+                  std::optional<std::int64_t> expires = 10000) {
+  keys::Token t = keys::Token::generate();
+  Token row = stored_form(t);
+  row.usages_left = uses;
+  row.expires_at = expires;
+  row.created_at = 100;
+  EXPECT_TRUE(repo.create(row));
+  return t;
+}
+
+// The same id with another secret: what someone who read the id in a log has.
+keys::Token guess(const keys::Token& real) {
+  return keys::Token::parse(real.id() + ".0123456789abcdef").value();
+}
+
+std::vector<std::uint8_t> nonce(int i) {
+  std::vector<std::uint8_t> n(24, 0x5a);
+  n[0] = static_cast<std::uint8_t>(i);
+  n[1] = static_cast<std::uint8_t>(i >> 8);
+  n[2] = static_cast<std::uint8_t>(i >> 16);
+  return n;
+}
+
+int nonce_rows(Database& db, const std::string& token_id = "") {
+  if (token_id.empty()) return db.sql().execAndGet("SELECT count(*) FROM join_nonces").getInt();
+  SQLite::Statement st(db.sql(), "SELECT count(*) FROM join_nonces WHERE token_id = ?");
+  st.bind(1, token_id);
+  st.executeStep();
+  return st.getColumn(0).getInt();
+}
+
 TEST_F(StoreRepos, TokensAreCreatedListedAndRevoked) {
   TokenRepo repo(db_);
   ASSERT_TRUE(repo.create(token("bbbbbb", 1)));
@@ -273,83 +307,199 @@ TEST_F(StoreRepos, TokensAreCreatedListedAndRevoked) {
   EXPECT_TRUE(repo.revoke("zzzzzz").error().is(ENOENT));
 }
 
-TokenRefusal refusal(const Result<ConsumeOutcome>& r) {
-  EXPECT_TRUE(r);
-  EXPECT_TRUE(std::holds_alternative<TokenRefusal>(*r));
-  return std::get<TokenRefusal>(*r);
+TEST_F(StoreRepos, StoredFormIsTheVerifierNeverTheSecret) {
+  keys::Token t = keys::Token::generate();
+  Token row = stored_form(t);
+  EXPECT_EQ(row.id, t.id());
+  const keys::TokenVerifier v = keys::token_verifier(keys::derive_token_key(t));
+  EXPECT_TRUE(std::equal(row.verifier.begin(), row.verifier.end(), v.begin(), v.end()));
+  const std::string secret = t.reveal().substr(kTokenIdLength + 1);
+  const std::string stored(row.verifier.begin(), row.verifier.end());
+  EXPECT_EQ(stored.find(secret), std::string::npos);
 }
 
-TEST_F(StoreRepos, ConsumeCountsUsesAndRefusesWithAReason) {
-  TokenRepo repo(db_);
-  ASSERT_TRUE(repo.create(token("twouse", 2)));
-  for (int i = 0; i < 2; ++i) {
-    auto r = repo.consume("twouse", 500 + i);
-    ASSERT_TRUE(r);
-    ASSERT_TRUE(std::holds_alternative<Token>(*r));
-    EXPECT_EQ(std::get<Token>(*r).verifier, (std::vector<std::uint8_t>{0xde, 0xad, 0xbe, 0xef}));
+// The accepted token, or fails the test.
+const Token& accepted(const Result<ConsumeOutcome>& r) {
+  static const Token none;
+  EXPECT_TRUE(r) << r.error().message;
+  if (!r || !std::holds_alternative<Token>(*r)) {
+    ADD_FAILURE() << "refused";
+    return none;
   }
-  EXPECT_EQ((*repo.get("twouse"))->usages_left, 0);
-  EXPECT_EQ((*repo.get("twouse"))->last_used_at, 501);
-  EXPECT_EQ(refusal(repo.consume("twouse", 502)), TokenRefusal::exhausted);
-  EXPECT_EQ((*repo.get("twouse"))->last_used_at, 501);  // a refusal changes nothing
+  return std::get<Token>(*r);
+}
 
-  EXPECT_EQ(refusal(repo.consume("nobody", 1)), TokenRefusal::unknown);
+TokenRefused refused(const Result<ConsumeOutcome>& r) {
+  EXPECT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r && std::holds_alternative<TokenRefused>(*r)) << "accepted";
+  return std::get<TokenRefused>(*r);
+}
 
-  ASSERT_TRUE(repo.create(token("expire", 5, 1000)));
-  EXPECT_TRUE(std::holds_alternative<Token>(*repo.consume("expire", 999)));
-  EXPECT_EQ(refusal(repo.consume("expire", 1000)), TokenRefusal::expired);
-  EXPECT_EQ((*repo.get("expire"))->usages_left, 4);
+std::optional<TokenRefusal> reason(const Result<ConsumeOutcome>& r) {
+  return refused(r).reason_for_operator_log();
+}
 
-  ASSERT_TRUE(repo.create(token("revokd", 5)));
-  ASSERT_TRUE(repo.revoke("revokd"));
-  EXPECT_EQ(refusal(repo.consume("revokd", 1)), TokenRefusal::revoked);
-  EXPECT_EQ((*repo.get("revokd"))->usages_left, 5);
+TEST_F(StoreRepos, ConsumeCountsUsesAndRefusesWithAReasonOnlyForTheOperator) {
+  TokenRepo repo(db_);
+  keys::Token two = issue(repo, 2);
+  for (int i = 0; i < 2; ++i) {
+    auto r = repo.consume(two, nonce(i), 500 + i);
+    const Token& t = accepted(r);  // as it was before this use
+    EXPECT_EQ(t.id, two.id());
+    EXPECT_EQ(t.usages_left, 2 - i);
+    EXPECT_EQ(t.verifier, stored_form(two).verifier);
+  }
+  EXPECT_EQ((*repo.get(two.id()))->usages_left, 0);
+  EXPECT_EQ((*repo.get(two.id()))->last_used_at, 501);
+  EXPECT_EQ(reason(repo.consume(two, nonce(2), 502)), TokenRefusal::exhausted);
+  EXPECT_EQ((*repo.get(two.id()))->last_used_at, 501);  // a refusal changes nothing
 
-  ASSERT_TRUE(repo.create(token("unlimt", std::nullopt, std::nullopt)));
-  for (int i = 0; i < 20; ++i)
-    ASSERT_TRUE(std::holds_alternative<Token>(*repo.consume("unlimt", 1 << 30)));
-  EXPECT_FALSE((*repo.get("unlimt"))->usages_left);
+  keys::Token expiring = issue(repo, 5, 1000);
+  accepted(repo.consume(expiring, nonce(0), 999));
+  EXPECT_EQ(reason(repo.consume(expiring, nonce(1), 1000)), TokenRefusal::expired);
+  EXPECT_EQ((*repo.get(expiring.id()))->usages_left, 4);
+
+  keys::Token revoked = issue(repo, 5);
+  ASSERT_TRUE(repo.revoke(revoked.id()));
+  auto r = repo.consume(revoked, nonce(0), 1);
+  EXPECT_EQ(reason(r), TokenRefusal::revoked);
+  // What the joiner may be told is the same fixed text for every cause.
+  EXPECT_EQ(refused(r).message(), "bootstrap token refused");
+  EXPECT_EQ((*repo.get(revoked.id()))->usages_left, 5);
+
+  keys::Token unlimited = issue(repo, std::nullopt, std::nullopt);
+  for (int i = 0; i < 20; ++i) accepted(repo.consume(unlimited, nonce(i), 1 << 30));
+  EXPECT_FALSE((*repo.get(unlimited.id()))->usages_left);
   EXPECT_STREQ(to_string(TokenRefusal::exhausted), "token has no uses left");
+}
+
+TEST_F(StoreRepos, AWrongSecretSpendsNothingAndRemembersNothing) {
+  TokenRepo repo(db_);
+  keys::Token real = issue(repo, 1);
+  for (int i = 0; i < 5; ++i) {
+    auto r = repo.consume(guess(real), nonce(i), 200);
+    EXPECT_EQ(reason(r), std::nullopt);
+  }
+  EXPECT_EQ((*repo.get(real.id()))->usages_left, 1);
+  EXPECT_FALSE((*repo.get(real.id()))->last_used_at);
+  EXPECT_EQ(nonce_rows(db_), 0);
+  // The holder of the real token still gets its one use.
+  accepted(repo.consume(real, nonce(0), 201));
+  EXPECT_EQ((*repo.get(real.id()))->usages_left, 0);
+}
+
+TEST_F(StoreRepos, AnUnknownIdAndAWrongSecretAreRefusedIdentically) {
+  TokenRepo repo(db_);
+  keys::Token real = issue(repo, 3);
+  // Every state of the real token: proving nothing reveals none of them.
+  keys::Token revoked = issue(repo, 3);
+  ASSERT_TRUE(repo.revoke(revoked.id()));
+  keys::Token expired = issue(repo, 3, 10);
+  keys::Token exhausted = issue(repo, 0);
+  const keys::Token unknown = keys::Token::generate();
+
+  const TokenRefused baseline = refused(repo.consume(unknown, nonce(1), 100));
+  EXPECT_EQ(baseline.reason_for_operator_log(), std::nullopt);
+  for (const keys::Token* t : {&real, &revoked, &expired, &exhausted}) {
+    SCOPED_TRACE(t->id());
+    const TokenRefused r = refused(repo.consume(guess(*t), nonce(1), 100));
+    EXPECT_EQ(r, baseline);
+    EXPECT_EQ(r.message(), baseline.message());
+  }
+
+  // The proof sees a stand-in for an unknown id, shaped like a real row, so
+  // both cases do the same work.
+  std::vector<std::size_t> seen;
+  auto record = [&](const Token& stored) {
+    seen.push_back(stored.verifier.size());
+    return false;
+  };
+  EXPECT_EQ(refused(repo.consume(real.id(), record, nonce(2), 100)), baseline);
+  EXPECT_EQ(refused(repo.consume("zzzzzz", record, nonce(2), 100)), baseline);
+  EXPECT_EQ(seen, (std::vector<std::size_t>{32, 32}));
+}
+
+TEST_F(StoreRepos, AReplayedNonceIsRefusedAndSpendsNothing) {
+  TokenRepo repo(db_);
+  keys::Token t = issue(repo, 5);
+  accepted(repo.consume(t, nonce(7), 100));
+  auto replay = repo.consume(t, nonce(7), 101);
+  EXPECT_EQ(reason(replay), TokenRefusal::replayed);
+  EXPECT_EQ(refused(replay).message(), "bootstrap token refused");
+  EXPECT_EQ((*repo.get(t.id()))->usages_left, 4);
+  accepted(repo.consume(t, nonce(8), 102));
+
+  // The same nonce with another token is another join.
+  keys::Token other = issue(repo, 5);
+  accepted(repo.consume(other, nonce(7), 103));
+
+  EXPECT_TRUE(repo.consume(t, {}, 1).error().is(EINVAL));
+  EXPECT_TRUE(repo.consume(t, std::vector<std::uint8_t>(kMaxNonceLength + 1, 1), 1)
+                  .error()
+                  .is(EINVAL));
+}
+
+TEST_F(StoreRepos, JoinNoncesAreForgottenOutsideTheWindow) {
+  TokenRepo repo(db_);
+  keys::Token t = issue(repo, 5);
+  accepted(repo.consume(t, nonce(1), 100));
+  accepted(repo.consume(t, nonce(2), 200));
+  auto pruned = repo.prune_nonces(150);
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(*pruned, 1);
+  accepted(repo.consume(t, nonce(1), 300));                                // forgotten
+  EXPECT_EQ(reason(repo.consume(t, nonce(2), 300)), TokenRefusal::replayed);  // still remembered
+}
+
+TEST(StoreTokenNonces, TheNonceTableNeverExceedsItsBounds) {
+  // In memory: thousands of joins, each its own transaction.
+  Database db(DatabaseOptions{.path = ":memory:"});
+  TokenRepo repo(db);
+  std::vector<keys::Token> tokens;
+  for (int i = 0; i < 20; ++i) tokens.push_back(issue(repo, std::nullopt, std::nullopt));
+
+  // One unlimited token used far beyond its bound: the oldest go first.
+  int n = 0;
+  for (; n < static_cast<int>(kMaxNoncesPerToken) + 40; ++n) {
+    accepted(repo.consume(tokens[0], nonce(n), 1000 + n));
+    ASSERT_LE(nonce_rows(db, tokens[0].id()), static_cast<int>(kMaxNoncesPerToken));
+  }
+  EXPECT_EQ(nonce_rows(db, tokens[0].id()), static_cast<int>(kMaxNoncesPerToken));
+  EXPECT_EQ(reason(repo.consume(tokens[0], nonce(n - 1), 5000)), TokenRefusal::replayed);
+  accepted(repo.consume(tokens[0], nonce(0), 5000));  // the oldest was forgotten
+
+  // Many tokens together: the whole table stays within its bound.
+  for (std::size_t k = 1; k < tokens.size(); ++k)
+    for (int i = 0; i < static_cast<int>(kMaxNoncesPerToken); ++i) {
+      accepted(repo.consume(tokens[k], nonce(i), 10000 + static_cast<std::int64_t>(k)));
+      ASSERT_LE(nonce_rows(db), static_cast<int>(kMaxNonces));
+    }
+  EXPECT_EQ(nonce_rows(db), static_cast<int>(kMaxNonces));
+  // Wrong secrets never add a row, even against a full table.
+  for (int i = 0; i < 10; ++i) refused(repo.consume(guess(tokens[3]), nonce(100000 + i), 20000));
+  EXPECT_EQ(nonce_rows(db), static_cast<int>(kMaxNonces));
 }
 
 TEST_F(StoreRepos, ConsumeFromTwoConnectionsNeverOverspendsAOneUseToken) {
   TokenRepo repo(db_);
-  ASSERT_TRUE(repo.create(token("oneuse", 1)));
+  keys::Token t = issue(repo, 1);
   Database other(DatabaseOptions{.path = path_});
   TokenRepo repo2(other);
-  int granted = 0;
+  int granted = 0, i = 0;
   for (TokenRepo* r : {&repo, &repo2, &repo, &repo2})
-    granted += std::holds_alternative<Token>(*r->consume("oneuse", 50)) ? 1 : 0;
+    granted += std::holds_alternative<Token>(*r->consume(t, nonce(i++), 50)) ? 1 : 0;
   EXPECT_EQ(granted, 1);
-}
-
-TEST_F(StoreRepos, JoinNoncesRefuseReplaysUntilPruned) {
-  TokenRepo repo(db_);
-  ASSERT_TRUE(repo.create(token("tokenx", 3)));
-  const std::vector<std::uint8_t> n1{1, 2, 3, 4}, n2{1, 2, 3, 5};
-  ASSERT_TRUE(repo.remember_nonce("tokenx", n1, 100));
-  auto replay = repo.remember_nonce("tokenx", n1, 101);
-  ASSERT_FALSE(replay);
-  EXPECT_TRUE(replay.error().is(EEXIST));
-  EXPECT_NE(replay.error().message.find("replayed"), std::string::npos);
-  ASSERT_TRUE(repo.remember_nonce("tokenx", n2, 200));
-  EXPECT_TRUE(repo.remember_nonce("nosuch", n1, 100).error().is(ENOENT));
-
-  auto pruned = repo.prune_nonces(150);
-  ASSERT_TRUE(pruned);
-  EXPECT_EQ(*pruned, 1);
-  EXPECT_TRUE(repo.remember_nonce("tokenx", n1, 300));   // forgotten: outside the window
-  EXPECT_FALSE(repo.remember_nonce("tokenx", n2, 300));  // still remembered
 }
 
 TEST_F(StoreRepos, TokenPruneDropsDeadTokensAndTheirNonces) {
   TokenRepo repo(db_);
   ASSERT_TRUE(repo.create(token("alive1", 1, 5000)));
-  ASSERT_TRUE(repo.create(token("expird", 1, 100)));
+  keys::Token expiring = issue(repo, 2, 100);
+  accepted(repo.consume(expiring, nonce(7), 50));
   ASSERT_TRUE(repo.create(token("usedup", 0)));
   ASSERT_TRUE(repo.create(token("revokd", 1)));
   ASSERT_TRUE(repo.revoke("revokd"));
-  ASSERT_TRUE(repo.remember_nonce("expird", {7}, 50));
+  ASSERT_EQ(nonce_rows(db_), 1);
   auto n = repo.prune(1000);
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 3);
@@ -357,7 +507,7 @@ TEST_F(StoreRepos, TokenPruneDropsDeadTokensAndTheirNonces) {
   ASSERT_EQ(left->size(), 1u);
   EXPECT_EQ((*left)[0].id, "alive1");
   // The nonce went with its token (foreign key, ON DELETE CASCADE).
-  EXPECT_EQ(db_.sql().execAndGet("SELECT count(*) FROM join_nonces").getInt(), 0);
+  EXPECT_EQ(nonce_rows(db_), 0);
 }
 
 // ----------------------------------------------------------------- events
