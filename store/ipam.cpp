@@ -82,10 +82,12 @@ Result<Lease> lease_row(SQLite::Statement& st, int first_col) {
   if (!a) return Error::invalid("stored lease of " + l.key.container_id + ": " + a.error().message);
   l.address = *a;
   l.created_at = st.getColumn(first_col + 4).getInt64();
+  l.host_interface = st.getColumn(first_col + 5).getString();
   return l;
 }
 
-constexpr const char* kColumns = "network, container_id, ifname, address, created_at";
+constexpr const char* kColumns =
+    "network, container_id, ifname, address, created_at, host_interface";
 
 Result<std::optional<Lease>> read(Database& db, const AttachmentKey& key) {
   SQLite::Statement st(db.sql(), std::string("SELECT ") + kColumns +
@@ -150,6 +152,14 @@ Result<Lease> Ipam::allocate(const AttachmentKey& key, const IpamPool& pool) {
 }
 
 Result<Lease> Ipam::allocate(const AttachmentKey& key, const IpamPool& pool, std::int64_t now) {
+  auto a = acquire(LeaseRequest{.key = key, .pool = pool, .now = now});
+  if (!a) return a.error();
+  return a->lease;
+}
+
+Result<Acquired> Ipam::acquire(const LeaseRequest& req) {
+  const AttachmentKey& key = req.key;
+  const IpamPool& pool = req.pool;
   if (key.network.empty() || key.container_id.empty() || key.ifname.empty())
     return Error::invalid("allocate address for \"" + describe(key) +
                           "\": network, container id and interface name are all required");
@@ -157,11 +167,31 @@ Result<Lease> Ipam::allocate(const AttachmentKey& key, const IpamPool& pool, std
     return Error::invalid("allocate address for " + describe(key) + ": the pool has no subnet");
   return guarded(db_, "allocate address for " + describe(key) + " from " +
                           pool.subnet.network().to_string(),
-                 [&]() -> Result<Lease> {
+                 [&]() -> Result<Acquired> {
                    auto tx = detail::immediate(db_);
                    auto existing = read(db_, key);
                    if (!existing) return existing.error();
-                   if (*existing) return **existing;  // ADD retried: same answer, nothing written
+                   if (*existing) {  // ADD retried, or a concurrent ADD of the same attachment
+                     Lease l = **existing;
+                     const bool fill_interface = l.host_interface.empty() && !req.host_interface.empty();
+                     if (req.claimant != 0 || fill_interface) {
+                       if (fill_interface) l.host_interface = req.host_interface;
+                       SQLite::Statement up(db_.sql(),
+                                            "UPDATE ipam_leases SET claimant = "
+                                            "CASE WHEN ? != 0 THEN ? ELSE claimant END, "
+                                            "host_interface = ? WHERE network = ? AND "
+                                            "container_id = ? AND ifname = ?");
+                       up.bind(1, req.claimant);
+                       up.bind(2, req.claimant);
+                       up.bind(3, l.host_interface);
+                       up.bind(4, key.network);
+                       up.bind(5, key.container_id);
+                       up.bind(6, key.ifname);
+                       up.exec();
+                       tx.commit();
+                     }
+                     return Acquired{std::move(l), false};
+                   }
 
                    SQLite::Statement q(db_.sql(),
                                        "SELECT address FROM ipam_leases WHERE network = ?");
@@ -184,19 +214,39 @@ Result<Lease> Ipam::allocate(const AttachmentKey& key, const IpamPool& pool, std
                                       std::to_string(pool_capacity(pool)) +
                                       " addresses leased (network " + key.network + ")"};
                    }
-                   Lease l{key, *addr, now};
+                   Lease l{key, *addr, req.now, req.host_interface};
                    SQLite::Statement ins(db_.sql(),
                                          std::string("INSERT INTO ipam_leases (") + kColumns +
-                                             ") VALUES (?, ?, ?, ?, ?)");
+                                             ", claimant) VALUES (?, ?, ?, ?, ?, ?, ?)");
                    ins.bind(1, key.network);
                    ins.bind(2, key.container_id);
                    ins.bind(3, key.ifname);
                    ins.bind(4, addr->to_string());
-                   ins.bind(5, static_cast<std::int64_t>(now));
+                   ins.bind(5, static_cast<std::int64_t>(req.now));
+                   ins.bind(6, req.host_interface);
+                   ins.bind(7, req.claimant);
                    ins.exec();
                    tx.commit();
-                   return l;
+                   return Acquired{std::move(l), true};
                  });
+}
+
+Result<bool> Ipam::release_if_claimed(const AttachmentKey& key, std::int64_t claimant) {
+  if (claimant == 0)
+    return Error::invalid("release address of " + describe(key) + ": claimant 0 is nobody's");
+  return guarded(db_, "release address of " + describe(key), [&]() -> Result<bool> {
+    auto tx = detail::immediate(db_);
+    SQLite::Statement st(db_.sql(),
+                         "DELETE FROM ipam_leases WHERE network = ? AND container_id = ? AND "
+                         "ifname = ? AND claimant = ?");
+    st.bind(1, key.network);
+    st.bind(2, key.container_id);
+    st.bind(3, key.ifname);
+    st.bind(4, claimant);
+    const bool released = st.exec() > 0;
+    tx.commit();
+    return released;
+  });
 }
 
 Result<void> Ipam::release(const AttachmentKey& key) {

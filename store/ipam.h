@@ -27,6 +27,9 @@ struct Lease {
   AttachmentKey key;
   IpAddress address;
   std::int64_t created_at = 0;  // unix seconds
+  // The host-side interface the attachment was given (CNI: the host veth);
+  // empty for leases written before schema 3, and by allocate().
+  std::string host_interface;
 };
 
 // The addresses a pool may hand out: every host address of `subnet` except
@@ -45,6 +48,24 @@ std::optional<IpAddress> lowest_free(const IpamPool& pool, const std::vector<IpA
 // huge IPv6 pools). Used in the "exhausted" message.
 std::uint64_t pool_capacity(const IpamPool& pool);
 
+// One acquisition of an attachment's lease (CNI ADD).
+struct LeaseRequest {
+  AttachmentKey key;
+  IpamPool pool;
+  std::string host_interface;  // recorded with a new lease (and on an old one without)
+  // Identifies this acquisition, non-zero (e.g. random): the lease remembers
+  // the last claimant, and release_if_claimed() only releases the caller's own.
+  std::int64_t claimant = 0;
+  std::int64_t now = 0;  // created_at of a new lease, unix seconds
+};
+
+struct Acquired {
+  Lease lease;
+  // Decided inside the allocation's transaction: true when no lease existed
+  // and this call inserted it, false when it returned an existing one.
+  bool created = false;
+};
+
 class Ipam {
  public:
   explicit Ipam(Database& db) : db_(db) {}
@@ -57,12 +78,20 @@ class Ipam {
   // callers that already hold a clock reading); the overload above reads the
   // system clock once.
   Result<Lease> allocate(const AttachmentKey& key, const IpamPool& pool, std::int64_t now);
+  // The existing lease of `req.key` (now claimed by req.claimant), else the
+  // lowest free address, in one BEGIN IMMEDIATE transaction. Errors as allocate().
+  Result<Acquired> acquire(const LeaseRequest& req);
+  // Undo of an acquire() that created the lease: releases it only while its
+  // last claimant is still `claimant`. A concurrent acquisition of the same
+  // attachment that found this lease has claimed it since and may be using
+  // the address, so it stays. Returns whether a lease was released.
+  Result<bool> release_if_claimed(const AttachmentKey& key, std::int64_t claimant);
   // Missing lease = success (DEL is idempotent).
   Result<void> release(const AttachmentKey& key);
   Result<std::optional<Lease>> find(const AttachmentKey& key);
   Result<std::vector<Lease>> list(const std::string& network);
   // GC: releases every lease of `network` whose key is not in `keep`;
-  // returns the released leases.
+  // returns the released leases (with their host interfaces).
   Result<std::vector<Lease>> release_all_except(const std::string& network,
                                                 const std::vector<AttachmentKey>& keep);
 

@@ -87,9 +87,19 @@ CREATE INDEX join_nonces_seen_at ON join_nonces(seen_at);
 CREATE INDEX events_at ON events(at);
 )sql";
 
+// v3: a lease records its host-side interface, so that CNI GC deletes only
+// interfaces its own leases name (a name prefix cannot tell networks apart),
+// and its last claimant, so that an ADD undoing itself releases a lease only
+// while no concurrent ADD of the same attachment has taken it over.
+constexpr const char* kV3 = R"sql(
+ALTER TABLE ipam_leases ADD COLUMN host_interface TEXT NOT NULL DEFAULT '';
+ALTER TABLE ipam_leases ADD COLUMN claimant INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kV1},
     {2, "token last use, prune indexes", kV2},
+    {3, "lease host interface and claimant", kV3},
 };
 
 }  // namespace

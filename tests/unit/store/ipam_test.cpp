@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <SQLiteCpp/Database.h>
+
+#include <atomic>
 #include <set>
+#include <thread>
+#include <vector>
 
 namespace meshd::store {
 namespace {
@@ -164,6 +169,100 @@ TEST_F(IpamStore, V6PoolAllocatesInOrder) {
   auto p = pool("fd00:10:244:1::/64", {"fd00:10:244:1::1"});
   EXPECT_EQ(ipam_.allocate(key("a"), p, 1)->address.to_string(), "fd00:10:244:1::2");
   EXPECT_EQ(ipam_.allocate(key("b"), p, 1)->address.to_string(), "fd00:10:244:1::3");
+}
+
+LeaseRequest request(const std::string& c, std::int64_t claimant, const char* veth = "mcveth") {
+  return LeaseRequest{.key = key(c), .pool = pool("10.244.1.0/24", {"10.244.1.1"}),
+                      .host_interface = veth, .claimant = claimant, .now = 5};
+}
+
+TEST_F(IpamStore, AcquireSaysWhetherItCreatedTheLease) {
+  auto first = ipam_.acquire(request("c1", 11));
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(first->created);
+  EXPECT_EQ(first->lease.address.to_string(), "10.244.1.2");
+  EXPECT_EQ(first->lease.host_interface, "mcveth");
+  auto second = ipam_.acquire(request("c1", 22));
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(second->created);
+  EXPECT_EQ(second->lease.address, first->lease.address);
+}
+
+TEST_F(IpamStore, AnUndoneAcquireLeavesALeaseAnotherAcquireHasClaimed) {
+  // ADD 11 creates the lease; a concurrent ADD 22 of the same attachment
+  // finds it and goes on using the address; then ADD 11 fails and undoes.
+  ASSERT_TRUE(ipam_.acquire(request("c1", 11))->created);
+  ASSERT_FALSE(ipam_.acquire(request("c1", 22))->created);
+  auto undo = ipam_.release_if_claimed(key("c1"), 11);
+  ASSERT_TRUE(undo) << undo.error().message;
+  EXPECT_FALSE(*undo);
+  auto kept = ipam_.find(key("c1"));
+  ASSERT_TRUE(kept && *kept) << "the other ADD's lease was released";
+  EXPECT_EQ((*kept)->address.to_string(), "10.244.1.2");
+  // Without a concurrent claim, the undo releases it.
+  ASSERT_TRUE(ipam_.acquire(request("c2", 33))->created);
+  EXPECT_TRUE(*ipam_.release_if_claimed(key("c2"), 33));
+  EXPECT_FALSE(*ipam_.find(key("c2")));
+  EXPECT_FALSE(ipam_.release_if_claimed(key("c1"), 0));  // 0 is nobody's claim
+}
+
+TEST_F(IpamStore, ConcurrentAcquiresOfOneAttachmentCreateExactlyOneLease) {
+  constexpr int kThreads = 16;
+  const auto path = dir_.file("meshd.db");
+  std::vector<std::thread> threads;
+  std::vector<Result<Acquired>> got(kThreads, Error::invalid("not run"));
+  std::atomic<bool> go{false};
+  for (int i = 0; i < kThreads; ++i)
+    threads.emplace_back([&, i] {
+      Database db(DatabaseOptions{.path = path});  // one connection each, as processes have
+      while (!go) std::this_thread::yield();
+      got[i] = Ipam(db).acquire(request("same", 100 + i));
+    });
+  go = true;
+  for (auto& t : threads) t.join();
+  int created = 0;
+  std::set<std::string> addresses;
+  for (const auto& g : got) {
+    ASSERT_TRUE(g) << g.error().message;
+    created += g->created;
+    addresses.insert(g->lease.address.to_string());
+  }
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(addresses, (std::set<std::string>{"10.244.1.2"}));
+  EXPECT_EQ(ipam_.list("meshd")->size(), 1u);
+}
+
+TEST_F(IpamStore, GarbageCollectionReturnsEachLeasesHostInterface) {
+  ASSERT_TRUE(ipam_.acquire(request("c1", 1, "mcaaaa000000001")));
+  ASSERT_TRUE(ipam_.acquire(request("c2", 2, "mcaaaa000000002")));
+  auto released = ipam_.release_all_except("meshd", {key("c2")});
+  ASSERT_TRUE(released);
+  ASSERT_EQ(released->size(), 1u);
+  EXPECT_EQ((*released)[0].host_interface, "mcaaaa000000001");
+}
+
+TEST(IpamMigration, ALeaseFromSchema2ReadsBackAndLearnsItsInterfaceOnTheNextAcquire) {
+  test::TempDir dir;
+  const auto path = dir.file("v2.db");
+  Database::create_at_version(path, 2);
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("INSERT INTO ipam_leases VALUES ('meshd', 'old', 'eth0', '10.244.1.7', 120)");
+  }
+  Database db(DatabaseOptions{.path = path});
+  ASSERT_EQ(db.schema_version(), Database::latest_schema_version());
+  Ipam ipam(db);
+  auto lease = ipam.find(key("old"));
+  ASSERT_TRUE(lease && *lease);
+  EXPECT_EQ((*lease)->address.to_string(), "10.244.1.7");
+  EXPECT_EQ((*lease)->host_interface, "");
+  // Its claimant is 0 (nobody's): no ADD's undo can release it.
+  EXPECT_FALSE(*ipam.release_if_claimed(key("old"), 9));
+  auto again = ipam.acquire(request("old", 9, "mcveth"));
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->lease.address.to_string(), "10.244.1.7");
+  EXPECT_EQ((*ipam.find(key("old")))->host_interface, "mcveth");
 }
 
 }  // namespace
