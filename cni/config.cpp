@@ -1,9 +1,14 @@
 #include "cni/config.h"
 
+#include "common/ifname.h"
+
 #include <boost/json.hpp>
+
+#include <linux/limits.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <set>
 
 namespace meshd::cni {
@@ -30,13 +35,6 @@ std::string_view to_string(Command c) {
     case Command::kGc: return "GC";
   }
   return "?";
-}
-
-bool valid_ifname(std::string_view name) {
-  if (name.empty() || name == "." || name == ".." || name.size() >= 16) return false;
-  return std::none_of(name.begin(), name.end(), [](char c) {
-    return c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) || c == '\0';
-  });
 }
 
 bool valid_container_id(std::string_view id) {
@@ -100,16 +98,21 @@ CniResult<CniEnv> parse_env(const std::function<const char*(const char*)>& geten
                          "'_', '.' or '-'");
   env.ifname = get("CNI_IFNAME").value_or("");
   if (env.ifname.empty()) return env_error("CNI_IFNAME", "CNI_IFNAME is not set");
-  if (!valid_ifname(env.ifname))
+  if (!valid_interface_name(env.ifname))
     return env_error("CNI_IFNAME", "CNI_IFNAME \"" + env.ifname +
-                                       "\" is not a valid interface name (1-15 bytes, no "
-                                       "'/', ':' or whitespace, not '.' or '..')");
+                                       "\" is not a valid interface name: expected " +
+                                       std::string(kInterfaceNameForm));
   env.netns = get("CNI_NETNS").value_or("");
-  // DEL must work without a namespace (containerd sends it empty).
+  // DEL must work without a namespace (containerd sends it empty) and never
+  // opens it, so whatever it is given is only kept for the log.
   if (env.command != Command::kDel) {
     if (env.netns.empty()) return env_error("CNI_NETNS", "CNI_NETNS is not set");
     if (env.netns.front() != '/')
       return env_error("CNI_NETNS", "CNI_NETNS \"" + env.netns + "\" is not an absolute path");
+    if (env.netns.size() >= PATH_MAX)
+      return env_error("CNI_NETNS", "CNI_NETNS is " + std::to_string(env.netns.size()) +
+                                        " bytes long, longer than a path may be (PATH_MAX " +
+                                        std::to_string(PATH_MAX) + ")");
   }
   auto args = parse_cni_args(get("CNI_ARGS").value_or(""));
   if (!args) return args.error();
@@ -276,11 +279,17 @@ CniResult<PluginConfig> parse_config(std::string_view text) {
   if (auto it = o.find("mtu"); it != o.end() && !it->value().is_null()) {
     const auto& m = it->value();
     std::int64_t mtu = -1;
-    if (m.is_int64()) mtu = m.get_int64();
-    else if (m.is_uint64() && m.get_uint64() < 1u << 20) mtu = static_cast<std::int64_t>(m.get_uint64());
-    else if (m.is_double() && m.get_double() == static_cast<double>(static_cast<std::int64_t>(m.get_double())) &&
-             m.get_double() >= 0 && m.get_double() < 1 << 20)
-      mtu = static_cast<std::int64_t>(m.get_double());
+    if (m.is_int64()) {
+      mtu = m.get_int64();
+    } else if (m.is_uint64()) {
+      if (m.get_uint64() <= 65535) mtu = static_cast<std::int64_t>(m.get_uint64());
+    } else if (m.is_double()) {
+      // Range first: converting a double outside the target's range to an
+      // integer is undefined behaviour ([conv.fpint]), so 1e300 must never
+      // reach the cast. Then only whole numbers ("1400.0", "1.4e3").
+      const double d = m.get_double();
+      if (d >= 0 && d <= 65535 && d == std::floor(d)) mtu = static_cast<std::int64_t>(d);
+    }
     // 68: the IPv4 minimum (RFC 791); 65535: the veth maximum.
     if (mtu < 68 || mtu > 65535) return field_error("mtu", "mtu must be an integer from 68 to 65535");
     c.mtu = static_cast<unsigned>(mtu);

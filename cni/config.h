@@ -23,7 +23,8 @@ inline constexpr std::string_view kDefaultDatabase = "/var/lib/meshd/meshd.db";
 struct CniEnv {
   Command command = Command::kVersion;
   std::string container_id;  // CNI_CONTAINERID
-  std::string netns;         // CNI_NETNS; may be empty on DEL
+  std::string netns;         // CNI_NETNS; may be empty on DEL. Only its form is checked
+                             // here; open_container_netns() checks what it names.
   std::string ifname;        // CNI_IFNAME
   std::vector<std::pair<std::string, std::string>> args;  // CNI_ARGS, in order
   std::string path;          // CNI_PATH (we delegate to nothing; kept for logs)
@@ -36,8 +37,7 @@ CniResult<CniEnv> parse_env(const std::function<const char*(const char*)>& geten
 // A pair without '=' or with an empty key is code 4 naming CNI_ARGS.
 CniResult<std::vector<std::pair<std::string, std::string>>> parse_cni_args(std::string_view text);
 
-// Interface names: non-empty, not "." or "..", < 16 bytes, no '/', ':' or space.
-bool valid_ifname(std::string_view name);
+// CNI_IFNAME follows meshd::valid_interface_name (common/ifname.h).
 // Container IDs: [A-Za-z0-9][A-Za-z0-9_.-]*
 bool valid_container_id(std::string_view id);
 

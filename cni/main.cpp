@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 int main() {
   std::string in;
@@ -21,7 +22,14 @@ int main() {
     if (n < 0 && errno == EINTR) continue;
     break;  // EOF, or no stdin at all: parse_config reports what is missing
   }
-  auto reply = meshd::cni::invoke([](const char* k) { return std::getenv(k); }, in);
+  meshd::cni::InvokeOptions opts;
+#ifdef MESHD_CNI_FAULTS
+  // Only in the test build (meshd-cni-faults): runtimes pass their whole
+  // environment to plugins, so the installed binary must not read this.
+  if (const char* at = std::getenv("MESHD_CNI_TEST_FAIL_AT"))
+    opts.fail_after = [step = std::string(at)](std::string_view s) { return s == step; };
+#endif
+  auto reply = meshd::cni::invoke([](const char* k) { return std::getenv(k); }, in, opts);
   std::size_t off = 0;
   while (off < reply.out.size()) {
     ssize_t n = ::write(STDOUT_FILENO, reply.out.data() + off, reply.out.size() - off);

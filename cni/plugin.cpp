@@ -2,6 +2,7 @@
 
 #include "cni/addressing.h"
 #include "cni/config.h"
+#include "cni/container_netns.h"
 #include "cni/naming.h"
 #include "cni/plugin_log.h"
 #include "cni/result.h"
@@ -16,16 +17,17 @@
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <future>
 #include <memory>
-#include <set>
 
 namespace meshd::cni {
 
@@ -42,8 +44,10 @@ bool file_exists(const std::string& path) {
 
 // The store itself waits out SQLITE_BUSY for its busy timeout (10 s), also
 // while hundreds of ADDs open one file at once; an error here is real.
+// Never migrates: the schema is meshd's to change, and a plugin older or
+// newer than the daemon is refused with both versions named.
 CniResult<std::unique_ptr<store::Database>> open_db(const PluginConfig& conf) {
-  auto db = store::Database::open({.path = conf.database});
+  auto db = store::Database::open({.path = conf.database, .migrate = false});
   if (!db)
     return cni_error(kIoFailure, "cannot open the meshd database " + conf.database,
                      db.error().message);
@@ -125,14 +129,6 @@ Result<void> enable_ip_forward() {
   return r;
 }
 
-CniResult<nl::NetnsFd> open_pod_netns(const std::string& path) {
-  auto fd = nl::open_netns(path);
-  if (!fd)
-    return cni_error(kUnknownContainer, "cannot open the container's network namespace " + path,
-                     fd.error().message);
-  return std::move(*fd);
-}
-
 // Undo steps of a half-done ADD, run in reverse unless the ADD completes.
 class Rollback {
  public:
@@ -148,13 +144,22 @@ class Rollback {
   bool done_ = false;
 };
 
-CniResult<void> injected_failure(const std::function<const char*(const char*)>& getenv,
-                                 std::string_view step) {
-  const char* at = getenv(kFailAtVar);
-  if (at && step == at)
+CniResult<void> injected_failure(const InvokeOptions& opts, std::string_view step) {
+  if (opts.fail_after && opts.fail_after(step))
     return cni_error(kNetworkSetup, "injected failure after step \"" + std::string(step) + "\"",
-                     std::string(kFailAtVar) + " is set");
+                     "test build");
   return {};
+}
+
+// Tells this ADD's claim on a lease from a concurrent ADD's (see
+// store::Ipam::release_if_claimed): random, non-zero.
+std::int64_t new_claimant() {
+  std::uint64_t v = 0;
+  while (v == 0) {
+    if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) v = 0;
+    v &= 0x7fffffffffffffffULL;
+  }
+  return static_cast<std::int64_t>(v);
 }
 
 nl::Route pod_route(const IpPrefix& dst, int oif, std::optional<IpAddress> gw, bool link_scope) {
@@ -172,8 +177,10 @@ IpPrefix host_prefix(const IpAddress& a) { return IpPrefix{a, 32}; }
 // ---- ADD -------------------------------------------------------------------
 
 CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
-                               const std::function<const char*(const char*)>& getenv) {
+                               const InvokeOptions& opts) {
   const AttachmentKey key{conf.name, env.container_id, env.ifname};
+  auto pod_fd = open_container_netns(env.netns);
+  if (!pod_fd) return pod_fd.error();
   if (!file_exists(conf.database))
     return cni_error(kTryAgainLater, "the meshd database " + conf.database + " does not exist yet",
                      "start meshd (or point \"database\" at its state file) and retry");
@@ -183,8 +190,6 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   if (!net) return net.error();
   const unsigned mtu = choose_mtu(conf.mtu, net->node_mtu);
 
-  auto pod_fd = open_pod_netns(env.netns);
-  if (!pod_fd) return pod_fd.error();
   auto pod_sockets = open_pod_sockets(pod_fd->get());
   if (!pod_sockets) return net_error(pod_sockets.error());
   nl::Rtnl* pod = &pod_sockets->rtnl;
@@ -204,34 +209,36 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   // pair: the allocation's commit waits on fsync and the veth creation on
   // the kernel, and neither needs the other until the address is set.
   // Only that thread touches the database until it is joined.
+  const std::string host_name = host_veth_name(conf.name, env.container_id, env.ifname);
   store::Ipam ipam(**db);
-  struct Allocation {
-    store::Lease lease;
-    bool created = false;  // no lease existed before: this ADD's to give back
-  };
-  auto allocation = std::async(std::launch::async, [&]() -> CniResult<Allocation> {
-    auto before = ipam.find(key);
-    if (!before) return cni_error(kIoFailure, "cannot read leases", before.error().message);
-    auto lease = ipam.allocate(key, *pool);
-    if (!lease) {
-      if (lease.error().is(ENOSPC)) return cni_error(kPoolExhausted, lease.error().message);
-      return cni_error(kIoFailure, "cannot allocate an address", lease.error().message);
+  const store::LeaseRequest request{.key = key,
+                                    .pool = *pool,
+                                    .host_interface = host_name,
+                                    .claimant = new_claimant(),
+                                    .now = static_cast<std::int64_t>(::time(nullptr))};
+  auto allocation = std::async(std::launch::async, [&]() -> CniResult<store::Acquired> {
+    auto acquired = ipam.acquire(request);
+    if (!acquired) {
+      if (acquired.error().is(ENOSPC)) return cni_error(kPoolExhausted, acquired.error().message);
+      return cni_error(kIoFailure, "cannot allocate an address", acquired.error().message);
     }
-    return Allocation{*lease, !*before};
+    return *acquired;
   });
-  std::optional<CniResult<Allocation>> allocated;
-  auto join_allocation = [&]() -> CniResult<Allocation>& {
+  std::optional<CniResult<store::Acquired>> allocated;
+  auto join_allocation = [&]() -> CniResult<store::Acquired>& {
     if (!allocated) allocated = allocation.get();
     return *allocated;
   };
   Rollback rollback;
   rollback.add([&] {  // registered first, so it runs last, after the links are gone
+    // Only a lease this ADD created, and only while no concurrent ADD of the
+    // same attachment has claimed it since (that one may be using it).
     auto& a = join_allocation();
     if (a && a->created)
-      if (auto r = ipam.release(key); !r) log_error("rollback: " + r.error().message);
+      if (auto r = ipam.release_if_claimed(key, request.claimant); !r)
+        log_error("rollback: " + r.error().message);
   });
 
-  const std::string host_name = host_veth_name(conf.name, env.container_id, env.ifname);
   if (auto r = host->create_veth(host_name, env.ifname, pod_fd->get(), mtu); !r) {
     if (r.error().is(EEXIST))
       return cni_error(kNetworkSetup, "host interface " + host_name + " already exists",
@@ -242,7 +249,7 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   rollback.add([&] {  // the pod end and every route through it go with it
     if (auto r = host->delete_link(host_name); !r) log_error("rollback: " + r.error().message);
   });
-  if (auto r = injected_failure(getenv, "veth"); !r) return r.error();
+  if (auto r = injected_failure(opts, "veth"); !r) return r.error();
 
   // Host side: gateway /32, up, /32 route to the pod.
   auto host_link = host->get_link(host_name);
@@ -253,13 +260,13 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   auto& lease_result = join_allocation();
   if (!lease_result) return lease_result.error();
   const store::Lease* lease = &lease_result->lease;
-  if (auto r = injected_failure(getenv, "lease"); !r) return r.error();
+  if (auto r = injected_failure(opts, "lease"); !r) return r.error();
   if (auto r = host->replace_route(pod_route(host_prefix(lease->address), host_link->index,
                                              std::nullopt, true));
       !r)
     return net_error(r.error());
   if (auto r = enable_ip_forward(); !r) return net_error(r.error());
-  if (auto r = injected_failure(getenv, "host-route"); !r) return r.error();
+  if (auto r = injected_failure(opts, "host-route"); !r) return r.error();
 
   // Pod side.
   auto pod_link = pod->get_link(env.ifname);
@@ -269,7 +276,7 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   const IpPrefix pod_addr{lease->address, net->cidr.length};
   if (auto r = pod->add_address({pod_link->index, pod_addr}); !r) return net_error(r.error());
   if (auto r = pod->set_up(env.ifname, true); !r) return net_error(r.error());
-  if (auto r = injected_failure(getenv, "pod-address"); !r) return r.error();
+  if (auto r = injected_failure(opts, "pod-address"); !r) return r.error();
 
   // As ptp: replace the connected subnet route by routes via the gateway, so
   // every packet (also to a neighbour pod) goes through the host's routing.
@@ -283,7 +290,7 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
                          pod_route(*IpPrefix::parse("0.0.0.0/0"), pod_link->index, net->gateway, false),
                          pod_route(net->cidr, pod_link->index, net->gateway, false)})
     if (auto r = pod->replace_route(rt); !r) return net_error(r.error());
-  if (auto r = injected_failure(getenv, "pod-routes"); !r) return r.error();
+  if (auto r = injected_failure(opts, "pod-routes"); !r) return r.error();
 
   AddResult result;
   {
@@ -306,7 +313,11 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
 
 // Best effort and idempotent (SPEC: DEL): the lease goes even when the
 // namespace is gone; only a store we cannot write is an error, because then
-// the address would leak.
+// the address would leak. The pod's CNI_IFNAME is never deleted by name:
+// the veth ends are created in one RTM_NEWLINK and destroyed together, so
+// deleting our host end removes exactly our pod end, and with our host end
+// gone, whatever carries that name in the pod is not ours (a runtime may
+// have put another interface there).
 CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
   const AttachmentKey key{conf.name, env.container_id, env.ifname};
   const std::string host_name = host_veth_name(conf.name, env.container_id, env.ifname);
@@ -325,24 +336,19 @@ CniResult<std::string> cmd_del(const CniEnv& env, const PluginConfig& conf) {
     return std::nullopt;
   });
 
-  bool pod_end_gone = false;  // deleting a veth end deletes its peer too
   if (auto host = nl::Rtnl::open(); host) {
-    auto link = host->get_link(host_name);
-    if (auto r = host->delete_link(host_name); !r)
-      log_warn("DEL: " + r.error().message);
-    else
-      pod_end_gone = link && link->kind == "veth";
+    // Only a veth: the name is ours by derivation, yet anything else under
+    // it was not made by an ADD.
+    if (auto link = host->get_link(host_name); link && link->kind == "veth") {
+      if (auto r = host->delete_link(host_name); !r) log_warn("DEL: " + r.error().message);
+    } else if (link) {
+      log_warn("DEL: " + host_name + " is a " + (link->kind.empty() ? "device" : link->kind) +
+               ", not a veth of ours; left alone");
+    } else if (!link.error().is(ENODEV)) {
+      log_warn("DEL: " + link.error().message);
+    }
   } else {
     log_warn("DEL: " + host.error().message);
-  }
-  if (!env.netns.empty() && !pod_end_gone) {
-    // Normally gone with its host end; a half-made pod side is removed here.
-    if (auto fd = nl::open_netns(env.netns); fd) {
-      if (auto pod = nl::Rtnl::open_in_netns(fd->get()); pod) {
-        if (auto link = pod->get_link(env.ifname); link && link->kind == "veth")
-          if (auto r = pod->delete_link(env.ifname); !r) log_warn("DEL: " + r.error().message);
-      }
-    }
   }
   if (auto err = release.get()) return *err;
   log_info("DEL " + conf.name + " " + env.container_id + " " + env.ifname + " (netns \"" +
@@ -356,6 +362,8 @@ CniError check_failed(std::string what) { return cni_error(kCheckFailed, std::mo
 
 CniResult<std::string> cmd_check(const CniEnv& env, const PluginConfig& conf) {
   const AttachmentKey key{conf.name, env.container_id, env.ifname};
+  auto pod_fd = open_container_netns(env.netns);
+  if (!pod_fd) return pod_fd.error();
   if (!file_exists(conf.database))
     return check_failed("the meshd database " + conf.database + " does not exist");
   auto db = open_db(conf);
@@ -375,8 +383,6 @@ CniResult<std::string> cmd_check(const CniEnv& env, const PluginConfig& conf) {
       return check_failed("prevResult does not list the leased address " + pod_addr.to_string());
   }
 
-  auto pod_fd = open_pod_netns(env.netns);
-  if (!pod_fd) return pod_fd.error();
   auto pod = nl::Rtnl::open_in_netns(pod_fd->get());
   if (!pod) return net_error(pod.error());
   auto link = pod->get_link(env.ifname);
@@ -433,44 +439,44 @@ CniResult<std::string> cmd_status(const PluginConfig& conf) {
 
 // ---- GC --------------------------------------------------------------------
 
+// Releases the leases of this network that no valid attachment owns, and
+// deletes the host veth each of them records. Interfaces are chosen by what
+// the leases name, never by a name prefix: the prefix is 16 bits of the
+// network name's hash, which another network may share.
 CniResult<std::string> cmd_gc(const PluginConfig& conf) {
   if (!conf.valid_attachments)
     return cni_error(kInvalidConfig,
                      "invalid network configuration field \"cni.dev/valid-attachments\"",
                      "GC needs the list of valid attachments");
-  std::set<std::string> keep_links;
   std::vector<AttachmentKey> keep;
-  for (const auto& a : *conf.valid_attachments) {
-    keep.push_back({conf.name, a.container_id, a.ifname});
-    keep_links.insert(host_veth_name(conf.name, a.container_id, a.ifname));
-  }
+  for (const auto& a : *conf.valid_attachments) keep.push_back({conf.name, a.container_id, a.ifname});
+  if (!file_exists(conf.database)) return std::string();  // nothing was ever leased
+  auto db = open_db(conf);
+  if (!db) return db.error();
+  auto released = store::Ipam(**db).release_all_except(conf.name, keep);
+  if (!released) return cni_error(kIoFailure, "cannot release stale leases", released.error().message);
+
   std::optional<CniError> err;
-  if (file_exists(conf.database)) {
-    auto db = open_db(conf);
-    if (!db) {
-      err = db.error();
-    } else if (auto released = store::Ipam(**db).release_all_except(conf.name, keep); !released) {
-      err = cni_error(kIoFailure, "cannot release stale leases", released.error().message);
-    } else {
-      for (const auto& l : *released)
-        log_info("GC " + conf.name + ": released " + l.address.to_string() + " of " +
-                 l.key.container_id + "/" + l.key.ifname);
+  std::optional<nl::Rtnl> host;
+  for (const auto& l : *released) {
+    log_info("GC " + conf.name + ": released " + l.address.to_string() + " of " +
+             l.key.container_id + "/" + l.key.ifname);
+    // Leases from before schema 3 record no interface: theirs is the derived name.
+    const std::string name = l.host_interface.empty()
+                                 ? host_veth_name(conf.name, l.key.container_id, l.key.ifname)
+                                 : l.host_interface;
+    if (!host) {
+      auto r = nl::Rtnl::open();
+      if (!r) return net_error(r.error());
+      host.emplace(std::move(*r));
     }
-  }
-  // Host veths of this network (by name prefix) that no valid attachment owns.
-  auto host = nl::Rtnl::open();
-  if (!host) return net_error(host.error());
-  auto links = host->list_links();
-  if (!links) return net_error(links.error());
-  const std::string prefix = host_veth_prefix(conf.name);
-  for (const auto& l : *links) {
-    if (l.kind != "veth" || l.name.size() != 15 || l.name.rfind(prefix, 0) != 0) continue;
-    if (keep_links.contains(l.name)) continue;
-    if (auto r = host->delete_link(l.name); !r) {
+    auto link = host->get_link(name);
+    if (!link || link->kind != "veth") continue;  // already gone, or not ours
+    if (auto r = host->delete_link(name); !r) {
       log_warn("GC: " + r.error().message);
       if (!err) err = net_error(r.error());
     } else {
-      log_info("GC " + conf.name + ": deleted stale host interface " + l.name);
+      log_info("GC " + conf.name + ": deleted stale host interface " + name);
     }
   }
   if (err) return *err;
@@ -479,7 +485,8 @@ CniResult<std::string> cmd_gc(const PluginConfig& conf) {
 
 }  // namespace
 
-Reply invoke(const std::function<const char*(const char*)>& getenv, std::string_view stdin_json) {
+Reply invoke(const std::function<const char*(const char*)>& getenv, std::string_view stdin_json,
+             const InvokeOptions& opts) {
   const std::string version = requested_version(stdin_json).value_or("");
   auto error_reply = [&](const CniError& e) {
     log_warn(std::to_string(e.code) + ": " + e.msg + (e.details.empty() ? "" : ": ") + e.details);
@@ -495,7 +502,7 @@ Reply invoke(const std::function<const char*(const char*)>& getenv, std::string_
   CniResult<std::string> out = std::string();
   try {
     switch (env->command) {
-      case Command::kAdd: out = cmd_add(*env, *conf, getenv); break;
+      case Command::kAdd: out = cmd_add(*env, *conf, opts); break;
       case Command::kDel: out = cmd_del(*env, *conf); break;
       case Command::kCheck: out = cmd_check(*env, *conf); break;
       case Command::kStatus: out = cmd_status(*conf); break;

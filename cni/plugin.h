@@ -14,11 +14,15 @@ struct Reply {
   std::string out;  // what goes to stdout: a result, VERSION, or a CNI error; maybe empty
 };
 
-// Test hook (documented in docs/cni.md): MESHD_CNI_TEST_FAIL_AT=<step> makes
-// ADD fail right after that step, so tests can prove the rollback. Steps:
-// "lease", "veth", "host-route", "pod-address", "pod-routes".
-inline constexpr const char* kFailAtVar = "MESHD_CNI_TEST_FAIL_AT";
+// Test seam (docs/cni.md "Test build"): called after each ADD step ("lease",
+// "veth", "host-route", "pod-address", "pod-routes"); true makes ADD fail
+// right there, so tests can prove the rollback. The installed meshd-cni
+// passes none; only the test executable meshd-cni-faults sets it.
+struct InvokeOptions {
+  std::function<bool(std::string_view step)> fail_after;
+};
 
-Reply invoke(const std::function<const char*(const char*)>& getenv, std::string_view stdin_json);
+Reply invoke(const std::function<const char*(const char*)>& getenv, std::string_view stdin_json,
+             const InvokeOptions& opts = {});
 
 }  // namespace meshd::cni

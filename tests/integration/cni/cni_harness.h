@@ -26,6 +26,8 @@
 namespace meshd::testing {
 
 inline std::string plugin_path() { return std::string(MESHD_BIN_DIR) + "/meshd-cni"; }
+// The test build that fails after a named ADD step (MESHD_CNI_TEST_FAIL_AT).
+inline std::string faults_plugin_path() { return std::string(MESHD_BIN_DIR) + "/meshd-cni-faults"; }
 
 struct PluginRun {
   int exit_code = -1;
@@ -110,6 +112,8 @@ class CniNode {
   const std::string& db_path() const { return db_path_; }
   const std::string& dir() const { return dir_; }
 
+  // Created the way meshd creates it (default options: create and migrate);
+  // the plugin itself never creates or migrates it.
   store::Database& db() {
     if (!db_) db_ = std::make_unique<store::Database>(store::DatabaseOptions{.path = db_path_});
     return *db_;
@@ -130,19 +134,21 @@ class CniNode {
   }
 
   PluginRun run(const std::string& command, const std::string& stdin_json,
-                std::map<std::string, std::string> env = {}) {
+                std::map<std::string, std::string> env = {},
+                const std::string& bin = plugin_path()) {
     env["CNI_COMMAND"] = command;
     if (!env.count("CNI_PATH")) env["CNI_PATH"] = "/opt/cni/bin";
-    return run_in_node(name(), plugin_path(), env, stdin_json);
+    return run_in_node(name(), bin, env, stdin_json);
   }
   PluginRun attach(const std::string& command, const std::string& stdin_json,
                    const std::string& container, const std::string& netns_path,
                    const std::string& ifname = "eth0",
-                   std::map<std::string, std::string> extra_env = {}) {
+                   std::map<std::string, std::string> extra_env = {},
+                   const std::string& bin = plugin_path()) {
     extra_env["CNI_CONTAINERID"] = container;
     extra_env["CNI_NETNS"] = netns_path;
     extra_env["CNI_IFNAME"] = ifname;
-    return run(command, stdin_json, std::move(extra_env));
+    return run(command, stdin_json, std::move(extra_env), bin);
   }
   // Links of the node namespace whose names start with `prefix`.
   std::string links(const std::string& prefix = "mc") {

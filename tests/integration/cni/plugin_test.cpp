@@ -9,6 +9,16 @@
 
 #include "tests/support/prerequisite.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <set>
 #include <thread>
@@ -32,6 +42,49 @@ std::string host_veth(const std::string& cid, const std::string& ifname = "eth0"
 
 bool link_exists(Netns& ns, const std::string& name) {
   return ns.run("ip link show dev " + name + " >/dev/null 2>&1") == 0;
+}
+
+// A UDP socket made inside `ns`: a socket belongs to the namespace it was
+// created in, so a thread enters it, creates the socket, and ends.
+int udp_socket_in(Netns& ns) {
+  int fd = -1;
+  std::thread([&] {
+    int nsfd = ::open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) return;
+    if (::setns(nsfd, CLONE_NEWNET) == 0) fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ::close(nsfd);
+  }).join();
+  return fd;
+}
+
+// Sends a datagram from `sender` to `to`:9099, received in `receiver`;
+// returns the source address the receiver saw ("" if nothing arrived).
+std::string udp_source_seen(Netns& receiver, Netns& sender, const std::string& to) {
+  int r = udp_socket_in(receiver), s = udp_socket_in(sender);
+  std::string seen;
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_port = htons(9099);
+  sockaddr_in dst = any;
+  timeval tv{1, 0};  // per attempt: a lost first datagram (ARP) is sent again
+  if (r >= 0 && s >= 0 && ::bind(r, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 &&
+      ::inet_pton(AF_INET, to.c_str(), &dst.sin_addr) == 1 &&
+      ::setsockopt(r, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) {
+    for (int attempt = 0; attempt < 5 && seen.empty(); ++attempt) {
+      ::sendto(s, "x", 1, 0, reinterpret_cast<sockaddr*>(&dst), sizeof dst);
+      sockaddr_in from{};
+      socklen_t len = sizeof from;
+      char buf[64];
+      if (::recvfrom(r, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len) >= 0) {
+        char text[INET_ADDRSTRLEN] = {};
+        ::inet_ntop(AF_INET, &from.sin_addr, text, sizeof text);
+        seen = text;
+      }
+    }
+  }
+  if (r >= 0) ::close(r);
+  if (s >= 0) ::close(s);
+  return seen;
 }
 
 class CniVersions : public CniPlugin, public ::testing::WithParamInterface<const char*> {};
@@ -181,7 +234,8 @@ TEST_F(CniPlugin, AddUndoesEverythingWhenAStepFails) {
   const std::string conf = node.config("1.0.0");
   for (const char* step : {"lease", "veth", "host-route", "pod-address", "pod-routes"}) {
     Netns pod("cp");
-    auto add = node.attach("ADD", conf, "rb", pod.path(), "eth0", {{"MESHD_CNI_TEST_FAIL_AT", step}});
+    auto add = node.attach("ADD", conf, "rb", pod.path(), "eth0", {{"MESHD_CNI_TEST_FAIL_AT", step}},
+                           faults_plugin_path());
     EXPECT_NE(add.exit_code, 0) << step;
     EXPECT_NE(add.out.find(step), std::string::npos) << add.out;
     EXPECT_TRUE(node.leases().empty()) << "leaked lease after " << step;
@@ -277,7 +331,8 @@ void gc_removes_exactly_the_stale(const std::string& key) {
     ASSERT_EQ(add.exit_code, 0) << add.out;
     adds[cid] = add.out;
   }
-  // Leftovers: a veth of this network nobody owns, and one of another network.
+  // Leftovers: a veth named like this network's that no lease records, and
+  // one of another network.
   const auto orphan = host_veth("orphan");
   const auto foreign = host_veth("x", "eth0", "othernet");
   ASSERT_EQ(node.ns().run("ip link add " + orphan + " type veth peer name orphanp"), 0);
@@ -294,7 +349,7 @@ void gc_removes_exactly_the_stale(const std::string& key) {
   EXPECT_EQ(leases[0].key.container_id == "c" || leases[1].key.container_id == "c", true);
   EXPECT_FALSE(link_exists(node.ns(), host_veth("b")));
   EXPECT_FALSE(link_exists(b, "eth0"));
-  EXPECT_FALSE(link_exists(node.ns(), orphan));
+  EXPECT_TRUE(link_exists(node.ns(), orphan)) << "GC deletes only interfaces its leases record";
   EXPECT_TRUE(link_exists(node.ns(), foreign)) << "GC must leave other networks alone";
   EXPECT_EQ(node.attach("CHECK", with_prev_result(conf, adds["a"]), "a", a.path()).exit_code, 0);
   EXPECT_EQ(node.attach("CHECK", with_prev_result(conf, adds["c"]), "c", c.path()).exit_code, 0);
@@ -351,20 +406,8 @@ TEST_F(CniPlugin, PodsReachEachOtherAndTheNodeWithSourceAddressesPreserved) {
   EXPECT_EQ(node.ns().run("ping -c1 -W2 " + ip2 + " >/dev/null"), 0) << "node -> pod2";
 
   // Source addresses preserved: a UDP receiver reports who sent.
-  auto recv_from = [](Netns& receiver, const std::string& send_cmd_ns, const std::string& to) {
-    const std::string py_recv =
-        "python3 -c \"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-        "s.bind(('0.0.0.0',9099));s.settimeout(5);d,a=s.recvfrom(64);print(a[0])\"";
-    auto fut = std::async(std::launch::async, [&] { return receiver.out(py_recv); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it bind (not an assertion)
-    for (int i = 0; i < 5 && fut.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready; ++i)
-      sh("ip netns exec " + send_cmd_ns +
-         " python3 -c \"import socket;socket.socket(socket.AF_INET,socket.SOCK_DGRAM).sendto(b'x',('" + to +
-         "',9099))\"");
-    return fut.get();
-  };
-  EXPECT_EQ(recv_from(p2, p1.name(), ip2), ip1 + "\n") << "pod1 -> pod2 source";
-  EXPECT_EQ(recv_from(node.ns(), p1.name(), "192.168.50.10"), ip1 + "\n") << "pod1 -> node source";
+  EXPECT_EQ(udp_source_seen(p2, p1, ip2), ip1) << "pod1 -> pod2 source";
+  EXPECT_EQ(udp_source_seen(node.ns(), p1, "192.168.50.10"), ip1) << "pod1 -> node source";
 }
 
 TEST_F(CniPlugin, ErrorsAreCniJsonOnStdoutWithSpecCodes) {
@@ -396,6 +439,197 @@ TEST_F(CniPlugin, ErrorsAreCniJsonOnStdoutWithSpecCodes) {
   }
   EXPECT_TRUE(node.leases().empty());
   EXPECT_FALSE(link_exists(pod, "eth0"));
+}
+
+// As node.attach, but a plugin that never returns is killed after 30 s (exit
+// 124, no CNI JSON) instead of hanging the suite.
+PluginRun attach_guarded(CniNode& node, const std::string& command, const std::string& conf,
+                         const std::string& cid, const std::string& netns) {
+  std::string ip = access("/usr/sbin/ip", X_OK) == 0 ? "/usr/sbin/ip" : "/sbin/ip";
+  return run_process({ip, "netns", "exec", node.name(), "timeout", "30", plugin_path()},
+                     {{"CNI_COMMAND", command},
+                      {"CNI_CONTAINERID", cid},
+                      {"CNI_NETNS", netns},
+                      {"CNI_IFNAME", "eth0"},
+                      {"CNI_PATH", "/opt/cni/bin"}},
+                     conf);
+}
+
+TEST_F(CniPlugin, NetnsThatIsNotAPodNetworkNamespaceIsRefusedAndNothingIsMade) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const std::string conf = node.config("1.0.0");
+  const std::string fifo = node.dir() + "/fifo", file = node.dir() + "/file";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::ofstream(file) << "x";
+  const std::string node_routes = node.ns().out("ip -4 route show");
+  struct Case {
+    std::string path;
+    std::string says;
+  };
+  // /proc/self is the plugin: it runs in the node's namespace, so its own
+  // network namespace is the node's.
+  for (const Case& c : {Case{fifo, "FIFO"}, Case{file, "regular file"},
+                        Case{"/proc/self/ns/net", "own"}, Case{"/proc/self/ns/mnt", "mount namespace"}}) {
+    for (const char* cmd : {"ADD", "CHECK"}) {
+      SCOPED_TRACE(std::string(cmd) + " " + c.path);
+      auto r = attach_guarded(node, cmd, conf, "ns", c.path);
+      EXPECT_EQ(r.exit_code, 1) << r.out;  // not 124: the plugin returned by itself
+      EXPECT_EQ(r.code(), 4) << r.out;
+      EXPECT_NE(r.out.find("CNI_NETNS"), std::string::npos) << r.out;
+      EXPECT_NE(r.out.find(c.says), std::string::npos) << r.out;
+    }
+  }
+  EXPECT_TRUE(node.leases().empty());
+  EXPECT_EQ(node.links(), "");
+  EXPECT_FALSE(link_exists(node.ns(), "eth0"));
+  EXPECT_EQ(node.ns().out("ip -4 route show"), node_routes) << "the node's routes changed";
+  // A namespace that is gone is an unknown container (3).
+  EXPECT_EQ(node.attach("ADD", conf, "ns", "/var/run/netns/meshd-test-gone").code(), 3);
+}
+
+TEST_F(CniPlugin, ConcurrentAddsOfOneAttachmentLeaveOneLeaseWithTheAddressInUse) {
+  constexpr int kAdds = 12, kRounds = 4;
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const std::string conf = node.config("1.0.0");
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    Netns pod("cp");
+    std::vector<std::future<PluginRun>> futures;
+    for (int i = 0; i < kAdds; ++i)
+      futures.push_back(std::async(std::launch::async, [&] { return node.attach("ADD", conf, "dup", pod.path()); }));
+    std::vector<std::string> won;
+    for (auto& f : futures) {
+      auto r = f.get();
+      if (r.exit_code == 0)
+        won.push_back(std::string(r.json()["ips"].as_array()[0].as_object()["address"].as_string()));
+      else
+        EXPECT_NE(r.code(), 0) << r.out;  // a CNI error, not a crash
+    }
+    ASSERT_EQ(won.size(), 1u) << "exactly one ADD makes the interface";
+    auto leases = node.leases();
+    ASSERT_EQ(leases.size(), 1u) << "a failed duplicate ADD released the winner's lease";
+    EXPECT_EQ(leases[0].address.to_string() + "/24", won[0]);
+    EXPECT_NE(pod.out("ip -4 -o addr show dev eth0").find(won[0]), std::string::npos);
+
+    // A duplicate ADD afterwards (another sandbox, same attachment) fails and
+    // leaves the lease and the pod alone.
+    Netns other("cp");
+    auto dup = node.attach("ADD", conf, "dup", other.path());
+    EXPECT_NE(dup.exit_code, 0) << dup.out;
+    ASSERT_EQ(node.leases().size(), 1u);
+    EXPECT_EQ(node.leases()[0].address, leases[0].address);
+    EXPECT_EQ(node.attach("CHECK", conf, "dup", pod.path()).exit_code, 0);
+    ASSERT_EQ(node.attach("DEL", conf, "dup", pod.path()).exit_code, 0);
+    EXPECT_TRUE(node.leases().empty());
+  }
+}
+
+// A network name whose veth prefix ("mc" + 16 bits of its hash) equals
+// `network`'s: GC must still tell them apart.
+std::string colliding_network(const std::string& network) {
+  const std::string prefix = cni::host_veth_prefix(network);
+  for (int i = 0;; ++i) {
+    std::string candidate = "net" + std::to_string(i);
+    if (candidate != network && cni::host_veth_prefix(candidate) == prefix) return candidate;
+  }
+}
+
+TEST_F(CniPlugin, GcOfOneNetworkLeavesAnotherWhoseVethPrefixCollides) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const std::string other = colliding_network("meshd");
+  ASSERT_EQ(cni::host_veth_prefix(other), cni::host_veth_prefix("meshd"));
+  Netns a("cp"), b("cp");
+  ASSERT_EQ(node.attach("ADD", node.config("1.1.0"), "a", a.path()).exit_code, 0);
+  auto add_b = node.attach("ADD", node.config("1.1.0", "", other), "b", b.path());
+  ASSERT_EQ(add_b.exit_code, 0) << add_b.out;
+
+  auto gc = node.run("GC", node.config("1.1.0", R"(,"cni.dev/valid-attachments":[])"));
+  ASSERT_EQ(gc.exit_code, 0) << gc.out;
+  EXPECT_TRUE(node.leases("meshd").empty());
+  EXPECT_FALSE(link_exists(node.ns(), host_veth("a")));
+  EXPECT_TRUE(link_exists(node.ns(), host_veth("b", "eth0", other))) << "GC deleted " << other << "'s veth";
+  EXPECT_EQ(node.leases(other).size(), 1u);
+  auto check = node.attach("CHECK", with_prev_result(node.config("1.1.0", "", other), add_b.out), "b",
+                           b.path());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+}
+
+TEST_F(CniPlugin, DelLeavesAPodInterfaceThatIsNotOurVethsPeer) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/24");
+  const std::string conf = node.config("1.0.0");
+  {  // a veth to elsewhere, named CNI_IFNAME, with no host veth of ours
+    Netns pod("cp");
+    ASSERT_EQ(pod.run("ip link add eth0 type veth peer name elsewhere"), 0);
+    EXPECT_EQ(node.attach("DEL", conf, "notours", pod.path()).exit_code, 0);
+    EXPECT_TRUE(link_exists(pod, "eth0"));
+    EXPECT_TRUE(link_exists(pod, "elsewhere"));
+  }
+  {  // a bridge named CNI_IFNAME
+    Netns pod("cp");
+    ASSERT_EQ(pod.run("ip link add eth0 type bridge"), 0);
+    EXPECT_EQ(node.attach("DEL", conf, "bridge", pod.path()).exit_code, 0);
+    EXPECT_TRUE(link_exists(pod, "eth0"));
+  }
+  {  // our host veth exists, but CNI_NETNS names a sandbox whose eth0 is another veth
+    Netns ours("cp"), theirs("cp");
+    ASSERT_EQ(node.attach("ADD", conf, "mixed", ours.path()).exit_code, 0);
+    ASSERT_EQ(theirs.run("ip link add eth0 type veth peer name elsewhere"), 0);
+    EXPECT_EQ(node.attach("DEL", conf, "mixed", theirs.path()).exit_code, 0);
+    EXPECT_TRUE(link_exists(theirs, "eth0"));
+    EXPECT_FALSE(link_exists(ours, "eth0")) << "our veth pair goes with its host end";
+    EXPECT_FALSE(link_exists(node.ns(), host_veth("mixed")));
+  }
+  {  // a bridge squatting our host veth's name is not ours either
+    Netns pod("cp");
+    ASSERT_EQ(node.ns().run("ip link add " + host_veth("squat") + " type bridge"), 0);
+    EXPECT_EQ(node.attach("DEL", conf, "squat", pod.path()).exit_code, 0);
+    EXPECT_TRUE(link_exists(node.ns(), host_veth("squat")));
+  }
+  EXPECT_TRUE(node.leases().empty());
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_F(CniPlugin, ADatabaseAtAnOlderSchemaIsRefusedAndLeftUnchanged) {
+  CniNode node;
+  const int older = store::Database::latest_schema_version() - 1;
+  store::Database::create_at_version(node.db_path(), older);
+  const std::string before = file_bytes(node.db_path());
+  ASSERT_FALSE(before.empty());
+  Netns pod("cp");
+  const std::string schema = "schema " + std::to_string(older);
+  for (const char* cmd : {"ADD", "CHECK", "DEL"}) {
+    auto r = node.attach(cmd, node.config("1.1.0"), "old", pod.path());
+    EXPECT_EQ(r.exit_code, 1) << cmd << ": " << r.out;
+    EXPECT_EQ(r.code(), 5) << cmd << ": " << r.out;
+    EXPECT_NE(r.out.find(schema), std::string::npos) << cmd << ": " << r.out;
+  }
+  auto gc = node.run("GC", node.config("1.1.0", R"(,"cni.dev/valid-attachments":[])"));
+  EXPECT_EQ(gc.code(), 5) << gc.out;
+  auto status = node.run("STATUS", node.config("1.1.0"));
+  EXPECT_EQ(status.code(), 50) << status.out;
+  EXPECT_NE(status.out.find(schema), std::string::npos) << status.out;
+  EXPECT_EQ(file_bytes(node.db_path()), before) << "the plugin wrote to meshd's database";
+  EXPECT_FALSE(link_exists(pod, "eth0"));
+}
+
+// Runtimes pass their whole environment to plugins: the installed binary
+// must not react to the test hook's variable at all.
+TEST(CniPluginBinary, OnlyTheTestBuildKnowsTheFaultInjectionVariable) {
+  const std::string var = "MESHD_CNI_TEST_FAIL_AT";
+  const std::string shipped = file_bytes(plugin_path());
+  const std::string faults = file_bytes(faults_plugin_path());
+  ASSERT_FALSE(shipped.empty()) << plugin_path();
+  ASSERT_FALSE(faults.empty()) << faults_plugin_path();
+  EXPECT_EQ(shipped.find(var), std::string::npos) << plugin_path() << " contains " << var;
+  EXPECT_NE(faults.find(var), std::string::npos) << "the test build lost its hook";
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // spec error code (and named variable or field) for everything else.
 #include "cni/config.h"
 
+#include "common/ifname.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -131,14 +133,47 @@ TEST(CniArgs, ParsesPairsAndToleratesEmptySegments) {
   EXPECT_FALSE(parse_cni_args("=v"));
 }
 
-TEST(CniNames, IfnameAndContainerIdRulesFollowTheSpec) {
-  EXPECT_TRUE(valid_ifname("eth0"));
-  EXPECT_TRUE(valid_ifname("a23456789012345"));  // 15 bytes
-  EXPECT_FALSE(valid_ifname("a234567890123456"));
-  EXPECT_FALSE(valid_ifname("."));
-  EXPECT_FALSE(valid_ifname(".."));
-  EXPECT_FALSE(valid_ifname("a/b"));
-  EXPECT_FALSE(valid_ifname("a:b"));
+TEST(CniNames, IfnameFollowsTheOneInterfaceNameRule) {
+  // CNI_IFNAME goes through common/ifname.h: what the daemon refuses, the
+  // plugin refuses too, with the same expected form in the message.
+  for (const char* name : {"eth0", "a23456789012345", "net1.100", "e_0-x"}) {
+    auto e = add_env();
+    e.vars["CNI_IFNAME"] = name;
+    auto env = parse_env(e.fn());
+    EXPECT_TRUE(env) << name << ": " << env.error().details;
+  }
+  for (const char* name : {"a234567890123456", ".", "..", "a/b", "a:b", "a b", "eth%d", "-eth0",
+                           "eth\x01", "et@h0"}) {
+    auto e = add_env();
+    e.vars["CNI_IFNAME"] = name;
+    auto env = parse_env(e.fn());
+    ASSERT_FALSE(env) << name;
+    EXPECT_EQ(env.error().code, kInvalidEnvironment);
+    EXPECT_NE(env.error().details.find(std::string(kInterfaceNameForm)), std::string::npos)
+        << env.error().details;
+  }
+}
+
+TEST(CniEnv, NetnsMustBeAnAbsolutePathOfAPossibleLength) {
+  {
+    auto e = add_env();
+    e.vars["CNI_NETNS"] = "var/run/netns/pod";
+    expect_env_error(e, "CNI_NETNS");
+  }
+  {
+    auto e = add_env();
+    e.vars["CNI_NETNS"] = "/" + std::string(5000, 'a');
+    expect_env_error(e, "CNI_NETNS");
+  }
+  {  // DEL never opens it: anything goes, kept for the log
+    auto e = add_env();
+    e.vars["CNI_COMMAND"] = "DEL";
+    e.vars["CNI_NETNS"] = "relative";
+    EXPECT_TRUE(parse_env(e.fn()));
+  }
+}
+
+TEST(CniNames, ContainerIdRulesFollowTheSpec) {
   EXPECT_TRUE(valid_container_id("a.b_c-d9"));
   EXPECT_FALSE(valid_container_id("_x"));
   EXPECT_FALSE(valid_container_id("x y"));
@@ -159,6 +194,16 @@ TEST(CniConfig, GoodConfigParsesEveryField) {
   EXPECT_NE(c->dns_json.find("10.96.0.10"), std::string::npos);
   EXPECT_FALSE(c->prev_result);
   EXPECT_FALSE(c->valid_attachments);
+}
+
+TEST(CniConfig, WholeNumberMtuWrittenAsADoubleIsAccepted) {
+  for (const char* mtu : {"1400.0", "1.4e3", "68", "65535", "6.5535e4"}) {
+    auto c = parse_config(std::string(R"({"cniVersion":"1.0.0","name":"n","type":"meshd-cni","mtu":)") +
+                          mtu + "}");
+    ASSERT_TRUE(c) << mtu << ": " << c.error().details;
+  }
+  EXPECT_EQ(parse_config(R"({"cniVersion":"1.0.0","name":"n","type":"meshd-cni","mtu":1.4e3})")->mtu,
+            1400u);
 }
 
 TEST(CniConfig, DefaultsApplyWhenOptionalFieldsAreMissing) {
@@ -190,6 +235,14 @@ TEST(CniConfig, ErrorsCarryTheSpecCodeAndNameTheField) {
   expect_config_error(R"({"cniVersion":"1.0.0","name":"n","type":"meshd-cni","mtu":"1400"})",
                       kInvalidConfig, "mtu");
   expect_config_error(R"({"cniVersion":"1.0.0","name":"n","type":"meshd-cni","mtu":20})",
+                      kInvalidConfig, "mtu");
+  // Doubles beyond any integer type: range-checked before any conversion
+  // (converting them is undefined behaviour, caught by the sanitizer pass).
+  for (const char* mtu : {"1e300", "2e61", "-1e300", "9.3e18", "1e5", "1400.5", "-0.5", "67.0"})
+    expect_config_error(std::string(R"({"cniVersion":"1.0.0","name":"n","type":"meshd-cni","mtu":)") +
+                            mtu + "}",
+                        kInvalidConfig, "mtu");
+  expect_config_error(R"({"cniVersion":"1.0.0","name":"n","type":"meshd-cni","mtu":18446744073709551615})",
                       kInvalidConfig, "mtu");
   expect_config_error(R"({"cniVersion":"1.0.0","name":"n","type":"meshd-cni","database":"x.db"})",
                       kInvalidConfig, "database");
