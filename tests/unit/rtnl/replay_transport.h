@@ -82,7 +82,7 @@ class ReplayTransport : public nl::NlTransport {
       return fail(ETIMEDOUT, "replay: no more datagrams");
     }
     const Datagram& d = datagrams_[next_++];
-    std::memcpy(buf.data(), d.data(), std::min(d.size(), buf.size()));
+    if (!d.empty()) std::memcpy(buf.data(), d.data(), std::min(d.size(), buf.size()));
     return d.size();
   }
 
