@@ -243,7 +243,10 @@ Result<std::size_t> NlSocket::recv_datagram(std::vector<std::uint8_t>& buf, std:
   if (transport_) {
     auto n = transport_->receive(buf, (flags & MSG_DONTWAIT) != 0);
     if (!n) return Error{n.error().code, std::string(what) + ": receive: " + n.error().message};
-    if (*n > buf.size()) return fail(EMSGSIZE, std::string(what) + ": message truncated");
+    if (*n > buf.size()) {
+      explicit_bzero(buf.data(), buf.size());  // what did arrive is never walked
+      return fail(EMSGSIZE, std::string(what) + ": message truncated");
+    }
     return *n;
   }
   for (;;) {
@@ -262,7 +265,10 @@ Result<std::size_t> NlSocket::recv_datagram(std::vector<std::uint8_t>& buf, std:
       int err = would_block && !nonblocking_ ? ETIMEDOUT : errno;
       return fail(err, std::string(what) + ": receive");
     }
-    if (mh.msg_flags & MSG_TRUNC) return fail(EMSGSIZE, std::string(what) + ": message truncated");
+    if (mh.msg_flags & MSG_TRUNC) {
+      explicit_bzero(buf.data(), buf.size());  // what did arrive is never walked
+      return fail(EMSGSIZE, std::string(what) + ": message truncated");
+    }
     if (from.nl_pid != 0) continue;  // only the kernel speaks to us
     return static_cast<std::size_t>(n);
   }

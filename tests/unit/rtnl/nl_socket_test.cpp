@@ -285,6 +285,14 @@ TEST(NlSocketReplay, ReceiveBufferIsWipedAfterEveryDatagram) {
   EXPECT_EQ(seen_key_bytes, 64u);  // the caller saw them...
   ASSERT_EQ(t->last_buffer.size(), kNlRecvBufferSize);
   EXPECT_EQ(std::count(t->last_buffer.begin(), t->last_buffer.end(), 0x5a), 0);  // ...the buffer keeps none
+
+  // A truncated datagram is refused, and what of it did arrive is wiped too.
+  auto big = replay_socket({data_msg(RTM_NEWLINK, 1, kNlRecvBufferSize, 0x5a)}, &t);
+  meshd::Result<void> r;
+  dump_types(big, &r);
+  EXPECT_TRUE(r.error().is(EMSGSIZE));
+  ASSERT_EQ(t->last_buffer.size(), kNlRecvBufferSize);
+  EXPECT_EQ(std::count(t->last_buffer.begin(), t->last_buffer.end(), 0x5a), 0);
 }
 
 // An allocator that never frees, so the test may look at a block after the
