@@ -1,6 +1,7 @@
 #include "store/cluster.h"
 
 #include "store/database.h"
+#include "store/row_codec.h"
 #include "store/sql_util.h"
 
 namespace meshd::store {
@@ -15,10 +16,12 @@ Result<std::optional<ClusterInfo>> read(Database& db) {
   if (!st.executeStep()) return std::optional<ClusterInfo>{};
   ClusterInfo c;
   c.id = st.getColumn(0).getString();
-  auto cidr = IpPrefix::parse(st.getColumn(1).getString());
-  if (!cidr) return Error::invalid("stored cluster CIDR: " + cidr.error().message);
+  auto cidr = codec::decode_prefix(st.getColumn(1).getString());
+  if (!cidr) return Error::invalid("stored cluster CIDR in " + db.path() + ": " + cidr.error().message);
   c.cidr = *cidr;
-  c.node_prefix_length = static_cast<std::uint8_t>(st.getColumn(2).getInt());
+  auto len = codec::decode_node_prefix_length(st.getColumn(2).getInt64(), c.cidr);
+  if (!len) return Error::invalid("stored cluster in " + db.path() + ": " + len.error().message);
+  c.node_prefix_length = *len;
   c.created_at = st.getColumn(3).getInt64();
   return std::optional<ClusterInfo>{c};
 }

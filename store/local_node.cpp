@@ -1,6 +1,7 @@
 #include "store/local_node.h"
 
 #include "store/database.h"
+#include "store/row_codec.h"
 #include "store/sql_util.h"
 
 #include <sodium.h>
@@ -34,12 +35,14 @@ Result<LocalNode> LocalNodeRepo::get() {
     if (!st.executeStep()) return n;
     n.name = st.getColumn(0).getString();
     if (!st.getColumn(1).isNull()) {
-      auto cidr = IpPrefix::parse(st.getColumn(1).getString());
+      auto cidr = codec::decode_prefix(st.getColumn(1).getString());
       if (!cidr) return Error::invalid("stored pod CIDR of the local node: " + cidr.error().message);
       n.pod_cidr = *cidr;
     }
     n.pod_cidr_settled = st.getColumn(2).getInt() != 0;
-    n.mtu = static_cast<unsigned>(st.getColumn(3).getInt64());
+    auto mtu = codec::decode_mtu(st.getColumn(3).getInt64());
+    if (!mtu) return Error::invalid("stored MTU of the local node in " + db_.path() + ": " + mtu.error().message);
+    n.mtu = *mtu;
     return n;
   });
 }
@@ -66,6 +69,9 @@ Result<void> LocalNodeRepo::set_pod_cidr(const IpPrefix& cidr, bool settled) {
 }
 
 Result<void> LocalNodeRepo::set_mtu(unsigned mtu) {
+  if (mtu > codec::kMaxMtu)
+    return Error::invalid("set local MTU " + std::to_string(mtu) + ": expected 0 to " +
+                          std::to_string(codec::kMaxMtu));
   return guarded(db_, "set local MTU", [&]() -> Result<void> {
     upsert(db_, "mtu", [&](SQLite::Statement& st) { st.bind(1, static_cast<std::int64_t>(mtu)); });
     return {};

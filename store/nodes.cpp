@@ -1,10 +1,10 @@
 #include "store/nodes.h"
 
 #include "store/database.h"
+#include "store/row_codec.h"
 #include "store/sql_util.h"
 
 #include <cstring>
-#include <sstream>
 
 namespace meshd::store {
 
@@ -16,28 +16,6 @@ constexpr const char* kColumns =
     "name, wg_public_key, identity_public_key, endpoints, pod_cidr, version, admitted_by, "
     "admitted_at, admission_proof, signature, last_seen, removed, removed_at";
 
-// Endpoints as one space-separated text column: "1.2.3.4:51820 [fd00::1]:51820".
-std::string join_endpoints(const std::vector<Endpoint>& eps) {
-  std::string s;
-  for (const auto& e : eps) {
-    if (!s.empty()) s += ' ';
-    s += e.to_string();
-  }
-  return s;
-}
-
-Result<std::vector<Endpoint>> split_endpoints(const std::string& text) {
-  std::vector<Endpoint> out;
-  std::istringstream in(text);
-  std::string word;
-  while (in >> word) {
-    auto e = Endpoint::parse(word);
-    if (!e) return e.error();
-    out.push_back(*e);
-  }
-  return out;
-}
-
 Result<NodeRecord> row(SQLite::Statement& st) {
   NodeRecord r;
   r.name = st.getColumn(0).getString();
@@ -47,11 +25,11 @@ Result<NodeRecord> row(SQLite::Statement& st) {
   };
   key32(1, r.wg_public_key);
   key32(2, r.identity_public_key);
-  auto eps = split_endpoints(st.getColumn(3).getString());
+  auto eps = codec::decode_endpoints(st.getColumn(3).getString());
   if (!eps) return Error::invalid("stored endpoints of node " + r.name + ": " + eps.error().message);
   r.endpoints = std::move(*eps);
   if (!st.getColumn(4).isNull()) {
-    auto cidr = IpPrefix::parse(st.getColumn(4).getString());
+    auto cidr = codec::decode_prefix(st.getColumn(4).getString());
     if (!cidr) return Error::invalid("stored pod CIDR of node " + r.name + ": " + cidr.error().message);
     r.pod_cidr = *cidr;
   }
@@ -132,7 +110,7 @@ Result<void> NodeRepo::upsert(const NodeRecord& rec) {
     st.bind(1, rec.name);
     st.bind(2, rec.wg_public_key.data(), 32);
     st.bind(3, rec.identity_public_key.data(), 32);
-    st.bind(4, join_endpoints(rec.endpoints));
+    st.bind(4, codec::encode_endpoints(rec.endpoints));
     if (rec.pod_cidr)
       st.bind(5, rec.pod_cidr->to_string());
     else
