@@ -5,19 +5,18 @@
 // to the daemon's REST API join later, one function per subcommand.
 #include "common/version.h"
 #include "keys/wg_key.h"
+#include "meshd/meshctl/status_view.h"
 
 #include <CLI/CLI.hpp>
-#include <boost/json.hpp>
 #include <sodium.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 namespace {
@@ -94,57 +93,58 @@ int run_pubkey() {
 }
 
 // Until the REST API exists, the daemon's status is the file it rewrites after
-// every reconcile pass (docs/dataplane.md); this prints it for a person, or
-// as it is with --json. Exit 0 when the last pass converged, 3 when it did not.
+// a pass whose outcome changed (docs/dataplane.md); this prints it for a
+// person (meshctl/status_view.h), or as it is with --json. Exit 0 when the
+// last pass converged, 3 when it did not. The file is opened without
+// following a symlink at its name and without becoming a controlling
+// terminal, and must be a regular file of bounded size.
 int run_status(const std::string& runtime_dir, bool json) {
   std::string path = runtime_dir + "/status.json";
-  std::ifstream f(path);
-  if (!f) {
+  auto cannot_read = [&](int err) {
     std::fprintf(stderr, "%s status: cannot read %s: %s (is meshd running? its [state] runtime_dir is the --runtime-dir to give)\n",
-                 kProg, path.c_str(), std::strerror(errno));
+                 kProg, path.c_str(), std::strerror(err));
+    return 1;
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return cannot_read(errno);
+  constexpr std::size_t kMaxStatus = 16 << 20;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return cannot_read(err);
+  }
+  if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) > kMaxStatus) {
+    ::close(fd);
+    std::fprintf(stderr, "%s status: %s is not a meshd status file (not a regular file of at most 16 MiB)\n",
+                 kProg, path.c_str());
     return 1;
   }
-  std::stringstream ss;
-  ss << f.rdbuf();
-  boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(ss.str(), ec);
-  if (ec || !v.is_object()) {
-    std::fprintf(stderr, "%s status: %s is not a meshd status file (%s)\n", kProg, path.c_str(),
-                 ec ? ec.message().c_str() : "not a JSON object");
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return cannot_read(err);
+    }
+    if (n == 0 || text.size() + static_cast<std::size_t>(n) > kMaxStatus) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  auto status = meshd::meshctl::parse_status(text);
+  if (!status) {
+    std::fprintf(stderr, "%s status: %s: %s\n", kProg, path.c_str(), status.error().message.c_str());
     return 1;
   }
-  const auto& o = v.as_object();
-  if (json) {
-    std::puts(ss.str().c_str());
-  } else {
-    auto field = [&](const char* key) -> std::string {
-      const auto* x = o.if_contains(key);
-      if (!x) return "-";
-      if (x->is_string()) return std::string(x->as_string());
-      if (x->is_bool()) return x->as_bool() ? "yes" : "no";
-      return boost::json::serialize(*x);
-    };
-    std::printf("interface:  %s\n", field("interface").c_str());
-    std::printf("backend:    %s (%s)\n", field("backend").c_str(), field("backend_reason").c_str());
-    std::printf("public key: %s\n", field("public_key").c_str());
-    std::printf("port:       %s\n", field("listen_port").c_str());
-    std::printf("mtu:        %s\n", field("mtu").c_str());
-    std::printf("pod cidr:   %s\n", field("pod_cidr").c_str());
-    std::printf("peers:      %s\n", field("peers").c_str());
-    std::printf("routes:     %s\n", field("routes").c_str());
-    std::printf("in sync:    %s\n", field("in_sync").c_str());
-    if (const auto* errs = o.if_contains("errors"); errs && errs->is_array())
-      for (const auto& e : errs->as_array())
-        if (e.is_string()) std::printf("error:      %s\n", e.as_string().c_str());
-    if (const auto* rej = o.if_contains("rejected_peers"); rej && rej->is_array())
-      for (const auto& r : rej->as_array())
-        if (r.is_object() && r.as_object().contains("peer") && r.as_object().contains("reason"))
-          std::printf("rejected:   %s: %s\n", boost::json::serialize(r.as_object().at("peer")).c_str(),
-                      boost::json::serialize(r.as_object().at("reason")).c_str());
-  }
+  if (json)
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  else
+    std::fputs(meshd::meshctl::format_status(*status).c_str(), stdout);
   if (int rc = finish_stdout(); rc != 0) return rc;
-  const auto* in_sync = o.if_contains("in_sync");
-  return in_sync && in_sync->is_bool() && in_sync->as_bool() ? 0 : 3;
+  return status->in_sync ? 0 : 3;
 }
 
 // A subcommand that, like wg's, takes no arguments: anything extra prints
