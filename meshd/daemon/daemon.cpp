@@ -65,7 +65,7 @@ unsigned derive_mtu(const config::Config& cfg, const std::vector<dataplane::Peer
   if (!cfg.underlay_interface.empty()) {
     if (auto l = rtnl.get_link(cfg.underlay_interface); l) {
       auto m = dataplane::mesh_mtu_for_underlay(l->mtu, v6, "underlay " + l->name);
-      notes.push_back(m.note);
+      notes.push_back((m.floored ? "warning: " : "") + m.note);
       return m.mtu;
     } else {
       notes.push_back("underlay_interface " + cfg.underlay_interface + ": " + l.error().message);
@@ -74,7 +74,7 @@ unsigned derive_mtu(const config::Config& cfg, const std::vector<dataplane::Peer
   if (auto m = nl::route_mtu(rtnl, dst); m) {
     auto mm = dataplane::mesh_mtu_for_underlay(
         *m, v6, "route to " + (dst ? dst->to_string() : std::string("default")) + ":");
-    notes.push_back(mm.note);
+    notes.push_back((mm.floored ? "warning: " : "") + mm.note);
     return mm.mtu;
   }
   notes.push_back("mtu 1420 (no underlay route found; 1500 - 80)");
@@ -225,7 +225,12 @@ void Daemon::load_desired() {
   for (const auto& r : rejected_) log_->warn("peer {} rejected: {}", r.peer, r.reason);
   mtu_notes_.clear();
   local_.mtu = derive_mtu(cfg_, peers_, *rtnl_, mtu_notes_);
-  for (const auto& n : mtu_notes_) log_->info("{}", n);
+  for (const auto& n : mtu_notes_) {
+    if (n.rfind("warning: ", 0) == 0)
+      log_->warn("{}", n.substr(9));
+    else
+      log_->info("{}", n);
+  }
   store::LocalNodeRepo repo(*db_);
   if (auto r = repo.set_mtu(local_.mtu); !r) log_->warn("{}", r.error().message);
   write_cni_conflist();

@@ -114,7 +114,8 @@ MeshMtu mesh_mtu_for_underlay(unsigned underlay_mtu, bool v6_underlay, const std
   if (underlay_mtu < overhead + kMinMeshMtu)
     return {kMinMeshMtu, "mtu " + std::to_string(kMinMeshMtu) + " (" + how +
                              " is below 1280, the IPv6 minimum; using 1280: the underlay will "
-                             "fragment the largest packets)"};
+                             "fragment the largest packets)",
+            true};
   return {underlay_mtu - overhead, "mtu " + std::to_string(underlay_mtu - overhead) + " (" + how + ")"};
 }
 

@@ -81,6 +81,7 @@ inline constexpr unsigned kMinMeshMtu = 1280;
 struct MeshMtu {
   unsigned mtu = 0;
   std::string note;
+  bool floored = false;  // the underlay was too small: worth a warning
 };
 unsigned wireguard_overhead(bool v6_underlay);
 MeshMtu mesh_mtu_for_underlay(unsigned underlay_mtu, bool v6_underlay, const std::string& source);

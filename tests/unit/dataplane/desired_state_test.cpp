@@ -207,6 +207,7 @@ TEST(MeshMtu, UnderlayMinusOverheadWithA1280Floor) {
     EXPECT_EQ(m.mtu, c.want) << c.underlay << (c.v6 ? " v6" : " v4");
     EXPECT_NE(m.note.find("underlay eth0 " + std::to_string(c.underlay)), std::string::npos) << m.note;
     EXPECT_EQ(m.note.find("below 1280") != std::string::npos, c.floored) << m.note;
+    EXPECT_EQ(m.floored, c.floored) << c.underlay;
   }
 }
 
