@@ -3,6 +3,15 @@
 // seed files given on the command line, then a fixed number of deterministic
 // mutations of them. It catches crashes and sanitizer reports on the paths
 // the seeds reach; the real coverage-guided run is MESHD_FUZZ=ON.
+//
+// When an input crashes (a sanitizer report or a fatal signal) it is written
+// to smoke-crash-input.bin in the working directory (the test's build
+// folder) and the path printed: the reproducer to fix and keep under
+// tests/fuzz/<area>/regressions/<target>/ (docs/fuzzing.md).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -14,7 +23,42 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
+// In the sanitizer runtimes (gcc's and clang's); absent in a plain build.
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+namespace {
+
+const char* g_input = nullptr;  // the input being run
+std::size_t g_size = 0;
+constexpr char kCrashFile[] = "smoke-crash-input.bin";
+
+// Async-signal-safe: open/write/close only.
+void save_input() {
+  if (!g_input) return;
+  int fd = open(kCrashFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  for (std::size_t off = 0; off < g_size;) {
+    ssize_t n = write(fd, g_input + off, g_size - off);
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+  close(fd);
+  constexpr char msg[] = "fuzz-smoke: the crashing input is in smoke-crash-input.bin (working directory)\n";
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+  g_input = nullptr;
+}
+
+extern "C" void on_fatal_signal(int sig) {
+  save_input();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(save_input);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP}) std::signal(sig, on_fatal_signal);
   std::vector<std::string> seeds;
   for (int i = 1; i < argc; ++i) {
     std::ifstream f(argv[i], std::ios::binary);
@@ -27,7 +71,10 @@ int main(int argc, char** argv) {
   if (seeds.empty()) seeds.emplace_back();
   std::mt19937_64 rng(0x6d657368);  // fixed: a failure reproduces
   auto run = [](const std::string& s) {
+    g_input = s.data();
+    g_size = s.size();
     LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+    g_input = nullptr;
   };
   for (const auto& s : seeds) run(s);
   const int kMutations = 20000;
