@@ -1,5 +1,6 @@
 #include "meshd/dataplane/userspace_backend.h"
 
+#include "common/ifname.h"
 #include "meshd/dataplane/uapi_client.h"
 #include "netlink/netns.h"
 #include "netlink/rtnl.h"
@@ -11,17 +12,23 @@
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
+// glibc 2.36's <sys/pidfd.h> lacks __BEGIN_DECLS: its functions would get C++ linkage.
+extern "C" {
+#include <sys/pidfd.h>
+}
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <vector>
-
-extern char** environ;
 
 namespace meshd::dataplane {
 
@@ -40,20 +47,122 @@ spdlog::logger& logger() {
   return *l;
 }
 
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-
 bool fd_readable(int fd) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, 0) > 0;
 }
 
-// The implementation's path, resolved before fork(): the child may only make
-// async-signal-safe calls, and a PATH walk allocates.
+// An error for a person, without strerror's sentence appended.
+Error refuse(int err, std::string message) {
+  return Error{{err, boost::system::generic_category()}, std::move(message)};
+}
+
+bool trusted_owner(uid_t uid) { return uid == 0 || uid == ::geteuid(); }
+
+std::string octal_mode(mode_t m) {
+  char b[8];
+  std::snprintf(b, sizeof b, "%04o", static_cast<unsigned>(m & 07777));
+  return b;
+}
+
+// One directory (or the leaf) on a path meshd trusts: owned by root or by
+// meshd's euid, and not writable by group or others. A sticky directory
+// (/tmp) is acceptable above the last level: there only an entry's owner may
+// rename or remove it.
+Result<void> check_component(const std::string& what, const std::string& path,
+                             const struct stat& st, bool allow_sticky) {
+  if (!trusted_owner(st.st_uid))
+    return refuse(EPERM, what + ": " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                             ", not root or meshd's uid " + std::to_string(::geteuid()) +
+                             "; fix: chown root " + path);
+  const bool writable = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+  if (writable && !(allow_sticky && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
+    return refuse(EPERM, what + ": " + path + " has mode " + octal_mode(st.st_mode) +
+                             ", writable by group or others; fix: chmod go-w " + path);
+  return {};
+}
+
+// Checks `path` and every directory above it, as written (a symlink on the
+// way must be ours: its directory could otherwise re-point it later) and as
+// resolved. Returns the resolved path.
+Result<std::string> check_trusted_path(const std::string& path, bool want_dir,
+                                       const std::string& what) {
+  namespace fs = std::filesystem;
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real) return fail(errno, what + ": resolve " + path);
+  const std::string canonical = real;
+  std::free(real);
+
+  auto walk_parents = [&](const fs::path& p) -> Result<void> {
+    const fs::path parent = p.parent_path();
+    const fs::path last = parent;
+    fs::path prefix;
+    for (const auto& part : parent) {
+      prefix /= part;
+      struct stat st{};
+      if (::lstat(prefix.c_str(), &st) != 0)
+        return fail(errno, what + ": inspect " + prefix.string());
+      if (S_ISLNK(st.st_mode)) {
+        if (!trusted_owner(st.st_uid))
+          return refuse(EPERM, what + ": the symbolic link " + prefix.string() +
+                                   " is owned by uid " + std::to_string(st.st_uid) +
+                                   ", not root; fix: replace it with a root-owned one");
+        continue;
+      }
+      // The directory holding a binary must not be writable by others at all.
+      const bool allow_sticky = want_dir || prefix != last;
+      if (auto r = check_component(what, prefix.string(), st, allow_sticky); !r) return r;
+    }
+    return {};
+  };
+  std::error_code ec;
+  const fs::path lexical = fs::absolute(path, ec);
+  if (ec) return fail(ec.value(), what + ": resolve " + path);
+  if (auto r = walk_parents(lexical); !r) return r.error();
+  if (lexical != fs::path(canonical))
+    if (auto r = walk_parents(canonical); !r) return r.error();
+
+  struct stat st{};
+  if (::stat(canonical.c_str(), &st) != 0) return fail(errno, what + ": inspect " + canonical);
+  if (want_dir && !S_ISDIR(st.st_mode))
+    return refuse(ENOTDIR, what + ": " + canonical + " is not a directory");
+  if (!want_dir && (!S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0))
+    return refuse(EACCES, what + ": " + canonical + " is not an executable file");
+  if (auto r = check_component(what, canonical, st, false); !r) return r.error();
+  return canonical;
+}
+
+// Creates the missing directories of `path` (the last one with `mode`,
+// parents 0755, explicitly, whatever the umask), then checks the whole path.
+Result<std::string> ensure_trusted_dir(const std::string& path, mode_t mode,
+                                       const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path full = fs::absolute(path, ec).lexically_normal();
+  if (ec) return fail(ec.value(), what + ": resolve " + path);
+  if (!full.has_filename() && full != full.root_path()) full = full.parent_path();  // "dir/"
+  fs::path prefix;
+  for (auto it = full.begin(); it != full.end(); ++it) {
+    prefix /= *it;
+    const bool leaf = std::next(it) == full.end();
+    if (::mkdir(prefix.c_str(), leaf ? mode : 0755) == 0) {
+      if (::chmod(prefix.c_str(), leaf ? mode : 0755) != 0)
+        return fail(errno, what + ": set the mode of " + prefix.string());
+    } else if (errno != EEXIST) {
+      return fail(errno, what + ": create " + prefix.string());
+    }
+  }
+  return check_trusted_path(path, true, what);
+}
+
+// The implementation's path, resolved before fork() (the child may only make
+// async-signal-safe calls, and a PATH walk allocates) and checked: meshd runs
+// it as root and hands it the private key.
 Result<std::string> resolve_binary(const std::string& name) {
+  const std::string what = "userspace WireGuard implementation " + name;
   if (name.find('/') != std::string::npos) {
-    if (::access(name.c_str(), X_OK) != 0)
-      return fail(errno, "userspace WireGuard implementation " + name + " is not executable");
-    return name;
+    if (::access(name.c_str(), X_OK) != 0) return fail(errno, what + " is not executable");
+    return check_trusted_path(name, false, what);
   }
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -62,12 +171,83 @@ Result<std::string> resolve_binary(const std::string& name) {
     std::size_t colon = dirs.find(':', at);
     std::string dir = dirs.substr(at, colon == std::string::npos ? std::string::npos : colon - at);
     std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (::access(candidate.c_str(), X_OK) == 0) return check_trusted_path(candidate, false, what);
     if (colon == std::string::npos) break;
     at = colon + 1;
   }
   return fail(ENOENT, "find the userspace WireGuard implementation \"" + name +
                           "\" in PATH (install wireguard-go or set the implementation path)");
+}
+
+// The log file: never through a symlink planted at its path (O_NOFOLLOW),
+// never a FIFO that would block meshd (O_NONBLOCK, then a regular-file check),
+// never a terminal that would become the child's controlling one (O_NOCTTY).
+Result<int> open_log_file(const std::string& path, const std::string& what) {
+  int fd = ::open(path.c_str(),
+                  O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK,
+                  0600);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ELOOP)
+      return refuse(ELOOP, what + ": the log file " + path +
+                               " is a symbolic link; meshd does not follow it: remove it (rm " +
+                               path + ")");
+    return fail(err, what + ": open the log file " + path);
+  }
+  struct stat st{};
+  std::string problem;
+  if (::fstat(fd, &st) != 0)
+    problem = std::string("cannot be inspected: ") + std::strerror(errno);
+  else if (!S_ISREG(st.st_mode))
+    problem = "is not a regular file";
+  else if (!trusted_owner(st.st_uid))
+    problem = "is owned by uid " + std::to_string(st.st_uid) + ", not root";
+  else if (st.st_nlink != 1)
+    problem = "has " + std::to_string(st.st_nlink) + " hard links";
+  else if (st.st_mode & (S_IWGRP | S_IWOTH))
+    problem = "has mode " + octal_mode(st.st_mode) + ", writable by group or others";
+  if (problem.empty() && ::fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) != 0)
+    problem = std::string("cannot be made blocking: ") + std::strerror(errno);
+  if (!problem.empty()) {
+    ::close(fd);
+    return refuse(EPERM, what + ": the log file " + path + " " + problem + "; remove it (rm " +
+                             path + ") and meshd creates a fresh one");
+  }
+  return fd;
+}
+
+// Moves a descriptor the child needs above 0-2, so the dup2() onto stdin,
+// stdout and stderr cannot overwrite it (meshd may have started with them closed).
+int above_stdio(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  ::close(fd);
+  return moved;
+}
+
+// Whether process `pid` holds the TUN device `name` open: tun's fdinfo
+// carries an "iff:" line with the interface name (drivers/net/tun.c).
+bool holds_tun(pid_t pid, const std::string& name) {
+  namespace fs = std::filesystem;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::error_code ec;
+  for (fs::directory_iterator it(proc + "/fd", ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code lec;
+    if (fs::read_symlink(it->path(), lec) != "/dev/net/tun" || lec) continue;
+    std::ifstream info(proc + "/fdinfo/" + it->path().filename().string());
+    std::string line;
+    while (std::getline(info, line))
+      if (line == "iff:\t" + name) return true;
+  }
+  return false;
+}
+
+// Through the pidfd when there is one: the PID alone may name another
+// process by now. Without one, a child we have not reaped still owns its PID.
+bool signal_process(pid_t pid, int pidfd, bool child, int sig) {
+  if (pidfd >= 0) return ::pidfd_send_signal(pidfd, sig, nullptr, 0) == 0;
+  if (child || process_running(pid)) return ::kill(pid, sig) == 0;
+  return false;
 }
 
 // What the child reports through the CLOEXEC pipe when it fails before exec.
@@ -80,7 +260,9 @@ constexpr const char* kStages[] = {"setsid",        "enter the network namespace
                                    "make the mount tree a slave",
                                    "create /var/run/wireguard",
                                    "bind-mount the socket directory on /var/run/wireguard",
-                                   "redirect output",  "exec"};
+                                   "redirect output",
+                                   "keep the status pipe above standard error",
+                                   "exec"};
 
 [[noreturn]] void child_fail(int pipe_fd, int stage) {
   ChildFailure f{stage, errno};
@@ -98,9 +280,30 @@ std::string describe_status(int status) {
 
 }  // namespace
 
-UserspaceBackend::UserspaceBackend(UserspaceBackendOptions opts) : opts_(std::move(opts)) {
+bool process_running(pid_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0 && errno != EPERM) return false;
+  // A zombie still answers kill(pid, 0). proc(5): the state follows the last ')'.
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return true;  // /proc unreadable: kill() is all we know
+  auto close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return true;
+  const char state = stat[close + 2];
+  return state != 'Z' && state != 'X';
+}
+
+UserspaceBackend::UserspaceBackend(UserspaceBackendOptions opts)
+    : opts_(std::move(opts)), binary_(resolve_binary(opts_.implementation)) {
   while (opts_.socket_dir.size() > 1 && opts_.socket_dir.back() == '/') opts_.socket_dir.pop_back();
   if (opts_.log_dir.empty()) opts_.log_dir = opts_.socket_dir;
+  // Only what the implementation needs: nothing of meshd's own (NOTIFY_SOCKET
+  // would let it speak for meshd to systemd, LISTEN_FDS/WG_*_FD point at
+  // descriptors it does not have). LOG_LEVEL is wireguard-go's log switch.
+  child_env_ = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "WG_PROCESS_FOREGROUND=1"};
+  if (const char* level = std::getenv("LOG_LEVEL"))
+    child_env_.push_back(std::string("LOG_LEVEL=") + level);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0)
     throw ErrorException(Error::from_errno(errno, "create the userspace backend's eventfd"));
@@ -158,16 +361,24 @@ bool UserspaceBackend::alive_locked(const std::string& name, Instance& inst) {
     return false;
   }
   if (inst.pid <= 0) return false;
-  if (inst.pidfd >= 0 && !fd_readable(inst.pidfd)) return true;
-  if (inst.pidfd < 0) return ::kill(inst.pid, 0) == 0;  // no pidfd: best effort
-  if (inst.child) {
-    int status = 0;
-    if (::waitpid(inst.pid, &status, WNOHANG) == inst.pid)
-      logger().warn("userspace WireGuard implementation (pid {}) {}", inst.pid,
-                    describe_status(status));
-  } else {
-    logger().warn("adopted userspace WireGuard implementation (pid {}) exited", inst.pid);
+  int status = 0;
+  bool reaped = false;
+  if (inst.pidfd >= 0) {
+    if (!fd_readable(inst.pidfd)) return true;
+  } else if (inst.child) {
+    // No pidfd: waitpid() tells. kill(pid, 0) would call a zombie alive.
+    pid_t r = ::waitpid(inst.pid, &status, WNOHANG);
+    if (r == 0) return true;
+    reaped = r == inst.pid;
+  } else if (process_running(inst.pid)) {
+    return true;
   }
+  if (inst.child && !reaped) reaped = ::waitpid(inst.pid, &status, WNOHANG) == inst.pid;
+  if (reaped)
+    logger().warn("userspace WireGuard implementation (pid {}) {}", inst.pid,
+                  describe_status(status));
+  else
+    logger().warn("userspace WireGuard implementation (pid {}) exited", inst.pid);
   forget_process_locked(inst);
   return false;
 }
@@ -179,7 +390,7 @@ Result<void> UserspaceBackend::adopt_locked(const std::string& name, Instance& i
   forget_process_locked(inst);
   if (auto pid = uapi::server_pid(co)) {
     inst.pid = *pid;
-    inst.pidfd = pidfd_open(*pid);
+    inst.pidfd = ::pidfd_open(*pid, 0);
   } else {
     inst.pid_unknown = true;
   }
@@ -190,7 +401,9 @@ Result<void> UserspaceBackend::adopt_locked(const std::string& name, Instance& i
 
 Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& inst) {
   inst.last_start = Clock::now();
-  const std::string what = "start " + opts_.implementation + " for device " + name;
+  if (!binary_) return binary_.error();
+  const std::string& binary = *binary_;
+  const std::string what = "start " + binary + " for device " + name;
 
   // A link of that name that no live implementation serves (a leftover
   // device) would make wireguard-go fail with an obscure TUN error: say so.
@@ -210,52 +423,52 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
                               ") or pick another interface name");
   }
 
-  auto binary = resolve_binary(opts_.implementation);
-  if (!binary) return binary.error();
-  std::error_code ec;
-  std::filesystem::create_directories(opts_.socket_dir, ec);
-  if (ec) return fail(ec.value(), what + ": create socket directory " + opts_.socket_dir);
-  std::filesystem::create_directories(opts_.log_dir, ec);
-  if (ec) return fail(ec.value(), what + ": create log directory " + opts_.log_dir);
+  auto socket_dir = ensure_trusted_dir(opts_.socket_dir, 0700, what + ": socket directory");
+  if (!socket_dir) return socket_dir.error();
+  auto log_dir = ensure_trusted_dir(opts_.log_dir, 0700, what + ": log directory");
+  if (!log_dir) return log_dir.error();
 
   // Everything the child needs, prepared before fork().
   // /run/wireguard is the same directory on Debian (/var/run -> /run): no
   // private namespace is needed to serve the standard path.
-  const bool private_mounts = std::filesystem::weakly_canonical(opts_.socket_dir, ec) !=
-                              std::filesystem::weakly_canonical(kFixedSocketDir, ec);
-  int netns_fd = -1;
-  if (!opts_.netns_path.empty()) {
-    netns_fd = ::open(opts_.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (netns_fd < 0) return fail(errno, what + ": open network namespace " + opts_.netns_path);
-  }
-  int log_fd = ::open(log_path(name).c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  std::error_code ec;
+  const bool private_mounts = *socket_dir != std::filesystem::weakly_canonical(kFixedSocketDir, ec);
+  int netns_fd = -1, log_fd = -1, null_fd = -1;
   int pipe_fds[2] = {-1, -1};
   auto close_all = [&] {
     for (int fd : {netns_fd, log_fd, null_fd, pipe_fds[0], pipe_fds[1]})
       if (fd >= 0) ::close(fd);
   };
+  if (!opts_.netns_path.empty()) {
+    netns_fd = above_stdio(::open(opts_.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (netns_fd < 0) return fail(errno, what + ": open network namespace " + opts_.netns_path);
+  }
+  auto log = open_log_file(log_path(name), what);
+  if (!log) {
+    close_all();
+    return log.error();
+  }
+  log_fd = above_stdio(*log);
+  null_fd = above_stdio(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (log_fd < 0 || null_fd < 0 || ::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     int err = errno;
     close_all();
-    return fail(err, what + ": open " + log_path(name) + " or a status pipe");
+    return fail(err, what + ": open /dev/null or a status pipe");
   }
-  std::vector<std::string> env_strings;
-  for (char** e = environ; e && *e; ++e) {
-    std::string_view kv(*e);
-    // Inherited WG_* descriptors would point wireguard-go at meshd's fds.
-    if (kv.starts_with("WG_PROCESS_FOREGROUND=") || kv.starts_with("WG_TUN_FD=") ||
-        kv.starts_with("WG_UAPI_FD="))
-      continue;
-    env_strings.emplace_back(kv);
-  }
-  env_strings.emplace_back("WG_PROCESS_FOREGROUND=1");
+  pipe_fds[0] = above_stdio(pipe_fds[0]);
+  pipe_fds[1] = above_stdio(pipe_fds[1]);
   std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
+  std::vector<std::string> env_strings = child_env_;
+  for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::string arg0 = *binary, arg1 = name;
+  std::string arg0 = binary, arg1 = name;
   char* argv[] = {arg0.data(), arg1.data(), nullptr};
-  const char* socket_dir = opts_.socket_dir.c_str();
+  const char* bind_source = socket_dir->c_str();
+  // Every descriptor above the status pipe is closed in the child; without
+  // close_range(2) (Linux < 5.9), one by one up to the limit.
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  const int max_fd = static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
 
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -280,13 +493,22 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
       // add/del pin files) still propagate in, none of ours leak out.
       if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) child_fail(report, 3);
       if (::mkdir(kFixedSocketDir, 0755) != 0 && errno != EEXIST) child_fail(report, 4);
-      if (::mount(socket_dir, kFixedSocketDir, nullptr, MS_BIND, nullptr) != 0)
+      if (::mount(bind_source, kFixedSocketDir, nullptr, MS_BIND, nullptr) != 0)
         child_fail(report, 5);
     }
     if (::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0)
       child_fail(report, 6);
+    // Nothing of meshd's survives exec but 0-2 and the (close-on-exec) status
+    // pipe, moved to 3: descriptors meshd or its libraries opened without
+    // O_CLOEXEC would otherwise live on in the implementation.
+    if (report != 3) {
+      if (::dup3(report, 3, O_CLOEXEC) < 0) child_fail(report, 7);
+      report = 3;
+    }
+    if (::close_range(4, ~0U, 0) != 0)
+      for (int fd = 4; fd < max_fd; ++fd) ::close(fd);
     ::execve(argv[0], argv, envp.data());
-    child_fail(report, 7);
+    child_fail(report, 8);
   }
 
   ::close(pipe_fds[1]);
@@ -305,7 +527,7 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
   forget_process_locked(inst);
   inst.pid = pid;
   inst.child = true;
-  inst.pidfd = pidfd_open(pid);
+  inst.pidfd = ::pidfd_open(pid, 0);
 
   // Bounded wait for the socket to answer: wireguard-go needs ~10-30 ms.
   uapi::ClientOptions co{socket_path(name), name, opts_.request_timeout};
@@ -321,7 +543,8 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
     if (dev) break;
     if (Clock::now() >= deadline) {
       // Ours, never adopted, not serving: stop it so a retry starts clean.
-      ::kill(pid, SIGKILL);
+      // Unreaped, the PID is still ours; SIGKILL cannot be caught.
+      signal_process(pid, inst.pidfd, true, SIGKILL);
       ::waitpid(pid, nullptr, 0);
       forget_process_locked(inst);
       return fail(ETIMEDOUT, what + ": " + socket_path(name) + " did not answer within " +
@@ -330,19 +553,33 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
     }
     ::usleep(5000);
   }
-  logger().info("started {} for device {} (pid {}, socket {})", *binary, name, pid,
+  logger().info("started {} for device {} (pid {}, socket {})", binary, name, pid,
                 socket_path(name));
   return {};
 }
 
 Result<void> UserspaceBackend::ensure_device(const std::string& name) {
+  // Before the name reaches a socket path or the implementation's argv
+  // (wireguard-go takes "--version" for an interface name, "../x" escapes).
+  if (auto r = check_interface_name(name, "ensure userspace WireGuard device"); !r) return r;
+  // Only root (or meshd's uid) may have planted what answers on the socket.
+  if (auto r = ensure_trusted_dir(opts_.socket_dir, 0700,
+                                  "userspace WireGuard device " + name + ": socket directory");
+      !r)
+    return r.error();
   {
     std::lock_guard lock(mu_);
     const bool known = instances_.count(name) > 0;
     Instance& inst = instances_[name];
     if (alive_locked(name, inst)) return {};
     // Somebody (a previous meshd) may already serve it: adopt, never restart.
-    if (!adopt_locked(name, inst)) {
+    if (auto adopted = adopt_locked(name, inst); !adopted) {
+      // Served, but by another user: say so, rather than start a second
+      // instance that would only find the socket taken.
+      if (adopted.error().value() == EPERM) {
+        if (!known) instances_.erase(name);
+        return adopted;
+      }
       if (auto r = start_locked(name, inst); !r) {
         if (!known) instances_.erase(name);  // a known one stays supervised
         return r;
@@ -356,11 +593,28 @@ Result<void> UserspaceBackend::ensure_device(const std::string& name) {
 }
 
 Result<wg::WgDevice> UserspaceBackend::get_device(const std::string& name) {
+  if (auto r = check_interface_name(name, "get userspace WireGuard device"); !r) return r.error();
   return uapi::get_device({socket_path(name), name, opts_.request_timeout});
 }
 
 Result<void> UserspaceBackend::set_device(const wg::WgDevice& change) {
+  if (auto r = check_interface_name(change.name, "set userspace WireGuard device"); !r) return r;
   return uapi::set_device({socket_path(change.name), change.name, opts_.request_timeout}, change);
+}
+
+Result<std::optional<nl::Link>> UserspaceBackend::find_link(const std::string& name) {
+  nl::NetnsFd ns;
+  if (!opts_.netns_path.empty()) {
+    auto r = nl::open_netns(opts_.netns_path);
+    if (!r) return r.error();
+    ns = std::move(*r);
+  }
+  auto rtnl = ns.valid() ? nl::Rtnl::open_in_netns(ns.get()) : nl::Rtnl::open();
+  if (!rtnl) return rtnl.error();
+  auto link = rtnl->get_link(name);
+  if (link) return std::optional<nl::Link>(std::move(*link));
+  if (link.error().value() == ENODEV) return std::optional<nl::Link>();
+  return link.error();
 }
 
 Result<void> UserspaceBackend::delete_link(const std::string& name) {
@@ -375,49 +629,116 @@ Result<void> UserspaceBackend::delete_link(const std::string& name) {
   return nl::run_in_netns(ns->get(), del);
 }
 
+bool UserspaceBackend::wait_exit(Instance& inst, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    bool gone;
+    if (inst.pidfd >= 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      pollfd p{inst.pidfd, POLLIN, 0};
+      gone = ::poll(&p, 1, static_cast<int>(std::clamp<long>(left.count(), 0, 20))) > 0;
+    } else if (inst.child) {
+      gone = ::waitpid(inst.pid, nullptr, WNOHANG) == inst.pid;
+      if (gone) inst.child = false;  // reaped: the PID is no longer ours
+    } else {
+      gone = !process_running(inst.pid);
+    }
+    if (gone) return true;
+    if (Clock::now() >= deadline) return false;
+    if (inst.pidfd < 0) ::usleep(20000);
+  }
+}
+
+void UserspaceBackend::stop_process(Instance& inst, const std::string& name) {
+  if (inst.pid > 0 && !wait_exit(inst, opts_.stop_timeout)) {
+    logger().warn("{} (pid {}) did not exit after its device {} was deleted; sending SIGTERM",
+                  opts_.implementation, inst.pid, name);
+    signal_process(inst.pid, inst.pidfd, inst.child, SIGTERM);
+    if (!wait_exit(inst, opts_.stop_timeout)) {
+      logger().warn("{} (pid {}) did not exit on SIGTERM; sending SIGKILL", opts_.implementation,
+                    inst.pid);
+      signal_process(inst.pid, inst.pidfd, inst.child, SIGKILL);
+      wait_exit(inst, opts_.stop_timeout);
+    }
+  }
+  if (inst.child) ::waitpid(inst.pid, nullptr, WNOHANG);
+  if (inst.pidfd >= 0) ::close(inst.pidfd);
+  inst = Instance{};
+}
+
 Result<void> UserspaceBackend::delete_device(const std::string& name) {
+  const std::string what = "delete userspace WireGuard device " + name;
+  if (auto r = check_interface_name(name, what); !r) return r;
   Instance inst;
+  bool supervised = false;
   {
     std::lock_guard lock(mu_);
     if (auto it = instances_.find(name); it != instances_.end()) {
       inst = it->second;  // take over its pidfd; the supervisor forgets it
       instances_.erase(it);
+      supervised = true;
     }
   }
   wake_supervisor();
-  if (inst.pid == 0) {
+  // Refusing leaves everything as it was, supervision included.
+  auto refuse_and_keep = [&](Error e) -> Result<void> {
+    {
+      std::lock_guard lock(mu_);
+      if (supervised && !instances_.count(name))
+        instances_[name] = inst;
+      else if (inst.pidfd >= 0)
+        ::close(inst.pidfd);
+    }
+    wake_supervisor();
+    return e;
+  };
+  uapi::ClientOptions co{socket_path(name), name, opts_.request_timeout};
+  if (inst.pid == 0 && !inst.pid_unknown) {
     // Not ours (yet): find who serves the socket, so we can wait for it.
-    uapi::ClientOptions co{socket_path(name), name, opts_.request_timeout};
     if (auto pid = uapi::server_pid(co)) {
       inst.pid = *pid;
-      inst.pidfd = pidfd_open(*pid);
+      inst.pidfd = ::pidfd_open(*pid, 0);
+    } else if (pid.error().value() == ESRCH) {
+      inst.pid_unknown = true;  // served from a PID namespace we cannot see into
     }
   }
+
+  auto link = find_link(name);
+  if (!link) return refuse_and_keep(Error{link.error().code, what + ": " + link.error().message});
+  if (!*link) {
+    // Nothing to delete. Our own implementation goes too (wireguard-go exits
+    // when its device disappears); anyone else's is left alone.
+    if (!supervised && inst.pidfd >= 0) ::close(inst.pidfd);
+    if (!supervised) inst = Instance{};
+    stop_process(inst, name);
+    return {};
+  }
+  // Only the TUN device of the implementation serving this device's socket
+  // is ours to delete, as the kernel backend deletes only wireguard links.
+  if ((*link)->kind != "tun")
+    return refuse_and_keep(Error::invalid(
+        what + ": link " + name + " is of kind \"" + (*link)->kind +
+        "\", not the TUN device of a userspace WireGuard implementation; leaving it alone"));
+  bool ours = false;
+  if (inst.pid > 0)
+    // The pidfd still open afterwards: the PID we looked at was that process.
+    ours = holds_tun(inst.pid, name) && (inst.pidfd < 0 || !fd_readable(inst.pidfd));
+  else if (inst.pid_unknown)
+    ours = static_cast<bool>(uapi::get_device(co));  // its fds are out of sight; the socket answers
+  if (!ours)
+    return refuse_and_keep(Error::invalid(
+        what + ": TUN device " + name + " is not held by " +
+        (inst.pid > 0 ? "the process serving " + co.socket_path + " (pid " +
+                            std::to_string(inst.pid) + ")"
+                      : "any userspace WireGuard implementation (nothing serves " +
+                            co.socket_path + ")") +
+        "; leaving it alone (if it is a leftover, remove it: ip link del " + name + ")"));
+
   // Deleting the link is how an implementation is told to go: wireguard-go
   // exits when its TUN device disappears, removing its socket.
-  auto r = delete_link(name);
-  if (r && inst.pid > 0) {
-    const auto deadline = Clock::now() + opts_.start_timeout;
-    bool gone = false;
-    while (!gone && Clock::now() < deadline) {
-      if (inst.pidfd >= 0) {
-        pollfd p{inst.pidfd, POLLIN, 0};
-        gone = ::poll(&p, 1, 20) > 0;
-      } else {
-        gone = ::kill(inst.pid, 0) != 0;
-        if (!gone) ::usleep(20000);
-      }
-    }
-    if (!gone) {
-      logger().warn("{} (pid {}) did not exit after its device {} was deleted; terminating it",
-                    opts_.implementation, inst.pid, name);
-      ::kill(inst.pid, SIGTERM);
-    }
-    if (inst.child) ::waitpid(inst.pid, nullptr, 0);
-  }
-  if (inst.pidfd >= 0) ::close(inst.pidfd);
-  if (!r) return Error{r.error().code, "delete userspace WireGuard device " + name + ": " +
-                                           r.error().message};
+  if (auto r = delete_link(name); !r)
+    return refuse_and_keep(Error{r.error().code, what + ": " + r.error().message});
+  stop_process(inst, name);
   return {};
 }
 

@@ -9,27 +9,39 @@
 //   - ensure_device() adopts an implementation that already answers on
 //     SOCKET_DIR/NAME.sock instead of starting another;
 //   - destroying a UserspaceBackend leaves every implementation running;
-//     only delete_device() stops one (by deleting its link, which makes
-//     wireguard-go exit).
+//     only delete_device() stops one (by deleting its TUN link, which makes
+//     wireguard-go exit; SIGTERM, then SIGKILL, if it does not).
+// Trust rules, because meshd runs as root and hands the implementation its
+// private key: the binary, the socket directory and the log directory must be
+// owned by root (or meshd's euid) and not writable by group or others; the
+// process answering on the socket must run as root or meshd's euid
+// (uapi_client.h); the child gets a minimal environment and no inherited
+// descriptor beyond stdin/stdout/stderr.
 // See docs/userspace-backend.md.
 #pragma once
 
 #include "meshd/dataplane/wg_backend.h"
+#include "netlink/rtnl.h"
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace meshd::dataplane {
 
 struct UserspaceBackendOptions {
-  // The implementation binary: a path, or a name looked up in PATH. It is run
-  // as `IMPLEMENTATION IFACE` with WG_PROCESS_FOREGROUND=1 and no other
-  // argument (wireguard-go would take any other argument for an interface name).
+  // The implementation binary: a path, or a name looked up in meshd's PATH.
+  // Resolved once, when the backend is constructed, to an absolute path whose
+  // file and directories are checked (see above). It is run as
+  // `IMPLEMENTATION IFACE` with no other argument (wireguard-go would take any
+  // other argument for an interface name) and only PATH,
+  // WG_PROCESS_FOREGROUND=1 and, if meshd has it, LOG_LEVEL in its environment.
   std::string implementation = "wireguard-go";
   // Where the UAPI sockets are. Implementations always listen in
   // /var/run/wireguard; for any other directory each one runs in a private
@@ -39,14 +51,22 @@ struct UserspaceBackendOptions {
   // Network namespace the devices are created in (e.g. /var/run/netns/node1);
   // empty = the namespace meshd runs in.
   std::string netns_path;
-  // Where each implementation writes its own log: DIR/IFACE.log. Empty =
-  // socket_dir. A file, not meshd's stderr: a pipe to a dead meshd would kill
-  // the implementation with SIGPIPE.
+  // Where each implementation writes its own log: DIR/IFACE.log (0600, never
+  // through a symlink). Empty = socket_dir. A file, not meshd's stderr: a pipe
+  // to a dead meshd would kill the implementation with SIGPIPE. Both
+  // directories are created 0700 when missing.
   std::string log_dir;
   std::chrono::milliseconds start_timeout{5000};    // until the socket answers
   std::chrono::milliseconds request_timeout{5000};  // one UAPI exchange
   std::chrono::milliseconds restart_backoff{500};   // least time between starts
+  // delete_device(): how long to wait for the exit that deleting the link
+  // causes, then again after SIGTERM, before SIGKILL.
+  std::chrono::milliseconds stop_timeout{5000};
 };
+
+// Whether `pid` is a process that has not exited. A zombie (exited, not yet
+// reaped) answers kill(pid, 0) but is not running.
+bool process_running(pid_t pid);
 
 class UserspaceBackend final : public WgBackend {
  public:
@@ -85,9 +105,14 @@ class UserspaceBackend final : public WgBackend {
   void supervise_locked();
   void supervisor_loop();
   void wake_supervisor();
+  Result<std::optional<nl::Link>> find_link(const std::string& name);
   Result<void> delete_link(const std::string& name);
+  bool wait_exit(Instance& inst, std::chrono::milliseconds timeout);
+  void stop_process(Instance& inst, const std::string& name);
 
   UserspaceBackendOptions opts_;
+  Result<std::string> binary_;  // the implementation, resolved and checked once
+  std::vector<std::string> child_env_;
   mutable std::mutex mu_;
   std::map<std::string, Instance> instances_;
   int wake_fd_ = -1;  // eventfd: instance set changed, or stop

@@ -10,15 +10,21 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/prerequisite.h"
+#include "tests/support/temp_dir.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -27,9 +33,12 @@
 namespace meshd::dataplane {
 namespace {
 
+using meshd::testing::file_mode;
 using meshd::testing::Netns;
+using meshd::testing::read_file;
 using meshd::testing::sh;
 using meshd::testing::sh_out;
+using meshd::testing::write_file;
 using namespace std::chrono_literals;
 
 bool process_alive(pid_t pid) {
@@ -82,6 +91,8 @@ struct Node {
     opts.start_timeout = 10s;
     backend = std::make_unique<UserspaceBackend>(opts);
   }
+  // Takes new options (the backend resolves its binary when constructed).
+  void reopen() { backend = std::make_unique<UserspaceBackend>(opts); }
   // `wg ARGS` as an operator runs it, looking at this node's socket.
   std::string wg(const std::string& args) const {
     return ns->out("unshare -m sh -c 'mkdir -p /var/run/wireguard && mount --bind " +
@@ -447,6 +458,254 @@ TEST_F(UserspaceBackendTest, MissingImplementationIsAClearError) {
   auto r = ensure(n);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("no-such-wireguard-go"), std::string::npos) << r.error().message;
+}
+
+// The directory where the socket appears decides who can pose as the
+// implementation: one that anybody may write to is refused, with the fix.
+TEST_F(UserspaceBackendTest, SocketDirectoryWritableByOthersIsRefused) {
+  Node& n = node("a");
+  std::filesystem::create_directories(n.opts.socket_dir);
+  ASSERT_EQ(::chmod(n.opts.socket_dir.c_str(), 0777), 0);
+  auto r = ensure(n);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EPERM) << r.error().message;
+  EXPECT_NE(r.error().message.find(n.opts.socket_dir), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("0777"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("chmod go-w"), std::string::npos) << r.error().message;
+  EXPECT_EQ(n.backend->implementation_pid("wgt0"), 0);
+  EXPECT_NE(n.ns->run("ip link show wgt0 >/dev/null 2>&1"), 0) << "an implementation was started";
+}
+
+TEST_F(UserspaceBackendTest, SocketAndLogDirectoriesAreCreatedPrivate) {
+  Node& n = node("a");
+  n.opts.log_dir = n.dir + "/logs/meshd";
+  n.reopen();
+  ::umask(0);  // the modes are explicit, not the umask's
+  auto r = ensure(n);
+  ::umask(022);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(file_mode(n.opts.socket_dir), 0700u);
+  EXPECT_EQ(file_mode(n.dir + "/logs"), 0755u);
+  EXPECT_EQ(file_mode(n.opts.log_dir), 0700u);
+  EXPECT_EQ(file_mode(n.backend->log_path("wgt0")), 0600u);
+}
+
+// A process of another user answering on the socket is neither adopted nor
+// told anything.
+TEST_F(UserspaceBackendTest, ImpostorOnTheSocketIsRefusedBeforeAnythingIsSent) {
+  Node& n = node("a");
+  ASSERT_EQ(::mkdir(n.opts.socket_dir.c_str(), 0700), 0);
+  const std::string path = n.opts.socket_dir + "/wgt0.sock";
+  int ready[2], stop[2], count[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(stop), 0);
+  ASSERT_EQ(::pipe(count), 0);
+  pid_t impostor = ::fork();
+  ASSERT_GE(impostor, 0);
+  if (impostor == 0) {
+    ::alarm(20);
+    ::close(stop[1]);
+    int l = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, path.c_str());
+    if (l < 0 || ::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(2);
+    // SO_PEERCRED carries the credentials of the listen() call.
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::listen(l, 8) != 0) ::_exit(3);
+    (void)!::write(ready[1], "r", 1);
+    std::size_t total = 0;
+    for (;;) {  // every connection, until the test closes `stop`
+      pollfd p[2] = {{l, POLLIN, 0}, {stop[0], POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0 || p[1].revents) break;
+      int c = ::accept(l, nullptr, nullptr);
+      char b[512];
+      ssize_t got;
+      while (c >= 0 && (got = ::read(c, b, sizeof b)) > 0) total += static_cast<std::size_t>(got);
+      if (c >= 0) ::close(c);
+    }
+    (void)!::write(count[1], &total, sizeof total);
+    ::_exit(0);
+  }
+  track(impostor);
+  ::close(ready[1]);
+  ::close(stop[0]);
+  ::close(count[1]);
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1) << "impostor did not start";
+
+  auto r = ensure(n);
+  ::close(stop[1]);
+  std::size_t received = 999;
+  EXPECT_EQ(::read(count[0], &received, sizeof received), static_cast<ssize_t>(sizeof received));
+  ::close(ready[0]);
+  ::close(count[0]);
+  ::waitpid(impostor, nullptr, 0);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EPERM) << r.error().message;
+  EXPECT_NE(r.error().message.find("uid 65534"), std::string::npos) << r.error().message;
+  EXPECT_EQ(received, 0u) << "bytes reached a socket served by another user";
+  EXPECT_EQ(n.backend->implementation_pid("wgt0"), 0);
+}
+
+TEST_F(UserspaceBackendTest, BinaryInADirectoryWritableByOthersIsRefused) {
+  Node& n = node("a");
+  const std::string bin_dir = tmp_ + "/bin";
+  ASSERT_EQ(::mkdir(bin_dir.c_str(), 0755), 0);
+  ASSERT_EQ(sh("cp \"$(command -v wireguard-go)\" " + bin_dir + "/wireguard-go"), 0);
+  ASSERT_EQ(::chmod(bin_dir.c_str(), 0777), 0);
+  n.opts.implementation = bin_dir + "/wireguard-go";
+  n.reopen();
+  auto r = ensure(n);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EPERM) << r.error().message;
+  EXPECT_NE(r.error().message.find(bin_dir), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("0777"), std::string::npos) << r.error().message;
+  EXPECT_EQ(n.backend->implementation_pid("wgt0"), 0);
+
+  // The same binary in a directory only root may write to is fine.
+  ASSERT_EQ(::chmod(bin_dir.c_str(), 0755), 0);
+  n.reopen();
+  ASSERT_TRUE(ensure(n)) << "a root-owned 0755 directory must be accepted";
+}
+
+// meshd's systemd variables (and anything else of its environment) stay
+// with meshd: NOTIFY_SOCKET in the implementation would let it report for
+// meshd.
+TEST_F(UserspaceBackendTest, ImplementationGetsAMinimalEnvironment) {
+  Node& n = node("a");
+  const char* planted[] = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
+                           "LISTEN_PID", "MESHD_TEST_UNRELATED"};
+  for (const char* v : planted) ::setenv(v, "1", 1);
+  auto r = ensure(n);
+  for (const char* v : planted) ::unsetenv(v);
+  ASSERT_TRUE(r) << r.error().message;
+  pid_t pid = n.backend->implementation_pid("wgt0");
+  std::string env = read_file("/proc/" + std::to_string(pid) + "/environ");
+  ASSERT_FALSE(env.empty());
+  for (const char* v : planted)
+    EXPECT_EQ((std::string(1, '\0') + env).find(std::string(1, '\0') + v + "="), std::string::npos)
+        << v << " reached the implementation";
+  EXPECT_NE(env.find("WG_PROCESS_FOREGROUND=1"), std::string::npos);
+  EXPECT_NE(env.find("PATH="), std::string::npos);
+}
+
+TEST_F(UserspaceBackendTest, DescriptorsOfMeshdDoNotLeakIntoTheImplementation) {
+  Node& n = node("a");
+  const std::string marker = tmp_ + "/meshd-private-descriptor";
+  write_file(marker, "x");
+  int leaky = ::open(marker.c_str(), O_RDONLY);  // deliberately without O_CLOEXEC
+  ASSERT_GE(leaky, 0);
+  auto r = ensure(n);
+  pid_t pid = n.backend->implementation_pid("wgt0");
+  std::string fds = sh_out("ls -l /proc/" + std::to_string(pid) + "/fd");
+  ::close(leaky);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_NE(fds.find("/dev/net/tun"), std::string::npos) << fds;  // the listing works
+  EXPECT_EQ(fds.find(marker), std::string::npos) << fds;
+}
+
+// wireguard-go takes any argument for an interface name ("--version" would
+// create a device called so); names are checked before they reach argv or a
+// socket path.
+TEST_F(UserspaceBackendTest, InterfaceNamesAreCheckedBeforeUse) {
+  Node& n = node("a");
+  for (const std::string bad : {"--version", "../wgt0", "wg t0", "waytoolonginterfacename"}) {
+    auto r = n.backend->ensure_device(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().value(), EINVAL) << r.error().message;
+    EXPECT_NE(r.error().message.find("interface name"), std::string::npos) << r.error().message;
+    EXPECT_EQ(n.backend->implementation_pid(bad), 0);
+    EXPECT_EQ(n.backend->get_device(bad).error().value(), EINVAL);
+    EXPECT_EQ(n.backend->delete_device(bad).error().value(), EINVAL);
+    wg::WgDevice d;
+    d.name = bad;
+    EXPECT_EQ(n.backend->set_device(d).error().value(), EINVAL);
+  }
+  EXPECT_EQ(n.ns->out("ip -o link show | grep -c -- version"), "0\n");
+}
+
+// Teardown deletes only the TUN device of the implementation serving the
+// socket, as the kernel backend deletes only wireguard links.
+TEST_F(UserspaceBackendTest, TeardownLeavesAVethOfTheSameNameAlone) {
+  Node& n = node("a");
+  ASSERT_EQ(n.ns->run("ip link add wgt0 type veth peer name wgt0p"), 0);
+  auto r = n.backend->delete_device("wgt0");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EINVAL);
+  EXPECT_NE(r.error().message.find("veth"), std::string::npos) << r.error().message;
+  EXPECT_EQ(n.ns->run("ip link show wgt0 >/dev/null 2>&1"), 0) << "the veth was deleted";
+}
+
+TEST_F(UserspaceBackendTest, TeardownLeavesATunNobodyServesAlone) {
+  Node& n = node("a");
+  ASSERT_EQ(n.ns->run("ip tuntap add dev wgt0 mode tun"), 0);
+  auto r = n.backend->delete_device("wgt0");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EINVAL);
+  EXPECT_NE(r.error().message.find("nothing serves"), std::string::npos) << r.error().message;
+  EXPECT_EQ(n.ns->run("ip link show wgt0 >/dev/null 2>&1"), 0) << "someone else's TUN was deleted";
+}
+
+// An implementation that neither exits when its device goes nor on SIGTERM
+// (here: stopped) is killed, and delete_device returns.
+TEST_F(UserspaceBackendTest, ImplementationThatIgnoresTeardownIsKilled) {
+  Node& n = node("a");
+  n.opts.stop_timeout = 300ms;
+  n.reopen();
+  ASSERT_TRUE(ensure(n));
+  pid_t pid = n.backend->implementation_pid("wgt0");
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  auto r = n.backend->delete_device("wgt0");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(process_alive(pid));
+  EXPECT_NE(n.ns->run("ip link show wgt0 >/dev/null 2>&1"), 0);
+}
+
+TEST(ProcessRunning, ZombieIsNotRunning) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  // Exited, not reaped: kill(pid, 0) still succeeds.
+  ASSERT_TRUE(eventually([&] {
+    return sh_out("cat /proc/" + std::to_string(child) + "/stat").find(") Z") != std::string::npos;
+  }));
+  EXPECT_EQ(::kill(child, 0), 0);
+  EXPECT_FALSE(process_running(child));
+  EXPECT_TRUE(process_running(::getpid()));
+  ::waitpid(child, nullptr, 0);
+  EXPECT_FALSE(process_running(child));
+}
+
+// A symlink planted where the log goes must not turn root's writes into
+// writes to its target.
+TEST_F(UserspaceBackendTest, SymlinkAtTheLogPathIsNotFollowed) {
+  Node& n = node("a");
+  n.opts.log_dir = n.dir + "/logs";
+  n.reopen();
+  ASSERT_EQ(::mkdir(n.opts.log_dir.c_str(), 0700), 0);
+  const std::string target = tmp_ + "/target";
+  write_file(target, "precious\n");
+  ASSERT_EQ(::symlink(target.c_str(), n.backend->log_path("wgt0").c_str()), 0);
+  auto r = ensure(n);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), ELOOP) << r.error().message;
+  EXPECT_NE(r.error().message.find(n.backend->log_path("wgt0")), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(read_file(target), "precious\n");
+  EXPECT_EQ(n.backend->implementation_pid("wgt0"), 0);
+}
+
+TEST_F(UserspaceBackendTest, FifoAtTheLogPathIsRefusedWithoutBlocking) {
+  Node& n = node("a");
+  n.opts.log_dir = n.dir + "/logs";
+  n.reopen();
+  ASSERT_EQ(::mkdir(n.opts.log_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::mkfifo(n.backend->log_path("wgt0").c_str(), 0600), 0);
+  auto r = ensure(n);  // a blocking open would wait here for a reader forever
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(n.backend->log_path("wgt0")), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(n.backend->implementation_pid("wgt0"), 0);
 }
 
 TEST_F(UserspaceBackendTest, TwoNodesPingEachOtherThroughTheTunnel) {
