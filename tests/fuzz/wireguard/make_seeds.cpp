@@ -6,8 +6,14 @@
 //    peers, a peer continued across messages and datagrams, a dump the kernel
 //    flagged interrupted followed by the re-requested one, an error;
 //  - CTRL_CMD_GETFAMILY replies captured from this host's kernel: "nlctrl"
-//    (always there) and "wireguard" (ENOENT where the module is missing), plus
-//    a hand-built "wireguard" reply.
+//    (always there) and "wireguard" (wireguard_absent_captured.bin: ENOENT
+//    where the module is missing; wireguard_present_captured.bin where it is
+//    there), plus a hand-built "wireguard" reply;
+//  - where the kernel has WireGuard and a device wg0 exists, its real
+//    GET_DEVICE dump (get_device/kernel_wg0_captured.bin; message types
+//    rewritten to the fuzzer's family id). Made in the test VM:
+//      scripts/vm/run.sh --out /tmp/seeds -- bash -c 'ip link add wg0 type
+//        wireguard && wg set wg0 ... && build/bin/wireguard_fuzz_seeds /mnt/out'
 // Usage: wireguard_fuzz_seeds SEED_DIR
 #include "netlink/wireguard_msg.h"
 #include "tests/unit/rtnl/replay_transport.h"
@@ -16,6 +22,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
+#include <net/if.h>
 #include <sys/socket.h>
 
 #include <climits>
@@ -73,9 +80,10 @@ Datagram error_message(int error, std::uint32_t seq) {
   return e;
 }
 
-// Sends CTRL_CMD_GETFAMILY for `name` to this host's kernel and returns the
-// datagrams of its answer, stamped for the replay socket.
-std::vector<Datagram> capture_family(const char* name) {
+// Sends `req` to this host's kernel on a NETLINK_GENERIC socket and returns
+// the datagrams of its answer, up to the ack or NLMSG_DONE, stamped for the
+// replay socket.
+std::vector<Datagram> capture(nl::NlMessage req) {
   mnl_socket* s = mnl_socket_open(NETLINK_GENERIC);
   if (!s || mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
     std::perror("netlink socket");
@@ -84,7 +92,6 @@ std::vector<Datagram> capture_family(const char* name) {
   int on = 1;
   mnl_socket_setsockopt(s, NETLINK_EXT_ACK, &on, sizeof on);
   mnl_socket_setsockopt(s, NETLINK_CAP_ACK, &on, sizeof on);
-  nl::NlMessage req = nl::build_get_family(name);
   req.header()->nlmsg_seq = 1;
   if (mnl_socket_sendto(s, req.bytes().data(), req.size()) < 0) {
     std::perror("send");
@@ -160,8 +167,24 @@ int main(int argc, char** argv) {
 
   write(gd + "/error_enodev.bin", {error_message(-ENODEV, 1)});
 
-  write(gf + "/nlctrl_captured.bin", capture_family("nlctrl"));
-  write(gf + "/wireguard_captured.bin", capture_family(WG_GENL_NAME));
+  write(gf + "/nlctrl_captured.bin", capture(nl::build_get_family("nlctrl")));
+  auto wg_family = capture(nl::build_get_family(WG_GENL_NAME));
+  auto wg_id = nl::parse_family_id(wg_family.at(0));
+  write(gf + (wg_id ? "/wireguard_present_captured.bin" : "/wireguard_absent_captured.bin"), wg_family);
+  if (wg_id && if_nametoindex("wg0") != 0) {
+    auto dump = capture(nl::build_get_device(*wg_id, "wg0"));
+    for (auto& d : dump) {
+      // The fuzzer's WgGenl reads family kTestFamily: retype the data messages.
+      std::size_t off = 0;
+      while (d.size() - off >= NLMSG_HDRLEN) {
+        auto* h = reinterpret_cast<nlmsghdr*>(d.data() + off);
+        if (h->nlmsg_len < NLMSG_HDRLEN || h->nlmsg_len > d.size() - off) break;
+        if (h->nlmsg_type == *wg_id) h->nlmsg_type = testing::kTestFamily;
+        off += NLMSG_ALIGN(h->nlmsg_len);
+      }
+    }
+    write(gd + "/kernel_wg0_captured.bin", dump);
+  }
 
   Datagram reply(256, 0);
   nlmsghdr* h = mnl_nlmsg_put_header(reply.data());

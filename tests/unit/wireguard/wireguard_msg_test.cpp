@@ -679,7 +679,7 @@ TEST(GenlFamily, ResolvesFromTheKernelsRealReply) {
 }
 
 TEST(GenlFamily, NoWireGuardModuleIsENOENTSayingSo) {
-  auto frames = read_frames(kFamilySeeds + "wireguard_captured.bin");
+  auto frames = read_frames(kFamilySeeds + "wireguard_absent_captured.bin");
   auto g = WgGenl::open_on(replay_socket(frames));
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().value(), ENOENT);
@@ -688,6 +688,35 @@ TEST(GenlFamily, NoWireGuardModuleIsENOENTSayingSo) {
   auto built = WgGenl::open_on(replay_socket(read_frames(kFamilySeeds + "wireguard_built.bin")));
   ASSERT_TRUE(built) << built.error().message;
   EXPECT_EQ(built->family_id(), 0x22);
+}
+
+// Captured inside the test VM from Debian's kernel (make_seeds.cpp): a real
+// "wireguard" family reply, and the real GET_DEVICE dump of a device with a
+// private key, fwmark 0x42, port 51820 and three peers, the first with a
+// preshared key and 301 allowed IPs.
+TEST(WgGenlReplay, ReadsTheRealKernelsFamilyReplyAndDump) {
+  auto family = WgGenl::open_on(replay_socket(read_frames(kFamilySeeds + "wireguard_present_captured.bin")));
+  ASSERT_TRUE(family) << family.error().message;
+  EXPECT_GE(family->family_id(), GENL_MIN_ID);
+
+  auto frames = read_frames(MESHD_SOURCE_DIR "/tests/fuzz/wireguard/seeds/get_device/kernel_wg0_captured.bin");
+  ReplayTransport* t = nullptr;
+  auto genl = WgGenl::over(replay_socket(frames, &t), kTestFamily);
+  auto dev = genl.get_device("wg0");
+  ASSERT_TRUE(dev) << dev.error().message;
+  EXPECT_EQ(dev->name, "wg0");
+  ASSERT_TRUE(dev->private_key);
+  EXPECT_EQ(dev->listen_port, 51820);
+  EXPECT_EQ(dev->fwmark, 0x42u);
+  ASSERT_EQ(dev->peers.size(), 3u);
+  std::size_t with_psk = 0, ips = 0;
+  for (const auto& p : dev->peers) {
+    with_psk += p.preshared_key ? 1 : 0;
+    ips += p.allowed_ips.size();
+  }
+  EXPECT_EQ(with_psk, 1u);
+  EXPECT_EQ(ips, 301u + 1u + 2u);
+  EXPECT_FALSE(contains(t->last_buffer, dev->private_key->bytes()));
 }
 
 TEST(GenlFamily, RepliesThatCannotBeAFamilyAreRefused) {
