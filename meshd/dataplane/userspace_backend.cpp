@@ -72,12 +72,12 @@ std::string octal_mode(mode_t m) {
 Result<void> check_component(const std::string& what, const std::string& path,
                              const struct stat& st, bool allow_sticky) {
   if (!trusted_owner(st.st_uid))
-    return refuse(EPERM, what + ": " + path + " is owned by uid " + std::to_string(st.st_uid) +
-                             ", not root or meshd's uid " + std::to_string(::geteuid()) +
-                             "; fix: chown root " + path);
+    return refuse(EPERM, what + ": refused: " + path + " is owned by uid " +
+                             std::to_string(st.st_uid) + ", not root or meshd's uid " +
+                             std::to_string(::geteuid()) + "; fix: chown root " + path);
   const bool writable = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
   if (writable && !(allow_sticky && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
-    return refuse(EPERM, what + ": " + path + " has mode " + octal_mode(st.st_mode) +
+    return refuse(EPERM, what + ": refused: " + path + " has mode " + octal_mode(st.st_mode) +
                              ", writable by group or others; fix: chmod go-w " + path);
   return {};
 }
@@ -104,7 +104,7 @@ Result<std::string> check_trusted_path(const std::string& path, bool want_dir,
         return fail(errno, what + ": inspect " + prefix.string());
       if (S_ISLNK(st.st_mode)) {
         if (!trusted_owner(st.st_uid))
-          return refuse(EPERM, what + ": the symbolic link " + prefix.string() +
+          return refuse(EPERM, what + ": refused: the symbolic link " + prefix.string() +
                                    " is owned by uid " + std::to_string(st.st_uid) +
                                    ", not root; fix: replace it with a root-owned one");
         continue;
@@ -145,6 +145,8 @@ Result<std::string> ensure_trusted_dir(const std::string& path, mode_t mode,
   for (auto it = full.begin(); it != full.end(); ++it) {
     prefix /= *it;
     const bool leaf = std::next(it) == full.end();
+    struct stat st{};
+    if (::stat(prefix.c_str(), &st) == 0) continue;
     if (::mkdir(prefix.c_str(), leaf ? mode : 0755) == 0) {
       if (::chmod(prefix.c_str(), leaf ? mode : 0755) != 0)
         return fail(errno, what + ": set the mode of " + prefix.string());

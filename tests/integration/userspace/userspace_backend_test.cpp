@@ -476,6 +476,19 @@ TEST_F(UserspaceBackendTest, SocketDirectoryWritableByOthersIsRefused) {
   EXPECT_NE(n.ns->run("ip link show wgt0 >/dev/null 2>&1"), 0) << "an implementation was started";
 }
 
+TEST_F(UserspaceBackendTest, SocketDirectoryOwnedByAnotherUserIsRefused) {
+  Node& n = node("a");
+  ASSERT_EQ(::mkdir(n.opts.socket_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::chown(n.opts.socket_dir.c_str(), 65534, 65534), 0);
+  auto r = ensure(n);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().value(), EPERM) << r.error().message;
+  EXPECT_NE(r.error().message.find("uid 65534"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("chown root " + n.opts.socket_dir), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(n.backend->implementation_pid("wgt0"), 0);
+}
+
 TEST_F(UserspaceBackendTest, SocketAndLogDirectoriesAreCreatedPrivate) {
   Node& n = node("a");
   n.opts.log_dir = n.dir + "/logs/meshd";
