@@ -97,6 +97,13 @@ void check_header(const DatabaseOptions& opts, const Header& h, bool authoritati
         EINVAL, path + " is not a meshd database (application_id " + hex32(h.application_id) +
                     ", expected " + hex32(kApplicationId) +
                     " \"mshd\"); refusing to open it: point meshd at its own state file"));
+  // user_version is a signed 32-bit field: a negative one is no schema any
+  // meshd wrote (and must not index the migration list).
+  if (h.user_version < 0)
+    throw ErrorException(refuse(
+        EINVAL, path + " is not a usable meshd database (schema version " +
+                    std::to_string(h.user_version) +
+                    " is negative: the file is damaged); refusing to open it: restore a backup"));
   if (!opts.migrate && (authoritative || h.user_version > Database::latest_schema_version())) {
     if (h.user_version == 0)
       throw ErrorException(refuse(

@@ -96,7 +96,9 @@ Result<std::optional<keys::PrivateKey>> LocalNodeRepo::wg_private_key() {
                    const auto c = st.getColumn(0);
                    keys::KeyBytes b{};
                    if (c.getBytes() != static_cast<int>(b.size()))
-                     return Error::invalid("stored WireGuard private key has the wrong length");
+                     return Error::invalid("stored WireGuard private key in " + db_.path() +
+                                           " has " + std::to_string(c.getBytes()) +
+                                           " bytes, expected 32");
                    std::memcpy(b.data(), c.getBlob(), b.size());
                    std::optional<keys::PrivateKey> k{keys::PrivateKey(b)};
                    sodium_memzero(b.data(), b.size());
@@ -122,6 +124,12 @@ Result<std::optional<SecretBytes>> LocalNodeRepo::identity_secret() {
     SQLite::Statement st(db_.sql(), "SELECT identity_secret FROM local_node");
     if (!st.executeStep() || st.getColumn(0).isNull()) return Out{};
     const SQLite::Column c = st.getColumn(0);
+    // The schema's CHECK holds for rows meshd wrote; a planted or edited
+    // file is read as it is, so the length is checked again here.
+    if (c.getBytes() != static_cast<int>(kIdentitySecretLength))
+      return Error::invalid("stored identity secret in " + db_.path() + " has " +
+                            std::to_string(c.getBytes()) + " bytes, expected " +
+                            std::to_string(kIdentitySecretLength));
     const auto* p = static_cast<const std::uint8_t*>(c.getBlob());
     return Out{SecretBytes(p, p + c.getBytes())};
   });

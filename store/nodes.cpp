@@ -19,12 +19,18 @@ constexpr const char* kColumns =
 Result<NodeRecord> row(SQLite::Statement& st) {
   NodeRecord r;
   r.name = st.getColumn(0).getString();
-  auto key32 = [&](int col, std::array<std::uint8_t, 32>& out) {
+  // The schema's CHECK holds for rows meshd wrote; a planted or edited file
+  // is read as it is: a key of another length is refused, not zero-filled.
+  auto key32 = [&](int col, std::array<std::uint8_t, 32>& out, const char* what) -> Result<void> {
     auto c = st.getColumn(col);
-    if (c.getBytes() == 32) std::memcpy(out.data(), c.getBlob(), 32);
+    if (c.getBytes() != 32)
+      return Error::invalid("stored " + std::string(what) + " of node " + r.name + " has " +
+                            std::to_string(c.getBytes()) + " bytes, expected 32");
+    std::memcpy(out.data(), c.getBlob(), 32);
+    return {};
   };
-  key32(1, r.wg_public_key);
-  key32(2, r.identity_public_key);
+  if (auto k = key32(1, r.wg_public_key, "WireGuard public key"); !k) return k.error();
+  if (auto k = key32(2, r.identity_public_key, "identity public key"); !k) return k.error();
   auto eps = codec::decode_endpoints(st.getColumn(3).getString());
   if (!eps) return Error::invalid("stored endpoints of node " + r.name + ": " + eps.error().message);
   r.endpoints = std::move(*eps);

@@ -219,6 +219,26 @@ TEST(StoreTrust, EveryConnectionIsDefensiveAndDistrustsTheSchema) {
   }
 }
 
+// ------------------------------------------------------------- damaged
+
+TEST(StoreDamaged, RefusesANegativeSchemaVersionInsteadOfIndexingMigrationsWithIt) {
+  // Found by fuzz_store_planted_file: user_version 0xf3000000 read as a
+  // negative int passed the "newer" check and indexed the migration list.
+  TempDir dir;
+  const auto path = dir.file("meshd.db");
+  make_db(path);
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA user_version = -218103808");
+  }
+  const auto bytes = test::read_file(path);
+  for (bool migrate : {true, false}) {
+    auto msg = refusal({.path = path, .migrate = migrate}, EINVAL);
+    EXPECT_TRUE(contains(msg, "schema version -218103808 is negative")) << msg;
+  }
+  EXPECT_TRUE(test::read_file(path) == bytes);
+}
+
 // --------------------------------------------------------- never migrate
 
 TEST(StoreNeverMigrate, AMissingFileIsNotCreated) {

@@ -5,6 +5,7 @@
 #include "store/cluster.h"
 #include "store/database.h"
 #include "store/local_node.h"
+#include "store/nodes.h"
 #include "store_test_util.h"
 
 #include <SQLiteCpp/Database.h>
@@ -65,6 +66,40 @@ TEST(StoreRowCodec, RepositoriesRefuseOutOfRangeRowsInsteadOfWrappingThem) {
   EXPECT_TRUE(LocalNodeRepo(db).set_mtu(65536).error().is(EINVAL));
   ASSERT_TRUE(LocalNodeRepo(db).set_mtu(1420));
   EXPECT_EQ(LocalNodeRepo(db).get()->mtu, 1420u);
+}
+
+TEST(StoreRowCodec, KeysOfTheWrongLengthAreRefusedNotTrusted) {
+  // Found by fuzz_store_planted_file: the schema's CHECK constraints hold for
+  // rows meshd writes, but a planted file is read as it is. A 3-byte identity
+  // secret was copied as if it had 64 (a heap overread).
+  test::TempDir dir;
+  const auto path = dir.file("meshd.db");
+  { Database db(DatabaseOptions{.path = path}); }
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA ignore_check_constraints = ON");
+    raw.exec("INSERT INTO local_node (singleton, wg_private_key, identity_secret) "
+             "VALUES (1, x'010203', x'040506')");
+    raw.exec("INSERT INTO nodes (name, wg_public_key, identity_public_key, version) "
+             "VALUES ('b', x'07', zeroblob(32), 1)");
+  }
+  Database db(DatabaseOptions{.path = path});
+  LocalNodeRepo local(db);
+  auto id = local.identity_key();
+  ASSERT_FALSE(id);
+  EXPECT_TRUE(id.error().is(EINVAL));
+  EXPECT_NE(id.error().message.find("stored identity secret in " + path + " has 3 bytes, expected 64"),
+            std::string::npos)
+      << id.error().message;
+  EXPECT_FALSE(local.identity_secret());
+  auto wg = local.wg_private_key();
+  ASSERT_FALSE(wg);
+  EXPECT_NE(wg.error().message.find("has 3 bytes, expected 32"), std::string::npos);
+  auto node = NodeRepo(db).get("b");
+  ASSERT_FALSE(node);
+  EXPECT_NE(node.error().message.find("stored WireGuard public key of node b has 1 bytes"),
+            std::string::npos)
+      << node.error().message;
 }
 
 }  // namespace
