@@ -589,8 +589,11 @@ TEST_F(UserspaceBackendTest, ImplementationGetsAMinimalEnvironment) {
   const char* planted[] = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
                            "LISTEN_PID", "MESHD_TEST_UNRELATED"};
   for (const char* v : planted) ::setenv(v, "1", 1);
+  ::setenv("LOG_LEVEL", "error", 1);  // wireguard-go's log switch is passed on
+  n.reopen();
   auto r = ensure(n);
   for (const char* v : planted) ::unsetenv(v);
+  ::unsetenv("LOG_LEVEL");
   ASSERT_TRUE(r) << r.error().message;
   pid_t pid = n.backend->implementation_pid("wgt0");
   std::string env = read_file("/proc/" + std::to_string(pid) + "/environ");
@@ -599,6 +602,7 @@ TEST_F(UserspaceBackendTest, ImplementationGetsAMinimalEnvironment) {
     EXPECT_EQ((std::string(1, '\0') + env).find(std::string(1, '\0') + v + "="), std::string::npos)
         << v << " reached the implementation";
   EXPECT_NE(env.find("WG_PROCESS_FOREGROUND=1"), std::string::npos);
+  EXPECT_NE(env.find("LOG_LEVEL=error"), std::string::npos);
   EXPECT_NE(env.find("PATH="), std::string::npos);
 }
 
