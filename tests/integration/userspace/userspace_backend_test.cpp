@@ -653,6 +653,22 @@ TEST_F(UserspaceBackendTest, TeardownLeavesAVethOfTheSameNameAlone) {
   EXPECT_EQ(n.ns->run("ip link show wgt0 >/dev/null 2>&1"), 0) << "the veth was deleted";
 }
 
+TEST_F(UserspaceBackendTest, RefusedTeardownKeepsTheImplementationSupervised) {
+  Node& n = node("a");
+  ASSERT_TRUE(ensure(n));
+  pid_t pid = n.backend->implementation_pid("wgt0");
+  // Its TUN renamed away, a veth takes the name: not ours to delete.
+  ASSERT_EQ(n.ns->run("sh -c 'ip link set wgt0 name wgt0x && "
+                      "ip link add wgt0 type veth peer name wgt0p'"),
+            0);
+  auto r = n.backend->delete_device("wgt0");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("veth"), std::string::npos) << r.error().message;
+  EXPECT_EQ(n.backend->implementation_pid("wgt0"), pid) << "no longer supervised";
+  EXPECT_TRUE(process_alive(pid));
+  EXPECT_EQ(n.ns->run("ip link show wgt0x >/dev/null 2>&1"), 0);
+}
+
 TEST_F(UserspaceBackendTest, TeardownLeavesATunNobodyServesAlone) {
   Node& n = node("a");
   ASSERT_EQ(n.ns->run("ip tuntap add dev wgt0 mode tun"), 0);
