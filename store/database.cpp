@@ -240,7 +240,6 @@ void check_directory(const DatabaseOptions& opts) {
       throw ErrorException(Error::from_errno(
           ENOENT, "open database " + opts.path + " (meshd creates it when it starts)"));
     if (opts.read_only) throw ErrorException(Error::from_errno(ENOENT, "open database " + opts.path));
-    std::error_code ec;
     std::filesystem::path p(dir);
     std::filesystem::path partial;
     for (const auto& part : p) {
