@@ -333,6 +333,9 @@ TEST_F(Dataplane, ReloadAppliesWhatItCanAndNamesWhatNeedsARestart) {
   cfg = with(cfg, "meshd.db\"", "other.db\"");
   cfg = with(cfg, "runtime_dir = \"" + n1.dir + "/run\"", "runtime_dir = \"" + n1.dir + "/run2\"");
   cfg = with(cfg, "[cni]\n", "[cni]\nnetwork = \"meshd2\"\n");
+  cfg = with(cfg, "name = \"node1\"", "name = \"node1-renamed\"");
+  cfg = with(cfg, "persistent_keepalive = " + std::to_string(c.options().persistent_keepalive),
+             "persistent_keepalive = 7");
   ASSERT_TRUE(std::filesystem::exists(n1.cni_conf_dir() + "/10-meshd.conflist"));
   cfg += "[[peers]]\nname = \"laptop\"\npublic_key = \"" +
          keys::PrivateKey::generate().public_key().to_base64() + "\"\nallowed_ips = [\"10.99.0.7/32\"]\n";
@@ -374,7 +377,10 @@ TEST_F(Dataplane, ReloadAppliesWhatItCanAndNamesWhatNeedsARestart) {
     EXPECT_EQ(node->pod_cidr->to_string(), "10.77.101.0/24");
     EXPECT_TRUE(node->pod_cidr_settled);
     EXPECT_EQ(node->mtu, 1300u);
+    EXPECT_EQ(node->name, "node1-renamed");
   }
+  EXPECT_NE(c.wg(n1, "show meshd0 persistent-keepalive").find(c.node(2).public_key + "\t7"), std::string::npos)
+      << c.wg(n1, "show meshd0 persistent-keepalive");
   std::string addrs = n1.ns->out("ip -o addr show dev meshd0");
   EXPECT_NE(addrs.find("10.77.101.1/32"), std::string::npos) << addrs;
   EXPECT_EQ(addrs.find("10.77.1.1/32"), std::string::npos) << addrs;
@@ -396,6 +402,19 @@ TEST_F(Dataplane, ReloadAppliesWhatItCanAndNamesWhatNeedsARestart) {
   std::this_thread::sleep_for(1s);
   EXPECT_NE(c.status(n1).find("\"pod_cidr\":\"10.77.101.0/24\""), std::string::npos) << c.status(n1);
   EXPECT_NE(n1.ns->out("ip -o addr show dev meshd0").find("10.77.101.1/32"), std::string::npos);
+
+  // A file that does not parse changes nothing at all.
+  std::ofstream(n1.config_path(), std::ios::trunc) << "[wireguard]\nmtu = \"big\"\n";
+  ASSERT_EQ(::kill(n1.meshd_pid, SIGHUP), 0);
+  ASSERT_TRUE(MeshCluster::eventually(
+      [&] { return c.log(n1).find("reload failed, keeping the running configuration") != std::string::npos; },
+      10s))
+      << c.log(n1);
+  EXPECT_NE(c.log(n1).find("wireguard.mtu: expected an integer"), std::string::npos);
+  std::this_thread::sleep_for(1s);
+  EXPECT_NE(n1.ns->out("ip -o link show meshd0").find("mtu 1300"), std::string::npos);
+  EXPECT_NE(c.status(n1).find("\"peers\":3"), std::string::npos) << c.status(n1);
+  EXPECT_NE(c.status(n1).find("\"in_sync\":true"), std::string::npos) << c.status(n1);
 }
 
 TEST_F(Dataplane, NoPacketLostThroughRestartAndKill9) {
