@@ -8,7 +8,7 @@
 // time of each batch and the plugins' CPU time, meshd-cni and the reference
 // alternating in the same run.
 #include "netlink/netns.h"
-#include "tests/integration/cni/cni_harness.h"
+#include "tests/support/cni_harness.h"
 
 #include <sys/resource.h>
 

@@ -5,7 +5,7 @@
 // and state, so the host's network, /etc/cni, /var/lib and /run are untouched.
 #include "cni/conflist.h"
 #include "cni/naming.h"
-#include "tests/integration/cni/cni_harness.h"
+#include "tests/support/cni_harness.h"
 
 #include <gtest/gtest.h>
 

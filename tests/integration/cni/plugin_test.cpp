@@ -1,7 +1,7 @@
 // The real meshd-cni binary, run as a runtime runs it, inside a test node
 // namespace with pod namespaces of its own: ADD/CHECK/DEL per spec version,
 // idempotent DEL, rollback, concurrency, GC, STATUS, and pod connectivity.
-#include "tests/integration/cni/cni_harness.h"
+#include "tests/support/cni_harness.h"
 
 #include "cni/naming.h"
 

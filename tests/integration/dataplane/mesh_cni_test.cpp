@@ -1,7 +1,7 @@
 // meshd and meshd-cni together: meshd installs the conflist once the node has
 // its pod CIDR; pods made by the real plugin from that conflist reach pods on
 // the other node through the mesh, without NAT, with the mesh MTU.
-#include "tests/integration/cni/cni_harness.h"
+#include "tests/support/cni_harness.h"
 #include "tests/support/mesh_cluster.h"
 
 #include <gtest/gtest.h>
