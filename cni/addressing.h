@@ -7,6 +7,7 @@
 
 #include "cni/result.h"
 #include "common/ip.h"
+#include "common/pod_network.h"
 #include "common/result.h"
 #include "store/ipam.h"
 
@@ -18,11 +19,11 @@ namespace meshd::cni {
 // WireGuard's worst-case IPv6 overhead (80), as wg-quick picks.
 inline constexpr unsigned kFallbackMtu = 1420;
 
-// EINVAL for anything but an IPv4 prefix of length 1..30 (there must be a
-// gateway and at least one pod address).
-Result<IpAddress> gateway_address(const IpPrefix& pod_cidr);
+// The pod CIDR's pool: its host addresses minus the gateway (pod_gateway()
+// of common/pod_network.h, which also says which CIDRs are refused).
 Result<store::IpamPool> pool_for(const IpPrefix& pod_cidr);
-// Pool size: host addresses minus the gateway.
+// How many pods the pool holds: store::pool_capacity of pool_for; 0 for a
+// CIDR pool_for refuses.
 std::uint64_t pool_capacity(const IpPrefix& pod_cidr);
 
 unsigned choose_mtu(std::optional<unsigned> configured, unsigned node_mtu);

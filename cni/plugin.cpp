@@ -71,7 +71,7 @@ CniResult<NodeNetwork> node_network(store::Database& db, const PluginConfig& con
     return cni_error(kTryAgainLater,
                      "this node's pod CIDR " + node->pod_cidr->to_string() + " is not settled yet",
                      "meshd settles it once the cluster has acknowledged it; retry later");
-  auto gw = gateway_address(*node->pod_cidr);
+  auto gw = pod_gateway(*node->pod_cidr);
   if (!gw) return cni_error(kInvalidConfig, gw.error().message);
   return NodeNetwork{node->pod_cidr->network(), *gw, node->mtu};
 }

@@ -1,6 +1,7 @@
 #include "meshd/config/config.h"
 
 #include "common/ifname.h"
+#include "common/pod_network.h"
 
 #include <toml++/toml.h>
 
@@ -130,8 +131,8 @@ Config parse_config(std::string_view text, const std::string& source) {
     if (p->network() != *p)
       bad(source, "node.pod_cidr",
           "\"" + *cidr + "\" has host bits set; did you mean " + p->network().to_string() + "?");
-    if (!p->address.is_v4() || p->length > 30)
-      bad(source, "node.pod_cidr", "expected an IPv4 prefix of length 30 or shorter, got " + *cidr);
+    // The CNI plugin refuses a CIDR without a gateway: refuse it here too.
+    if (auto gw = pod_gateway(*p); !gw) bad(source, "node.pod_cidr", gw.error().message);
     c.pod_cidr = *p;
   }
   node.reject_unknown();

@@ -1,17 +1,11 @@
 #include "meshd/dataplane/desired_state.h"
 
+#include "common/pod_network.h"
+
 #include <algorithm>
 #include <set>
 
 namespace meshd::dataplane {
-
-IpAddress gateway_address(const IpPrefix& pod_cidr) {
-  IpAddress a = pod_cidr.network().address;
-  // Increment the last byte with carry: network address + 1.
-  for (int i = static_cast<int>(a.size()) - 1; i >= 0; --i)
-    if (++a.bytes[static_cast<std::size_t>(i)] != 0) break;
-  return a;
-}
 
 std::vector<PeerSpec> validate_static_peers(const std::vector<config::StaticPeer>& peers,
                                             const LocalSpec& local, std::uint16_t default_keepalive,
@@ -126,11 +120,13 @@ DesiredState compute_desired(const LocalSpec& local, const std::vector<PeerSpec>
   s.device.public_key = local.public_key;
   s.mtu = local.mtu;
 
+  // The configuration refuses a pod CIDR without a gateway (the same rule).
   std::optional<IpAddress> src;
-  if (local.pod_cidr) {
-    src = gateway_address(*local.pod_cidr);
-    s.addresses.push_back(IpPrefix{*src, static_cast<std::uint8_t>(src->is_v4() ? 32 : 128)});
-  }
+  if (local.pod_cidr)
+    if (auto gw = pod_gateway(*local.pod_cidr)) {
+      src = *gw;
+      s.addresses.push_back(IpPrefix{*src, 32});
+    }
 
   for (const auto& p : peers) {
     wg::WgPeer w;

@@ -50,11 +50,6 @@ struct DesiredState {
   std::vector<nl::Route> routes;    // oif left 0: the interface's index is resolved at apply time
 };
 
-// The gateway address of a pod CIDR: its first host address. It is on the
-// WireGuard interface (so the node's own traffic to remote pods has a pod-
-// network source) and on every pod's host-side veth (the CNI plugin's job).
-IpAddress gateway_address(const IpPrefix& pod_cidr);
-
 // Validates static peers; each bad one becomes a Rejection, the rest pass.
 // Refused: a bad or all-zero key, our own key (public or private), a key
 // listed twice, a bad endpoint, a bad allowed IP, an allowed IP overlapping

@@ -8,14 +8,6 @@ namespace {
 
 IpPrefix P(const char* s) { return *IpPrefix::parse(s); }
 
-TEST(Addressing, GatewayIsTheFirstHostAddressOfThePodCidr) {
-  EXPECT_EQ(gateway_address(P("10.244.1.0/24"))->to_string(), "10.244.1.1");
-  EXPECT_EQ(gateway_address(P("10.244.1.77/24"))->to_string(), "10.244.1.1");
-  EXPECT_EQ(gateway_address(P("10.0.0.0/30"))->to_string(), "10.0.0.1");
-  EXPECT_FALSE(gateway_address(P("10.0.0.0/31")));
-  EXPECT_FALSE(gateway_address(P("fd00::/64")));
-}
-
 TEST(Addressing, PoolReservesTheGatewayAndCountsFreeAddresses) {
   auto pool = pool_for(P("10.244.1.7/24"));
   ASSERT_TRUE(pool);
@@ -24,6 +16,8 @@ TEST(Addressing, PoolReservesTheGatewayAndCountsFreeAddresses) {
   EXPECT_EQ(pool->reserved[0].to_string(), "10.244.1.1");
   EXPECT_EQ(pool_capacity(P("10.244.1.0/24")), 253u);
   EXPECT_EQ(pool_capacity(P("10.0.0.0/30")), 1u);
+  EXPECT_EQ(pool_capacity(P("10.0.0.0/31")), 0u);
+  EXPECT_EQ(pool_capacity(P("fd00::/64")), 0u);
 }
 
 TEST(Addressing, MtuPrefersConfigThenNodeThenFallback) {

@@ -88,6 +88,9 @@ TEST(Config, ErrorsNameFileKeyAndExpectedForm) {
   EXPECT_NE(error_of("[wiregaurd]\n").find("wiregaurd: unknown section"), std::string::npos);
   EXPECT_NE(error_of("[node]\npod_cidr = \"10.244.1.5/24\"\n").find("did you mean 10.244.1.0/24"), std::string::npos);
   EXPECT_NE(error_of("[node]\npod_cidr = \"10.244.1.0/33\"\n").find("node.pod_cidr"), std::string::npos);
+  // The CNI plugin finds no gateway in these: meshd refuses them as well.
+  EXPECT_NE(error_of("[node]\npod_cidr = \"0.0.0.0/0\"\n").find("node.pod_cidr: pod CIDR 0.0.0.0/0 cannot host pods"), std::string::npos);
+  EXPECT_NE(error_of("[node]\npod_cidr = \"10.0.0.0/31\"\n").find("expected an IPv4 prefix from /1 to /30"), std::string::npos);
   EXPECT_NE(error_of("[wireguard]\nmtu = 500\n").find("at least 1280"), std::string::npos);
   EXPECT_NE(error_of("[wireguard]\ninterface = \"a-very-long-interface-name\"\n").find("1-15 characters"), std::string::npos);
   EXPECT_NE(error_of("[[peers]]\nname = \"x\"\nfoo = 1\n").find("peers[0].foo: unknown key"), std::string::npos);

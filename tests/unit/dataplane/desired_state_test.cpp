@@ -25,12 +25,6 @@ config::StaticPeer sp(const std::string& name, std::uint8_t key, std::string ep,
   return config::StaticPeer{name, pk(key).to_base64(), std::move(ep), std::move(ips), std::nullopt};
 }
 
-TEST(GatewayAddress, IsTheFirstHostAddress) {
-  EXPECT_EQ(gateway_address(P("10.244.1.0/24")).to_string(), "10.244.1.1");
-  EXPECT_EQ(gateway_address(P("10.244.1.77/24")).to_string(), "10.244.1.1");
-  EXPECT_EQ(gateway_address(P("10.0.255.0/23")).to_string(), "10.0.254.1");
-}
-
 TEST(ValidateStaticPeers, GoodPeersPassWithDefaults) {
   std::vector<Rejection> rej;
   auto peers = validate_static_peers(
