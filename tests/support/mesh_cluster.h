@@ -11,6 +11,7 @@
 #include "tests/support/netns.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,10 +72,21 @@ class Capture {
   void stop() {
     if (pid_ <= 0) return;
     // Immediate mode hands each packet to tcpdump at once (no 1 s capture
-    // block), but give it a moment to write what is in flight: SIGINT ends
-    // the loop without draining. ip netns exec execs tcpdump in place, so
-    // the PID is tcpdump's.
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // block), but SIGINT ends the loop without draining: wait until the file
+    // has stopped growing for 300 ms (a loaded machine delays tcpdump by more
+    // than any fixed pause), at most 5 s. ip netns exec execs tcpdump in
+    // place, so the PID is tcpdump's.
+    auto size = [&] {
+      struct stat st {};
+      return ::stat(path_.c_str(), &st) == 0 ? st.st_size : -1;
+    };
+    off_t last = size();
+    for (int quiet = 0, i = 0; quiet < 6 && i < 100; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      off_t now = size();
+      quiet = now == last ? quiet + 1 : 0;
+      last = now;
+    }
     ::kill(pid_, SIGINT);
     int status = 0;
     ::waitpid(pid_, &status, 0);
