@@ -1,5 +1,7 @@
 #include "common/atomic_file.h"
 
+#include "common/unique_fd.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,14 +13,6 @@
 namespace meshd {
 
 namespace {
-
-// Closes a descriptor on every path out of a function.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 std::string dir_of(const std::string& path) {
   auto slash = path.rfind('/');
@@ -53,25 +47,24 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   // mkostemp creates the file O_EXCL with mode 0600.
-  Fd f{::mkostemp(name.data(), O_CLOEXEC)};
-  if (f.fd < 0) return fail(errno, "create a temporary file in " + dir);
+  UniqueFd f(::mkostemp(name.data(), O_CLOEXEC));
+  if (!f.valid()) return fail(errno, "create a temporary file in " + dir);
   const std::string tmp(name.data());
   auto cleanup = [&](Error e) -> Result<void> {
     ::unlink(tmp.c_str());
     return e;
   };
-  if (::fchmod(f.fd, mode) != 0) return cleanup(fail(errno, "chmod " + tmp));
-  if (auto r = write_all(f.fd, contents, tmp); !r) return cleanup(r.error());
-  if (::fsync(f.fd) != 0) return cleanup(fail(errno, "fsync " + tmp));
-  int fd = f.fd;
-  f.fd = -1;
+  if (::fchmod(f.get(), mode) != 0) return cleanup(fail(errno, "chmod " + tmp));
+  if (auto r = write_all(f.get(), contents, tmp); !r) return cleanup(r.error());
+  if (::fsync(f.get()) != 0) return cleanup(fail(errno, "fsync " + tmp));
+  int fd = f.release();
   if (::close(fd) != 0) return cleanup(fail(errno, "close " + tmp));
   if (::rename(tmp.c_str(), path.c_str()) != 0)
     return cleanup(fail(errno, "rename " + tmp + " to " + path));
   // The rename is durable only once the directory entry is on disk.
-  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd < 0) return fail(errno, "open directory " + dir + " to fsync it");
-  if (::fsync(d.fd) != 0) return fail(errno, "fsync directory " + dir);
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d.valid()) return fail(errno, "open directory " + dir + " to fsync it");
+  if (::fsync(d.get()) != 0) return fail(errno, "fsync directory " + dir);
   return {};
 }
 

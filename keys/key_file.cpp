@@ -1,6 +1,7 @@
 #include "keys/key_file.h"
 
 #include "common/atomic_file.h"
+#include "common/unique_fd.h"
 
 #include <sodium.h>
 
@@ -17,14 +18,6 @@
 namespace meshd::keys {
 
 namespace {
-
-// Closes a descriptor on every path out of a function.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 bool is_space_or_nul(unsigned char c) {
   // wg's char_is_space (\t \n \v \f \r and ' '), plus NUL, as `wg pubkey` skips.
@@ -57,11 +50,11 @@ Result<std::string> read_small(int fd, const std::string& path) {
 }
 
 Result<SecretKey> load_checked(const std::string& path) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
-  if (f.fd < 0) return fail(errno, "open key file " + path);
+  UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!f.valid()) return fail(errno, "open key file " + path);
   // Check the file we opened, not the path: no race with a chmod or rename.
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) return fail(errno, "stat key file " + path);
+  if (::fstat(f.get(), &st) != 0) return fail(errno, "stat key file " + path);
   if (!S_ISREG(st.st_mode))
     return Error::invalid("key file " + path + " is not a regular file");
   if ((st.st_mode & 077) != 0) {
@@ -72,7 +65,7 @@ Result<SecretKey> load_checked(const std::string& path) {
                      "); a private key must be readable by its owner only: run `chmod 600 " +
                      path + "` (and consider the key leaked if others could read it)"};
   }
-  auto text = read_small(f.fd, path);
+  auto text = read_small(f.get(), path);
   if (!text) return text.error();
   auto key = parse_key_file_contents(*text, path);
   sodium_memzero(text->data(), text->size());

@@ -12,18 +12,6 @@
 
 namespace meshd::nl {
 
-NetnsFd& NetnsFd::operator=(NetnsFd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(o.fd_, -1);
-  }
-  return *this;
-}
-
-NetnsFd::~NetnsFd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 Result<NetnsFd> open_netns(std::string_view path) {
   const std::string p(path);
   const std::string what = "open network namespace " + p;

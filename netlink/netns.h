@@ -7,6 +7,7 @@
 #pragma once
 
 #include "common/result.h"
+#include "common/unique_fd.h"
 
 #include <string>
 #include <string_view>
@@ -19,23 +20,7 @@ namespace meshd::nl {
 inline constexpr std::string_view kNetnsRunDir = "/var/run/netns";
 
 // An owned namespace file descriptor (closed on destruction).
-class NetnsFd {
- public:
-  NetnsFd() = default;
-  explicit NetnsFd(int fd) : fd_(fd) {}
-  NetnsFd(NetnsFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  NetnsFd& operator=(NetnsFd&& o) noexcept;
-  NetnsFd(const NetnsFd&) = delete;
-  NetnsFd& operator=(const NetnsFd&) = delete;
-  ~NetnsFd();
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_ = -1;
-};
+using NetnsFd = UniqueFd;
 
 // Opens a namespace file, e.g. "/var/run/netns/x" or "/proc/1234/ns/net"
 // (CNI hands plugins such a path in CNI_NETNS). Checks that it is a network

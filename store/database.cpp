@@ -1,5 +1,7 @@
 #include "store/database.h"
 
+#include "common/unique_fd.h"
+
 #include "store/schema.h"
 #include "store/sql_util.h"
 
@@ -151,14 +153,6 @@ std::string octal_mode(mode_t m) {
   std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
   return buf;
 }
-
-// Closes a descriptor on every path out of a function.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 // Hardening of every connection (https://sqlite.org/security.html): a
 // defensive connection cannot be made to corrupt the file through
@@ -335,16 +329,16 @@ void prepare_file(const DatabaseOptions& opts) {
       if (!S_ISREG(lst.st_mode))
         throw ErrorException(
             refuse(EINVAL, opts.path + " is not a meshd database (not a regular file)"));
-      Fd f{::open(opts.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
-      if (f.fd < 0) throw ErrorException(Error::from_errno(errno, "open database " + opts.path));
+      UniqueFd f(::open(opts.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+      if (!f.valid()) throw ErrorException(Error::from_errno(errno, "open database " + opts.path));
       // Judge the file we opened, not the path.
       struct stat st{};
-      if (::fstat(f.fd, &st) != 0)
+      if (::fstat(f.get(), &st) != 0)
         throw ErrorException(Error::from_errno(errno, "stat database " + opts.path));
       if (!S_ISREG(st.st_mode))
         throw ErrorException(
             refuse(EINVAL, opts.path + " is not a meshd database (not a regular file)"));
-      inspect_existing(opts, f.fd, st);
+      inspect_existing(opts, f.get(), st);
       return;
     }
     if (errno != ENOENT)
@@ -359,8 +353,8 @@ void prepare_file(const DatabaseOptions& opts) {
     // No O_EXCL: a concurrent meshd or CNI process may create it first; both
     // then migrate under BEGIN IMMEDIATE and the second finds nothing to do.
     // Then round again: the file is checked like any existing one.
-    Fd f{::open(opts.path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)};
-    if (f.fd < 0) throw ErrorException(Error::from_errno(errno, "create database " + opts.path));
+    UniqueFd f(::open(opts.path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!f.valid()) throw ErrorException(Error::from_errno(errno, "create database " + opts.path));
   }
 }
 

@@ -1,5 +1,7 @@
 #include "meshd/dataplane/uapi_client.h"
 
+#include "common/unique_fd.h"
+
 #include "meshd/dataplane/uapi.h"
 
 #include <poll.h>
@@ -17,21 +19,6 @@ namespace meshd::dataplane::uapi {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 std::string where(const ClientOptions& o, std::string_view what) {
   return std::string(what) + " UAPI socket " + o.socket_path +
@@ -97,7 +84,7 @@ Result<ucred> peer_credentials(const ClientOptions& o, int fd) {
 Result<int> connect_trusted(const ClientOptions& o, Clock::time_point deadline, ucred* out) {
   auto fd_r = connect_socket(o, deadline);
   if (!fd_r) return fd_r.error();
-  Fd fd(*fd_r);
+  UniqueFd fd(*fd_r);
   auto cred = peer_credentials(o, fd.get());
   if (!cred) return cred.error();
   const uid_t self = ::geteuid();
@@ -118,7 +105,7 @@ Result<std::string> transact(const ClientOptions& o, std::string_view request) {
   const auto deadline = Clock::now() + o.timeout;
   auto fd_r = connect_trusted(o, deadline, nullptr);
   if (!fd_r) return fd_r.error();
-  Fd fd(*fd_r);
+  UniqueFd fd(*fd_r);
 
   std::size_t sent = 0;
   while (sent < request.size()) {
@@ -196,7 +183,7 @@ Result<pid_t> server_pid(const ClientOptions& o) {
   ucred cred{};
   auto fd_r = connect_trusted(o, Clock::now() + o.timeout, &cred);
   if (!fd_r) return fd_r.error();
-  Fd fd(*fd_r);
+  UniqueFd fd(*fd_r);
   // 0 when the server lives in a PID namespace we cannot see into.
   if (cred.pid <= 0) return fail(ESRCH, where(o, "find the process behind"));
   return cred.pid;
