@@ -164,13 +164,8 @@ class Daemon {
 };
 
 void Daemon::open_state() {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path dbdir = fs::path(cfg_.database).parent_path();
-  if (!dbdir.empty() && !fs::exists(dbdir)) {
-    fs::create_directories(dbdir, ec);
-    ::chmod(dbdir.c_str(), 0700);
-  }
+  // store::Database creates a missing database directory 0700 itself (and
+  // refuses one others can write to), with no window at a looser mode.
   auto rd = RuntimeDir::open(cfg_.runtime_dir);
   if (!rd) throw ErrorException(rd.error());
   runtime_dir_.emplace(std::move(*rd));
