@@ -399,7 +399,7 @@ Result<wg::WgDevice> parse_get_device_stream(std::span<const std::uint8_t> strea
                             " bytes received");
     auto message = stream.first(h.nlmsg_len);
     // The device changed while the kernel was dumping it: the parts do not
-    // add up to one state. The caller retries (CONVENTIONS: bounded).
+    // add up to one state. The caller retries, a bounded number of times.
     if (h.nlmsg_flags & NLM_F_DUMP_INTR)
       return fail(EINTR, "get wireguard device: dump interrupted by a concurrent change");
     if (h.nlmsg_type == NLMSG_DONE || h.nlmsg_type == NLMSG_ERROR) {
