@@ -122,20 +122,44 @@ std::string describe(const AttachmentKey& k) {
 
 }  // namespace
 
+namespace {
+
+// The first member of [from, to] not in `taken` (sorted, unique), if any.
+std::optional<u128> first_free_in(const std::vector<u128>& taken, u128 from, u128 to) {
+  u128 candidate = from;
+  for (auto it = std::lower_bound(taken.begin(), taken.end(), from); it != taken.end(); ++it) {
+    if (*it > candidate) break;
+    if (candidate == to) return std::nullopt;  // also avoids wrapping at ::/0
+    ++candidate;
+  }
+  if (candidate > to) return std::nullopt;
+  return candidate;
+}
+
+}  // namespace
+
 std::optional<IpAddress> lowest_free(const IpamPool& pool, const std::vector<IpAddress>& used) {
+  return next_free(pool, used, std::nullopt);
+}
+
+std::optional<IpAddress> next_free(const IpamPool& pool, const std::vector<IpAddress>& used,
+                                   const std::optional<IpAddress>& last) {
   if (pool.subnet.address.empty()) return std::nullopt;
   const Range r = usable_range(pool.subnet);
-  std::vector<IpAddress> taken = used;
-  taken.insert(taken.end(), pool.reserved.begin(), pool.reserved.end());
-  u128 candidate = r.first;
-  for (u128 t : in_range(pool, r, taken)) {
-    if (t > candidate) break;
-    if (t == candidate) {
-      if (candidate == r.last) return std::nullopt;  // also avoids wrapping at ::/0
-      ++candidate;
-    }
+  std::vector<IpAddress> all = used;
+  all.insert(all.end(), pool.reserved.begin(), pool.reserved.end());
+  const std::vector<u128> taken = in_range(pool, r, all);
+  std::optional<u128> got;
+  if (!last || last->family != pool.subnet.address.family || to_u128(*last) < r.first ||
+      to_u128(*last) > r.last) {
+    got = first_free_in(taken, r.first, r.last);  // no cursor in this pool: from the start
+  } else {
+    const u128 cursor = to_u128(*last);
+    if (cursor != r.last) got = first_free_in(taken, cursor + 1, r.last);
+    if (!got) got = first_free_in(taken, r.first, cursor);  // wrap around
   }
-  return from_u128(pool.subnet.address.family, candidate);
+  if (!got) return std::nullopt;
+  return from_u128(pool.subnet.address.family, *got);
 }
 
 std::uint64_t pool_capacity(const IpamPool& pool) {
@@ -200,7 +224,17 @@ Result<Acquired> Ipam::acquire(const LeaseRequest& req) {
                    while (q.executeStep())
                      if (auto a = IpAddress::parse(q.getColumn(0).getString())) used.push_back(*a);
 
-                   auto addr = lowest_free(pool, used);
+                   // Rotate through the pool (as host-local does): a released
+                   // address is handed out again as late as possible, so that
+                   // stale endpoints, DNS answers and conntrack entries of a
+                   // deleted pod do not reach the next one at once.
+                   std::optional<IpAddress> cursor;
+                   SQLite::Statement cq(db_.sql(),
+                                        "SELECT last_address FROM ipam_cursors WHERE network = ?");
+                   cq.bind(1, key.network);
+                   if (cq.executeStep())
+                     if (auto a = IpAddress::parse(cq.getColumn(0).getString())) cursor = *a;
+                   auto addr = next_free(pool, used, cursor);
                    if (!addr) {
                      const Range r = usable_range(pool.subnet);
                      auto leased = in_range(pool, r, used);
@@ -226,6 +260,13 @@ Result<Acquired> Ipam::acquire(const LeaseRequest& req) {
                    ins.bind(6, req.host_interface);
                    ins.bind(7, req.claimant);
                    ins.exec();
+                   SQLite::Statement cur(db_.sql(),
+                                         "INSERT INTO ipam_cursors (network, last_address) "
+                                         "VALUES (?, ?) ON CONFLICT (network) DO UPDATE SET "
+                                         "last_address = excluded.last_address");
+                   cur.bind(1, key.network);
+                   cur.bind(2, addr->to_string());
+                   cur.exec();
                    tx.commit();
                    return Acquired{std::move(l), true};
                  });

@@ -1,7 +1,10 @@
 // Pod address leases, keyed by (network, container id, interface name), as
 // the CNI spec keys attachments. Allocation and release are each one
 // BEGIN IMMEDIATE transaction, so any number of concurrent CNI processes get
-// distinct addresses.
+// distinct addresses. Allocation rotates through the pool: each network
+// remembers the address it allocated last, and the next one is the first free
+// address after it (wrapping), so a released address is reused as late as the
+// pool allows.
 #pragma once
 
 #include "common/ip.h"
@@ -44,6 +47,13 @@ struct IpamPool {
 // nothing when the pool is exhausted.
 std::optional<IpAddress> lowest_free(const IpamPool& pool, const std::vector<IpAddress>& used);
 
+// Pure: the first address of the pool after `last` (the one allocated last)
+// not in `used`, wrapping to the start of the pool; `last` itself comes
+// last. Without `last`, or with one outside the pool (the CIDR changed), the
+// lowest free address. Nothing when the pool is exhausted.
+std::optional<IpAddress> next_free(const IpamPool& pool, const std::vector<IpAddress>& used,
+                                   const std::optional<IpAddress>& last);
+
 // Pure: how many addresses the pool can hand out (saturating at 2^64-1 for
 // huge IPv6 pools). Used in the "exhausted" message.
 std::uint64_t pool_capacity(const IpamPool& pool);
@@ -71,7 +81,8 @@ class Ipam {
   explicit Ipam(Database& db) : db_(db) {}
 
   // Returns the existing lease for `key` if there is one (CNI ADD retried),
-  // else allocates the lowest free address. Errors: ENOSPC with a message
+  // else allocates the next free address after the network's last one
+  // (next_free). Errors: ENOSPC with a message
   // naming the pool when it is exhausted.
   Result<Lease> allocate(const AttachmentKey& key, const IpamPool& pool);
   // The same with the lease's created_at given by the caller (tests, and
@@ -79,7 +90,7 @@ class Ipam {
   // system clock once.
   Result<Lease> allocate(const AttachmentKey& key, const IpamPool& pool, std::int64_t now);
   // The existing lease of `req.key` (now claimed by req.claimant), else the
-  // lowest free address, in one BEGIN IMMEDIATE transaction. Errors as allocate().
+  // next free address (next_free), in one BEGIN IMMEDIATE transaction. Errors as allocate().
   Result<Acquired> acquire(const LeaseRequest& req);
   // Undo of an acquire() that created the lease: releases it only while its
   // last claimant is still `claimant`. A concurrent acquisition of the same

@@ -96,10 +96,21 @@ ALTER TABLE ipam_leases ADD COLUMN host_interface TEXT NOT NULL DEFAULT '';
 ALTER TABLE ipam_leases ADD COLUMN claimant INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// v4: each CNI network remembers the address it allocated last, so that
+// allocation rotates through the pool instead of handing a released address
+// out again at once.
+constexpr const char* kV4 = R"sql(
+CREATE TABLE ipam_cursors (
+  network      TEXT NOT NULL PRIMARY KEY,
+  last_address TEXT NOT NULL
+) STRICT;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kV1},
     {2, "token last use, prune indexes", kV2},
     {3, "lease host interface and claimant", kV3},
+    {4, "IPAM allocation cursor per network", kV4},
 };
 
 }  // namespace

@@ -160,6 +160,25 @@ TEST_F(CniPlugin, ConflistMtuOverridesTheNodeMtu) {
             std::string::npos);
 }
 
+// Kubernetes deletes and creates pods all the time: a released address must
+// not go to the next pod at once (stale endpoints, DNS, conntrack).
+TEST_F(CniPlugin, PodsCreatedAndDeletedInTurnNeverGetAReleasedAddressWhileFreeOnesRemain) {
+  CniNode node;
+  node.set_pod_cidr("10.244.1.0/29");  // .2 .. .6: five addresses to hand out
+  const std::string conf = node.config("1.0.0");
+  std::vector<std::string> got;
+  for (int i = 0; i < 6; ++i) {
+    Netns pod("cp");
+    const std::string id = "cycle" + std::to_string(i);
+    auto add = node.attach("ADD", conf, id, pod.path());
+    ASSERT_EQ(add.exit_code, 0) << add.out;
+    got.push_back(std::string(add.json()["ips"].as_array()[0].as_object()["address"].as_string()));
+    ASSERT_EQ(node.attach("DEL", conf, id, pod.path()).exit_code, 0);
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"10.244.1.2/29", "10.244.1.3/29", "10.244.1.4/29",
+                                           "10.244.1.5/29", "10.244.1.6/29", "10.244.1.2/29"}));
+}
+
 TEST_F(CniPlugin, DelIsIdempotentWithoutNetnsAndAfterTheNetnsIsGone) {
   CniNode node;
   node.set_pod_cidr("10.244.1.0/24");
@@ -243,11 +262,13 @@ TEST_F(CniPlugin, AddUndoesEverythingWhenAStepFails) {
     EXPECT_FALSE(link_exists(pod, "eth0")) << step;
     EXPECT_EQ(node.ns().out("ip -4 route show proto 78"), "") << step;
   }
-  // A clean ADD afterwards gets the first address again.
+  // A clean ADD afterwards succeeds and holds the only lease; allocation
+  // rotates on past the five addresses the undone ADDs held (.2 to .6).
   Netns pod("cp");
   auto add = node.attach("ADD", conf, "rb", pod.path());
   ASSERT_EQ(add.exit_code, 0) << add.out;
-  EXPECT_EQ(add.json()["ips"].as_array()[0].as_object()["address"], "10.244.1.2/24");
+  EXPECT_EQ(add.json()["ips"].as_array()[0].as_object()["address"], "10.244.1.7/24");
+  EXPECT_EQ(node.leases().size(), 1u);
 }
 
 TEST_F(CniPlugin, AddRollsBackWhenTheHostVethNameIsTaken) {

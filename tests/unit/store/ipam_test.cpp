@@ -67,6 +67,47 @@ TEST(IpamLowestFree, Table) {
   }
 }
 
+struct NextFreeCase {
+  const char* name;
+  IpamPool pool;
+  std::vector<const char*> used;
+  const char* last;    // nullptr = no cursor
+  const char* expect;  // nullptr = exhausted
+};
+
+TEST(IpamNextFree, Table) {
+  const std::vector<NextFreeCase> cases = {
+      {"no cursor: lowest free", pool("10.244.1.0/24", {"10.244.1.1"}), {}, nullptr, "10.244.1.2"},
+      {"after the cursor", pool("10.244.1.0/24"), {"10.244.1.5"}, "10.244.1.5", "10.244.1.6"},
+      {"a released address below the cursor waits", pool("10.244.1.0/24"), {}, "10.244.1.9", "10.244.1.10"},
+      {"held addresses after the cursor skipped", pool("10.244.1.0/24"), {"10.244.1.6", "10.244.1.7"}, "10.244.1.5", "10.244.1.8"},
+      {"wraps after the last host", pool("10.244.1.0/24", {"10.244.1.1"}), {}, "10.244.1.254", "10.244.1.2"},
+      {"wraps past held addresses", pool("10.0.0.0/29"), {"10.0.0.5", "10.0.0.6", "10.0.0.1"}, "10.0.0.4", "10.0.0.2"},
+      {"the cursor itself comes last", pool("10.0.0.0/30"), {"10.0.0.1"}, "10.0.0.2", "10.0.0.2"},
+      {"exhausted", pool("10.0.0.0/30"), {"10.0.0.1", "10.0.0.2"}, "10.0.0.1", nullptr},
+      {"cursor outside the pool (CIDR changed)", pool("10.244.2.0/24"), {}, "10.244.1.9", "10.244.2.1"},
+      {"cursor of another family", pool("10.244.2.0/24"), {}, "fd00::9", "10.244.2.1"},
+      {"reserved skipped after the cursor", pool("10.0.0.0/24", {"10.0.0.8"}), {}, "10.0.0.7", "10.0.0.9"},
+      {"v6 wraps at the top of ::/0 without overflow",
+       pool("::/0"), {}, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::1"},
+      {"v6 /127 after the first", pool("fd00::/127"), {}, "fd00::", "fd00::1"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<IpAddress> used;
+    for (const char* u : c.used) used.push_back(ip(u));
+    std::optional<IpAddress> last;
+    if (c.last) last = ip(c.last);
+    auto got = next_free(c.pool, used, last);
+    if (c.expect) {
+      ASSERT_TRUE(got);
+      EXPECT_EQ(got->to_string(), c.expect);
+    } else {
+      EXPECT_FALSE(got) << got->to_string();
+    }
+  }
+}
+
 TEST(IpamLowestFree, FullV4PoolIsExhaustedAtTheLastHost) {
   auto p = pool("10.244.1.0/24");
   std::vector<IpAddress> used;
@@ -122,7 +163,40 @@ TEST_F(IpamStore, ReleaseFreesTheAddressAndIsIdempotent) {
   ASSERT_TRUE(ipam_.release(key("never")));
   EXPECT_FALSE(*ipam_.find(key("c1")));
   EXPECT_EQ((*ipam_.find(key("c2")))->address.to_string(), "10.244.1.2");
-  EXPECT_EQ(ipam_.allocate(key("c3"), p, 1)->address.to_string(), "10.244.1.1");  // reused
+  // Not reused at once: the next address after the last one allocated.
+  EXPECT_EQ(ipam_.allocate(key("c3"), p, 1)->address.to_string(), "10.244.1.3");
+}
+
+// A released address is handed out again only once every other free address
+// has been: N create/delete cycles in a pool of N never repeat an address.
+TEST_F(IpamStore, CreateDeleteCyclesNeverReuseAnAddressWhileFreeOnesRemain) {
+  auto p = pool("10.244.1.0/27", {"10.244.1.1"});  // 29 addresses to hand out
+  ASSERT_TRUE(ipam_.allocate(key("long-lived"), p, 1));  // 10.244.1.2 stays leased
+  const std::uint64_t free_ones = pool_capacity(p) - 1;
+  std::set<std::string> seen;
+  for (std::uint64_t i = 0; i < free_ones; ++i) {
+    auto l = ipam_.allocate(key("pod" + std::to_string(i)), p, 1);
+    ASSERT_TRUE(l) << l.error().message;
+    EXPECT_NE(l->address.to_string(), "10.244.1.2");
+    EXPECT_TRUE(seen.insert(l->address.to_string()).second)
+        << l->address.to_string() << " handed out again after " << i << " cycles";
+    ASSERT_TRUE(ipam_.release(key("pod" + std::to_string(i))));
+  }
+  EXPECT_EQ(seen.size(), free_ones);
+  // The pool is used up once: now the rotation wraps to the start.
+  EXPECT_EQ(ipam_.allocate(key("next"), p, 1)->address.to_string(), "10.244.1.3");
+}
+
+TEST_F(IpamStore, RotationSkipsHeldAddressesAndIsPerNetwork) {
+  auto p = pool("10.244.1.0/29", {"10.244.1.1"});  // .2 .. .6
+  for (const char* c : {"a", "b", "c"}) ASSERT_TRUE(ipam_.allocate(key(c), p, 1));  // .2 .3 .4
+  ASSERT_TRUE(ipam_.release(key("b")));
+  EXPECT_EQ(ipam_.allocate(key("d"), p, 1)->address.to_string(), "10.244.1.5");
+  EXPECT_EQ(ipam_.allocate(key("e"), p, 1)->address.to_string(), "10.244.1.6");
+  EXPECT_EQ(ipam_.allocate(key("f"), p, 1)->address.to_string(), "10.244.1.3");  // wrapped
+  EXPECT_FALSE(ipam_.allocate(key("g"), p, 1));  // full
+  // Another network has its own cursor.
+  EXPECT_EQ(ipam_.allocate(key("a", "other"), p, 1)->address.to_string(), "10.244.1.2");
 }
 
 TEST_F(IpamStore, ExhaustionIsEnospcNamingThePool) {
