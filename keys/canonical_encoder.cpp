@@ -57,4 +57,16 @@ CanonicalEncoder& CanonicalEncoder::str_list(std::span<const std::string> items)
   return *this;
 }
 
+std::optional<CanonicalEncoder> CanonicalEncoder::adopt(std::span<const std::uint8_t> encoded) {
+  constexpr std::size_t kHeader = 1 + 8;
+  if (encoded.size() < kHeader || encoded[0] != kContext) return std::nullopt;
+  std::uint64_t n = 0;
+  for (std::size_t i = 1; i < kHeader; ++i) n = (n << 8) | encoded[i];
+  if (n == 0 || n > encoded.size() - kHeader) return std::nullopt;
+  CanonicalEncoder e;
+  e.context_.assign(reinterpret_cast<const char*>(encoded.data() + kHeader), n);
+  e.out_.assign(encoded.begin(), encoded.end());
+  return e;
+}
+
 }  // namespace meshd::keys

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -47,10 +48,17 @@ class CanonicalEncoder {
   // Convenience for the common list of strings (e.g. pod CIDRs, endpoints).
   CanonicalEncoder& str_list(std::span<const std::string> items);
 
+  // Takes bytes another encoder produced (a signed record received from a
+  // peer) as they are, so that a signature is checked over exactly the bytes
+  // that were signed, fields unknown to this version included. Nothing unless
+  // they start with a non-empty context field.
+  static std::optional<CanonicalEncoder> adopt(std::span<const std::uint8_t> encoded);
+
   const std::string& context() const { return context_; }
   const std::vector<std::uint8_t>& data() const { return out_; }
 
  private:
+  CanonicalEncoder() = default;
   void put_u64(std::uint64_t v);
   void put_tagged(Tag tag, const void* p, std::size_t n);
 

@@ -1,0 +1,89 @@
+// The sync rules, as a pure state machine: messages in, messages out. No
+// sockets, no clock, no logging; randomness comes from the caller's
+// generator, so a seeded run is reproducible (the 1000-node simulation in the
+// unit tests drives it exactly as the daemon will).
+//
+//   - Push on change: a node that publishes a new record (or tombstone) sends
+//     it at once to `push_fanout` random members; each member that accepts it
+//     as new forwards it once, the same way (rumour spreading: a change
+//     reaches most nodes in about log_fanout(N) hops).
+//   - Anti-entropy, every period (tick): to `anti_entropy_fanout` random
+//     members, a Summary with this node's table hash. A member whose hash
+//     differs answers with its Digest; the initiator then sends what the
+//     member lacks (Records) and asks for what it lacks itself (Request).
+//     This repairs whatever pushes lost.
+//
+// Who may speak sync (members only, over a channel authenticated with their
+// identity keys) is the transport's job: `from` is trusted to be the member
+// the channel authenticated.
+#pragma once
+
+#include "meshd/controlplane/node_table.h"
+#include "meshd/controlplane/sync_message.h"
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace meshd::controlplane {
+
+using Rng = std::mt19937_64;
+
+struct SyncOptions {
+  std::size_t push_fanout = 3;
+  std::size_t anti_entropy_fanout = 1;
+  bool push = true;  // false: anti-entropy alone (to measure it)
+};
+
+struct Outgoing {
+  keys::IdentityPublicKey to;
+  std::vector<std::uint8_t> bytes;
+};
+
+struct SyncCounters {
+  std::uint64_t messages_in = 0;
+  std::uint64_t malformed_in = 0;     // dropped whole: did not decode
+  std::uint64_t unknown_type_in = 0;  // a newer version's message type: ignored
+};
+
+class SyncEngine {
+ public:
+  SyncEngine(keys::IdentityPublicKey self, NodeTable table, SyncOptions opts = {});
+
+  // This node's own change (signed by the caller, who holds the key): merged
+  // here, then pushed. Nothing is sent if the table refuses it.
+  std::vector<Outgoing> publish(const SignedRecord& r, Rng& rng);
+  std::vector<Outgoing> publish(const SignedTombstone& t, Rng& rng);
+  // One anti-entropy period.
+  std::vector<Outgoing> tick(Rng& rng);
+  // A message from the member `from`.
+  std::vector<Outgoing> receive(const keys::IdentityPublicKey& from,
+                                std::span<const std::uint8_t> bytes, Rng& rng);
+
+  const NodeTable& table() const { return table_; }
+  const SyncCounters& counters() const { return counters_; }
+  const keys::IdentityPublicKey& self() const { return self_; }
+
+ private:
+  struct Merged {
+    std::vector<SignedBytes> new_records;
+    std::vector<SignedBytes> new_tombstones;
+  };
+  Merged merge_all(const SyncMessage& m);
+  std::vector<keys::IdentityPublicKey> pick_peers(std::size_t k,
+                                                  const keys::IdentityPublicKey* exclude,
+                                                  Rng& rng) const;
+  void push_to(std::vector<Outgoing>& out, const std::vector<keys::IdentityPublicKey>& peers,
+               MessageType type, const std::vector<SignedBytes>& records,
+               const std::vector<SignedBytes>& tombstones) const;
+  std::vector<Outgoing> answer_digest(const keys::IdentityPublicKey& from, const SyncMessage& m);
+  std::vector<Outgoing> answer_request(const keys::IdentityPublicKey& from, const SyncMessage& m);
+
+  keys::IdentityPublicKey self_;
+  NodeTable table_;
+  SyncOptions opts_;
+  SyncCounters counters_;
+};
+
+}  // namespace meshd::controlplane
