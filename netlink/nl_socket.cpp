@@ -1,5 +1,6 @@
 #include "netlink/nl_socket.h"
 
+#include "netlink/nl_attr.h"
 #include "netlink/wiped_bytes.h"
 
 #include <libmnl/libmnl.h>
@@ -26,31 +27,26 @@ constexpr std::size_t kBatchMaxBytes = 64 * 1024;
 constexpr std::size_t kBatchMaxMessages = 256;
 
 Result<void> parse_ext_ack(const std::uint8_t* p, std::size_t len, NlAck& ack) {
-  // The TLVs are ordinary netlink attributes; walk them by hand so that a
-  // malformed length can never move us past `len`.
-  while (len >= sizeof(nlattr)) {
-    nlattr a;
-    std::memcpy(&a, p, sizeof a);
-    if (a.nla_len < sizeof(nlattr) || a.nla_len > len) return fail(EBADMSG, "parse netlink extended ack");
-    const std::uint8_t* payload = p + NLA_HDRLEN;
-    std::size_t plen = a.nla_len - NLA_HDRLEN;
-    switch (a.nla_type & NLA_TYPE_MASK) {
+  // The TLVs are ordinary netlink attributes.
+  NlAttrReader r({p, len});
+  NlAttr a;
+  for (;;) {
+    auto more = r.next(a);
+    if (!more) return fail(EBADMSG, "parse netlink extended ack (" + more.error().message + ")");
+    if (!*more) return {};
+    switch (a.type) {
       case NLMSGERR_ATTR_MSG:
-        ack.ext_message.assign(reinterpret_cast<const char*>(payload),
-                               strnlen(reinterpret_cast<const char*>(payload), plen));
+        ack.ext_message.assign(reinterpret_cast<const char*>(a.payload.data()),
+                               strnlen(reinterpret_cast<const char*>(a.payload.data()), a.payload.size()));
         break;
       case NLMSGERR_ATTR_OFFS:
-        if (plen >= sizeof(std::uint32_t)) std::memcpy(&ack.ext_offset, payload, sizeof(std::uint32_t));
+        if (a.payload.size() >= sizeof(std::uint32_t))
+          std::memcpy(&ack.ext_offset, a.payload.data(), sizeof(std::uint32_t));
         break;
       default:
         break;  // cookie, policy, missing-attribute hints: not shown to people
     }
-    std::size_t step = NLA_ALIGN(a.nla_len);
-    if (step >= len) break;
-    p += step;
-    len -= step;
   }
-  return {};
 }
 
 // Kernel errors are negative errnos; anything else (positive, INT_MIN) is a

@@ -1,6 +1,7 @@
 #include "netlink/wireguard_msg.h"
 
 #include "common/ifname.h"
+#include "netlink/nl_attr.h"
 #include "netlink/nl_socket.h"
 
 #include <libmnl/libmnl.h>
@@ -34,45 +35,9 @@ std::size_t default_message_size() { return static_cast<std::size_t>(MNL_SOCKET_
 
 namespace {
 
-// --- Reading: a strict attribute walker over bytes of unknown origin ---
-//
-// libmnl's mnl_attr_for_each silently stops at the first attribute that does
-// not fit, which would turn a truncated reply into a device with fewer peers.
-// This walker reports it instead, and copies every field out with memcpy so
-// that unaligned input (a fuzzer's, or a sliced buffer) is never dereferenced.
-
-struct Attr {
-  std::uint16_t type = 0;  // NLA_TYPE_MASK applied: the kernel may set NLA_F_NESTED
-  std::span<const std::uint8_t> payload;
-};
-
-class AttrReader {
- public:
-  explicit AttrReader(std::span<const std::uint8_t> bytes) : rest_(bytes) {}
-
-  // Next attribute into `out`; false at the end. Errors on a truncated one.
-  Result<bool> next(Attr& out) {
-    if (rest_.size() < NLA_HDRLEN) {
-      // Up to 3 bytes of alignment padding may trail the last attribute.
-      if (rest_.size() >= NLA_ALIGNTO) return Error::invalid("truncated netlink attribute header");
-      return false;
-    }
-    nlattr h;
-    std::memcpy(&h, rest_.data(), sizeof h);
-    if (h.nla_len < NLA_HDRLEN || h.nla_len > rest_.size())
-      return Error::invalid("netlink attribute " + std::to_string(h.nla_type & NLA_TYPE_MASK) +
-                            " has length " + std::to_string(h.nla_len) + " but " +
-                            std::to_string(rest_.size()) + " bytes remain");
-    out.type = h.nla_type & NLA_TYPE_MASK;
-    out.payload = rest_.subspan(NLA_HDRLEN, h.nla_len - NLA_HDRLEN);
-    std::size_t step = NLA_ALIGN(h.nla_len);
-    rest_ = step >= rest_.size() ? std::span<const std::uint8_t>{} : rest_.subspan(step);
-    return true;
-  }
-
- private:
-  std::span<const std::uint8_t> rest_;
-};
+// --- Reading: netlink/nl_attr.h's strict walker; every field is copied out
+// with memcpy so that unaligned input (a fuzzer's, a sliced buffer) is never
+// dereferenced.
 
 Error bad_size(const char* what, std::size_t got, std::size_t want) {
   return Error::invalid(std::string("wireguard netlink attribute ") + what + " has " +
@@ -83,8 +48,8 @@ Error bad_size(const char* what, std::size_t got, std::size_t want) {
 // allowed IPs); `what` names the list in errors.
 template <class Fn>
 Result<void> for_each_nested(std::span<const std::uint8_t> list, const char* what, Fn&& fn) {
-  AttrReader r(list);
-  Attr a;
+  NlAttrReader r(list);
+  NlAttr a;
   for (;;) {
     auto more = r.next(a);
     if (!more) return Error::invalid(std::string(what) + ": " + more.error().message);
@@ -94,7 +59,7 @@ Result<void> for_each_nested(std::span<const std::uint8_t> list, const char* wha
 }
 
 template <class T>
-Result<T> read_int(const Attr& a, const char* what) {
+Result<T> read_int(const NlAttr& a, const char* what) {
   if (a.payload.size() != sizeof(T)) return bad_size(what, a.payload.size(), sizeof(T));
   T v;
   std::memcpy(&v, a.payload.data(), sizeof v);
@@ -103,14 +68,14 @@ Result<T> read_int(const Attr& a, const char* what) {
 
 // Reads an integer attribute of exactly sizeof(T) bytes into `out`.
 template <class T, class Out>
-Result<void> read_int_into(const Attr& a, const char* what, Out& out) {
+Result<void> read_int_into(const NlAttr& a, const char* what, Out& out) {
   auto v = read_int<T>(a, what);
   if (!v) return v.error();
   out = static_cast<Out>(*v);
   return {};
 }
 
-Result<keys::KeyBytes> read_key(const Attr& a, const char* what) {
+Result<keys::KeyBytes> read_key(const NlAttr& a, const char* what) {
   if (a.payload.size() != WG_KEY_LEN) return bad_size(what, a.payload.size(), WG_KEY_LEN);
   keys::KeyBytes k;
   std::memcpy(k.data(), a.payload.data(), k.size());
@@ -134,8 +99,8 @@ Result<std::span<const std::uint8_t>> genl_attributes(std::span<const std::uint8
 }
 
 Result<IpPrefix> parse_allowed_ip(std::span<const std::uint8_t> bytes) {
-  AttrReader r(bytes);
-  Attr a;
+  NlAttrReader r(bytes);
+  NlAttr a;
   std::optional<std::uint16_t> family;
   std::span<const std::uint8_t> addr;
   std::optional<std::uint8_t> cidr;
@@ -180,8 +145,8 @@ Result<IpPrefix> parse_allowed_ip(std::span<const std::uint8_t> bytes) {
 Result<wg::WgPeer> parse_peer(std::span<const std::uint8_t> bytes) {
   wg::WgPeer peer;
   bool have_key = false;
-  AttrReader r(bytes);
-  Attr a;
+  NlAttrReader r(bytes);
+  NlAttr a;
   for (;;) {
     auto more = r.next(a);
     if (!more) return more.error();
@@ -271,8 +236,8 @@ Result<wg::WgDevice> parse_device_message(std::span<const std::uint8_t> message)
   auto attrs = genl_attributes(message);
   if (!attrs) return attrs.error();
   wg::WgDevice dev;
-  AttrReader r(*attrs);
-  Attr a;
+  NlAttrReader r(*attrs);
+  NlAttr a;
   for (;;) {
     auto more = r.next(a);
     if (!more) return more.error();
@@ -489,8 +454,8 @@ Result<GenlFamily> parse_family_reply(std::span<const std::uint8_t> message) {
                           " is not a controller CTRL_CMD_NEWFAMILY reply");
   GenlFamily f;
   bool have_id = false, have_name = false;
-  AttrReader r(*attrs);
-  Attr a;
+  NlAttrReader r(*attrs);
+  NlAttr a;
   for (;;) {
     auto more = r.next(a);
     if (!more) return more.error();

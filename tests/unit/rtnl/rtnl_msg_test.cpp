@@ -1,4 +1,4 @@
-// Pure rtnetlink message building and parsing (netlink/rtnl.h): what we send
+// Pure rtnetlink message building and parsing (netlink/rtnl_msg.h): what we send
 // is what we read back, and malformed replies are refused, not misread.
 #include "netlink/rtnl.h"
 
@@ -278,7 +278,10 @@ TEST(LinkMsg, NamesAreCheckedAndNamelessLinksRefused) {
   EXPECT_TRUE(parse_link(*nlh).error().is(EBADMSG));
 }
 
-TEST(LinkMsg, KindInsideMalformedLinkinfoIsIgnoredNotOverread) {
+// A nested attribute that runs past its nest is a malformed message, not a
+// link without a kind (which would read as "not ours" to a caller matching
+// on the kind).
+TEST(LinkMsg, KindOverrunningItsLinkinfoIsRefusedNotOverread) {
   Buf b;
   Link l;
   l.name = "v0";
@@ -291,9 +294,75 @@ TEST(LinkMsg, KindInsideMalformedLinkinfoIsIgnoredNotOverread) {
   ASSERT_EQ(mnl_attr_get_type(linkinfo), IFLA_LINKINFO);
   auto* kind = static_cast<nlattr*>(mnl_attr_get_payload(linkinfo));
   kind->nla_len = 200;
-  Link back = parse_link(*nlh).value();
-  EXPECT_EQ(back.name, "v0");
-  EXPECT_EQ(back.kind, "");
+  auto back = parse_link(*nlh);
+  ASSERT_FALSE(back);
+  EXPECT_TRUE(back.error().is(EBADMSG));
+  EXPECT_NE(back.error().message.find("v0"), std::string::npos) << back.error().message;
+}
+
+// Cuts `msg` to `len` bytes (nlmsg_len too), in a buffer exactly that long.
+std::vector<std::uint8_t> cut_to(const std::uint8_t* msg, std::size_t len) {
+  std::vector<std::uint8_t> out(msg, msg + len);
+  reinterpret_cast<nlmsghdr*>(out.data())->nlmsg_len = static_cast<std::uint32_t>(len);
+  return out;
+}
+
+// A message cut inside its last attribute (a short read, a fuzzer) is refused
+// by every parser: before the one strict walker, a cut gateway, MTU or kind
+// silently disappeared and the rest parsed as a different object.
+TEST(RtnlMsg, AnAttributeCutShortIsRefusedByEveryParser) {
+  Buf rb;
+  Route r;
+  r.dst = P("10.1.0.0/24");
+  r.oif = 4;
+  r.gateway = A("10.0.0.1");  // the last attribute: RTA_GATEWAY
+  const nlmsghdr* rh = build_route_msg(rb.span(), RTM_NEWROUTE, 0, r).value();
+  for (std::size_t drop = 1; drop < 4; ++drop) {  // into the 4-byte address
+    auto cut = cut_to(rb.bytes.data(), rh->nlmsg_len - drop);
+    auto pr = parse_route(*reinterpret_cast<const nlmsghdr*>(cut.data()));
+    ASSERT_FALSE(pr) << drop;
+    EXPECT_TRUE(pr.error().is(EBADMSG)) << pr.error().message;
+  }
+
+  Buf lb;
+  Link l;
+  l.name = "wg0";
+  l.mtu = 1420;  // IFLA_MTU comes after IFLA_IFNAME
+  const nlmsghdr* lh = build_link_msg(lb.span(), RTM_NEWLINK, 0, l).value();
+  for (std::size_t drop = 1; drop < 4; ++drop) {
+    auto cut = cut_to(lb.bytes.data(), lh->nlmsg_len - drop);
+    auto pl = parse_link(*reinterpret_cast<const nlmsghdr*>(cut.data()));
+    ASSERT_FALSE(pl) << drop;
+    EXPECT_TRUE(pl.error().is(EBADMSG)) << pl.error().message;
+  }
+
+  Buf ab;
+  const nlmsghdr* ah = build_address_msg(ab.span(), RTM_NEWADDR, 0, Address{2, P("10.0.0.1/24")}).value();
+  for (std::size_t drop = 1; drop < 4; ++drop) {
+    auto cut = cut_to(ab.bytes.data(), ah->nlmsg_len - drop);
+    auto pa = parse_address(*reinterpret_cast<const nlmsghdr*>(cut.data()));
+    ASSERT_FALSE(pa) << drop;
+    EXPECT_TRUE(pa.error().is(EBADMSG)) << pa.error().message;
+  }
+}
+
+// A route's RTA_METRICS nest whose RTAX_MTU runs past it: refused, not read
+// as a route without an MTU.
+TEST(RouteMsg, MetricsOverrunningTheirNestAreRefused) {
+  Buf b;
+  nlmsghdr* nlh = mnl_nlmsg_put_header(b.bytes.data());
+  nlh->nlmsg_type = RTM_NEWROUTE;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_type = RTN_UNICAST;
+  nlattr* mx = mnl_attr_nest_start(nlh, RTA_METRICS);
+  mnl_attr_put_u32(nlh, RTAX_MTU, 1400);
+  mnl_attr_nest_end(nlh, mx);
+  EXPECT_EQ(parse_route(*nlh).value().mtu, 1400u);
+  static_cast<nlattr*>(mnl_attr_get_payload(mx))->nla_len = 12;  // 4 bytes past the nest
+  auto pr = parse_route(*nlh);
+  ASSERT_FALSE(pr);
+  EXPECT_TRUE(pr.error().is(EBADMSG)) << pr.error().message;
 }
 
 TEST(EventMsg, EveryKindBecomesAnEvent) {
