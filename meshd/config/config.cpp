@@ -1,6 +1,8 @@
 #include "meshd/config/config.h"
 
 #include "common/ifname.h"
+
+#include "cni/conflist.h"
 #include "common/pod_network.h"
 
 #include <toml++/toml.h>
@@ -80,6 +82,9 @@ class Section {
         bad(source_, where(std::string(k.str())), "unknown key (check its spelling)");
     }
   }
+
+  // Whether the key is present at all (an empty array differs from none).
+  bool has(const std::string& key) const { return t_ && t_->get(key); }
 
   std::string where(const std::string& key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
 
@@ -179,6 +184,29 @@ Config parse_config(std::string_view text, const std::string& source) {
   c.cni_network = cni.str("network", c.cni_network);
   if (c.cni_network.empty() || c.cni_network.find_first_of("/ \t") != std::string::npos)
     bad(source, "cni.network", "expected a network name without '/' or spaces, got \"" + c.cni_network + "\"");
+  c.cni_conflist = cni.str("conflist", "");
+  if (!c.cni_conflist.empty() &&
+      (c.cni_conflist.find('/') != std::string::npos || c.cni_conflist.front() == '.' ||
+       c.cni_conflist.size() <= 9 ||
+       c.cni_conflist.compare(c.cni_conflist.size() - 9, 9, ".conflist") != 0))
+    bad(source, "cni.conflist",
+        "expected a file name ending in .conflist, without '/' and not starting with '.', got \"" +
+            c.cni_conflist + "\"");
+  if (cni.has("bin_dirs")) c.cni_bin_dirs = cni.strings("bin_dirs");
+  for (const auto& d : c.cni_bin_dirs)
+    if (d.empty() || d.front() != '/')
+      bad(source, "cni.bin_dirs", "expected absolute directory paths, got \"" + d + "\"");
+  if (cni.has("chained_plugins")) c.cni_chained = cni.strings("chained_plugins");
+  for (const auto& t : c.cni_chained)
+    if (!cni::find_chainable(t))
+      bad(source, "cni.chained_plugins",
+          "expected plugin types from \"portmap\", \"bandwidth\", got \"" + t + "\"");
+  c.cni_mtu = static_cast<unsigned>(cni.integer("mtu", 0, 0, 65535));
+  if (c.cni_mtu != 0 && c.cni_mtu < 68)
+    bad(source, "cni.mtu", "expected 0 (the mesh MTU) or 68 to 65535, got " + std::to_string(c.cni_mtu));
+  c.cni_log_file = cni.str("log_file", "");
+  if (!c.cni_log_file.empty() && c.cni_log_file.front() != '/')
+    bad(source, "cni.log_file", "expected an absolute path, got \"" + c.cni_log_file + "\"");
   cni.reject_unknown();
 
   if (const toml::node* n = root.get("peers")) {
@@ -205,6 +233,12 @@ Config parse_config(std::string_view text, const std::string& source) {
     }
   }
   return c;
+}
+
+std::string cni_conflist_path(const Config& c) {
+  if (c.cni_conf_dir.empty()) return "";
+  return c.cni_conf_dir + "/" +
+         (c.cni_conflist.empty() ? cni::default_conflist_name(c.cni_network) : c.cni_conflist);
 }
 
 Config load_config(const std::string& path) {

@@ -59,9 +59,20 @@ struct Config {
   // a settled pod CIDR. "" = do not write one.
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::string cni_network = "meshd";
+  std::string cni_conflist;  // file name in cni_conf_dir; "" = 05-<network>.conflist
+  // Where runtimes look for plugin binaries: a chained plugin is listed only
+  // when its binary is in one of them.
+  std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  std::vector<std::string> cni_chained = {"portmap", "bandwidth"};
+  unsigned cni_mtu = 0;       // the plugin's "mtu"; 0 = the node's mesh MTU (from the store)
+  std::string cni_log_file;   // the plugin's "logFile"; "" = none
 
   std::vector<StaticPeer> peers;
 };
+
+// The conflist's path: cni_conf_dir + "/" + its file name; "" when
+// cni_conf_dir is "" (meshd writes none).
+std::string cni_conflist_path(const Config& c);
 
 // Throws ErrorException with a message naming the file, key and expected form.
 Config parse_config(std::string_view text, const std::string& source_name);

@@ -7,6 +7,7 @@
 #include "meshd/dataplane/kernel_backend.h"
 #include "meshd/dataplane/reconciler.h"
 #include "meshd/dataplane/userspace_backend.h"
+#include "meshd/daemon/cni_install.h"
 #include "meshd/daemon/runtime_dir.h"
 #include "netlink/rtnl.h"
 #include "store/database.h"
@@ -160,6 +161,7 @@ class Daemon {
   bool debounce_pending_ = false;
   bool ready_ = false;
   int failures_ = 0;
+  bool pod_cidr_withdrawn_ = false;  // removed by a reload: no new pods
   std::string last_status_;  // status.json as last written, without its time
 };
 
@@ -204,7 +206,8 @@ void Daemon::apply_node_settings() {
   if (cfg_.pod_cidr) {
     // A pod CIDR given in the config is settled by definition: nobody else
     // allocates it, so the CNI plugin may hand out addresses at once.
-    if (auto r = local.set_pod_cidr(*cfg_.pod_cidr, true); !r) throw ErrorException(r.error());
+    if (auto r = local.set_pod_cidr(*cfg_.pod_cidr, !pod_cidr_withdrawn_); !r)
+      throw ErrorException(r.error());
   }
 }
 
@@ -229,27 +232,12 @@ void Daemon::load_desired() {
   store::LocalNodeRepo repo(*db_);
   if (auto r = repo.set_mtu(local_.mtu); !r) log_->warn("{}", r.error().message);
   write_cni_conflist();
+  warn_pods_above_mtu(cfg_, *db_, *rtnl_, local_.mtu, *log_);
 }
 
 // Pods can be served once the node has a settled pod CIDR: only then does the
-// runtime find meshd's conflist. The plugin reads the CIDR and MTU from the
-// store itself, so the file changes only with the network name or database.
-void Daemon::write_cni_conflist() {
-  if (cfg_.cni_conf_dir.empty()) return;
-  store::LocalNodeRepo repo(*db_);
-  auto node = repo.get();
-  if (!node || !node->pod_cidr || !node->pod_cidr_settled) return;
-  std::error_code ec;
-  std::filesystem::create_directories(cfg_.cni_conf_dir, ec);
-  cni::ConflistOptions o;
-  o.network_name = cfg_.cni_network;
-  o.database = cfg_.database;
-  std::string path = cfg_.cni_conf_dir + "/10-" + cfg_.cni_network + ".conflist";
-  if (auto r = cni::write_conflist(path, o); r)
-    log_->debug("CNI conflist {} in place", path);
-  else
-    log_->warn("cannot write the CNI conflist: {}", r.error().message);
-}
+// runtime find meshd's conflist (cni_install.h), and it goes when the CIDR does.
+void Daemon::write_cni_conflist() { sync_cni_conflist(cfg_, *db_, *log_); }
 
 bool Daemon::reconcile() {
   dataplane::DesiredState desired = dataplane::compute_desired(local_, peers_);
@@ -386,11 +374,16 @@ void Daemon::reload() {
     next.backend = cfg_.backend;
   }
   if (cfg_.pod_cidr && !next.pod_cidr) {
-    // The store keeps a pod CIDR once set (pods hold leases from it); a
-    // restart would not clear it either.
-    log_->warn("reload: node.pod_cidr removed: a running node cannot give up its pod CIDR; keeping {}",
+    // Withdrawn: no new pods. The store keeps the CIDR but unsettled, so
+    // meshd-cni refuses ADD (STATUS 50) and the conflist goes; the pods
+    // holding leases from it keep their addresses and routes.
+    log_->warn("reload: node.pod_cidr removed: {} is withdrawn from new pods (CNI conflist removed, "
+               "meshd-cni refuses ADD); existing pods keep their addresses and routes",
                cfg_.pod_cidr->to_string());
     next.pod_cidr = cfg_.pod_cidr;
+    pod_cidr_withdrawn_ = true;
+  } else if (next.pod_cidr) {
+    pod_cidr_withdrawn_ = false;
   }
 
   config::Config old = std::move(cfg_);
@@ -407,12 +400,8 @@ void Daemon::reload() {
                cfg_.pod_cidr->to_string());
   // A conflist under the old name or directory would leave the runtime two
   // networks: the one meshd wrote is removed.
-  std::string old_conflist = old.cni_conf_dir + "/10-" + old.cni_network + ".conflist";
-  if (!old.cni_conf_dir.empty() &&
-      (old.cni_conf_dir != cfg_.cni_conf_dir || old.cni_network != cfg_.cni_network)) {
-    if (::unlink(old_conflist.c_str()) == 0)
-      log_->info("removed the CNI conflist {}", old_conflist);
-  }
+  if (config::cni_conflist_path(old) != config::cni_conflist_path(cfg_))
+    remove_cni_conflist(old, *log_);
   load_desired();
   if (cfg_.resync_interval_ms != old.resync_interval_ms) schedule_resync();
   log_->info("configuration reloaded from {}", cfg_.source);
@@ -457,6 +446,8 @@ int Daemon::teardown() {
       if (auto d = rtnl_->delete_route(r); !d) log_->warn("{}", d.error().message);
   }
   log_->info("removed {} and meshd's routes", cfg_.interface);
+  // Without the mesh, a runtime must not report the pod network ready.
+  remove_cni_conflist(cfg_, *log_);
   return rc;
 }
 

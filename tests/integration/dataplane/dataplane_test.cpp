@@ -235,6 +235,27 @@ TEST_F(Dataplane, DriftIsRepairedWithinTwoSeconds) {
   EXPECT_NE(n1.ns->out("ip route show 10.123.0.0/16").find("meshd0"), std::string::npos);
 }
 
+// The mesh MTU is derived from the underlay (no mtu in the config): when the
+// underlay's MTU changes, the device follows, and so does the status.
+TEST_F(Dataplane, MeshMtuFollowsTheUnderlay) {
+  start_and_converge();
+  auto& c = *cluster_;
+  auto& n1 = c.node(1);
+  ASSERT_NE(n1.ns->out("ip -o link show meshd0").find(" mtu 1440 "), std::string::npos)
+      << n1.ns->out("ip -o link show meshd0");
+  // A pod's veth and host route (what the CNI plugin makes) change nothing.
+  ASSERT_EQ(n1.ns->run("ip link add mtutest0 mtu 1300 type veth peer name mtutest1"), 0);
+  ASSERT_EQ(n1.ns->run("ip route add 10.77.1.200/32 dev mtutest0 proto 78"), 0);
+  ASSERT_EQ(n1.ns->run("ip link set eth0 mtu 1400"), 0);
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] { return n1.ns->out("ip -o link show meshd0").find(" mtu 1340 ") != std::string::npos; }, 2s))
+      << n1.ns->out("ip -o link show meshd0");
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] { return c.status(n1).find("\"mtu\":1340") != std::string::npos; }, 2s))
+      << c.status(n1);
+  EXPECT_NE(c.log(n1).find("underlay changed: mtu 1340"), std::string::npos) << c.log(n1);
+}
+
 TEST_F(Dataplane, InvalidPeerIsRejectedByNameAndTheRestStillApplies) {
   auto& c = *cluster_;
   auto& n1 = c.node(1);
@@ -336,7 +357,7 @@ TEST_F(Dataplane, ReloadAppliesWhatItCanAndNamesWhatNeedsARestart) {
   cfg = with(cfg, "name = \"node1\"", "name = \"node1-renamed\"");
   cfg = with(cfg, "persistent_keepalive = " + std::to_string(c.options().persistent_keepalive),
              "persistent_keepalive = 7");
-  ASSERT_TRUE(std::filesystem::exists(n1.cni_conf_dir() + "/10-meshd.conflist"));
+  ASSERT_TRUE(std::filesystem::exists(n1.cni_conf_dir() + "/05-meshd.conflist"));
   cfg += "[[peers]]\nname = \"laptop\"\npublic_key = \"" +
          keys::PrivateKey::generate().public_key().to_base64() + "\"\nallowed_ips = [\"10.99.0.7/32\"]\n";
   std::ofstream(n1.config_path(), std::ios::trunc) << cfg;
@@ -388,8 +409,8 @@ TEST_F(Dataplane, ReloadAppliesWhatItCanAndNamesWhatNeedsARestart) {
   EXPECT_NE(n1.ns->out("ip -o link show meshd0").find("mtu 1300"), std::string::npos);
   EXPECT_NE(c.wg(n1, "show meshd0 allowed-ips").find("10.99.0.7/32"), std::string::npos);
   // The conflist moves to the new network name; the old one is gone.
-  EXPECT_TRUE(std::filesystem::exists(n1.cni_conf_dir() + "/10-meshd2.conflist"));
-  EXPECT_FALSE(std::filesystem::exists(n1.cni_conf_dir() + "/10-meshd.conflist"));
+  EXPECT_TRUE(std::filesystem::exists(n1.cni_conf_dir() + "/05-meshd2.conflist"));
+  EXPECT_FALSE(std::filesystem::exists(n1.cni_conf_dir() + "/05-meshd.conflist"));
   EXPECT_EQ(c.log(n1).find("reload failed"), std::string::npos);
 
   // A pod CIDR is not given up by a reload: it stays, and the log says so.

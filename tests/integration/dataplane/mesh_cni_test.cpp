@@ -43,7 +43,7 @@ TEST(MeshWithCni, PodsMadeByThePluginReachPodsOnOtherNodes) {
   };
   std::vector<PodOnNode> pods;
   for (auto& n : c.nodes()) {
-    std::string conflist = n.cni_conf_dir() + "/10-meshd.conflist";
+    std::string conflist = n.cni_conf_dir() + "/05-meshd.conflist";
     ASSERT_TRUE(MeshCluster::eventually([&] { return sh("test -s " + conflist) == 0; }, 5s))
         << "meshd did not install " << conflist;
     PodOnNode p{std::make_unique<Netns>("mcp"), "", plugin_config_from_conflist(conflist), &n};
