@@ -66,4 +66,15 @@ auto run_in_netns(int netns_fd, F&& f) -> std::invoke_result_t<F> {
   return out;
 }
 
+// Runs `f` inside the namespace at `path` (opened as open_netns() does), or
+// right here, in the calling thread's namespace, when `path` is empty: the
+// "netns_path" option of the backends. Errors name the path.
+template <class F>
+auto run_in_netns_at(std::string_view path, F&& f) -> std::invoke_result_t<F> {
+  if (path.empty()) return std::forward<F>(f)();
+  auto ns = open_netns(path);
+  if (!ns) return ns.error();
+  return run_in_netns(ns->get(), std::forward<F>(f));
+}
+
 }  // namespace meshd::nl

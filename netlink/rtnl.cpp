@@ -115,6 +115,10 @@ Result<Rtnl> Rtnl::open_in_netns(int netns_fd) {
   return run_in_netns(netns_fd, [] { return Rtnl::open(); });
 }
 
+Result<Rtnl> Rtnl::open_at(std::string_view netns_path) {
+  return run_in_netns_at(netns_path, [] { return Rtnl::open(); });
+}
+
 std::uint64_t Rtnl::dump_restarts() const { return impl_->sock.dump_restarts(); }
 
 Result<std::vector<Link>> Rtnl::list_links() {

@@ -42,6 +42,9 @@ class Rtnl {
   // A socket inside the namespace behind `netns_fd` (e.g. open("/var/run/netns/x")).
   // The calling thread returns to its own namespace before this returns.
   static Result<Rtnl> open_in_netns(int netns_fd);
+  // A socket inside the namespace file at `netns_path` (open_netns()), or in
+  // the caller's own namespace when the path is empty.
+  static Result<Rtnl> open_at(std::string_view netns_path);
   // Over a socket the caller made: NlSocket::open(NETLINK_ROUTE), or a
   // replayed one (NlSocket::over) in tests and fuzzers.
   static Rtnl over(NlSocket sock);

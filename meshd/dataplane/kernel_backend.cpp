@@ -21,13 +21,7 @@ KernelBackend::~KernelBackend() = default;
 // loaded the module, and a backend object must be cheap to make.
 Result<nl::Rtnl*> KernelBackend::rtnl() {
   if (!rtnl_) {
-    Result<nl::Rtnl> r = opts_.netns_path.empty()
-                             ? nl::Rtnl::open()
-                             : [&]() -> Result<nl::Rtnl> {
-                                 auto fd = nl::open_netns(opts_.netns_path);
-                                 if (!fd) return fd.error();
-                                 return nl::Rtnl::open_in_netns(fd->get());
-                               }();
+    auto r = nl::Rtnl::open_at(opts_.netns_path);
     if (!r) return r.error();
     rtnl_.emplace(std::move(*r));
   }
@@ -36,13 +30,7 @@ Result<nl::Rtnl*> KernelBackend::rtnl() {
 
 Result<nl::WgGenl*> KernelBackend::genl() {
   if (!genl_) {
-    Result<nl::WgGenl> g = opts_.netns_path.empty()
-                               ? nl::WgGenl::open()
-                               : [&]() -> Result<nl::WgGenl> {
-                                   auto fd = nl::open_netns(opts_.netns_path);
-                                   if (!fd) return fd.error();
-                                   return nl::run_in_netns(fd->get(), [] { return nl::WgGenl::open(); });
-                                 }();
+    auto g = nl::run_in_netns_at(opts_.netns_path, [] { return nl::WgGenl::open(); });
     if (!g) return g.error();
     genl_.emplace(std::move(*g));
   }

@@ -410,13 +410,7 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
   // A link of that name that no live implementation serves (a leftover
   // device) would make wireguard-go fail with an obscure TUN error: say so.
   {
-    nl::NetnsFd ns;
-    if (!opts_.netns_path.empty()) {
-      auto r = nl::open_netns(opts_.netns_path);
-      if (!r) return Error{r.error().code, what + ": " + r.error().message};
-      ns = std::move(*r);
-    }
-    auto rtnl = ns.valid() ? nl::Rtnl::open_in_netns(ns.get()) : nl::Rtnl::open();
+    auto rtnl = nl::Rtnl::open_at(opts_.netns_path);
     if (!rtnl) return Error{rtnl.error().code, what + ": " + rtnl.error().message};
     if (auto link = rtnl->get_link(name))
       return fail(EEXIST, what + ": a " + (link->kind.empty() ? "" : link->kind + " ") +
@@ -605,13 +599,7 @@ Result<void> UserspaceBackend::set_device(const wg::WgDevice& change) {
 }
 
 Result<std::optional<nl::Link>> UserspaceBackend::find_link(const std::string& name) {
-  nl::NetnsFd ns;
-  if (!opts_.netns_path.empty()) {
-    auto r = nl::open_netns(opts_.netns_path);
-    if (!r) return r.error();
-    ns = std::move(*r);
-  }
-  auto rtnl = ns.valid() ? nl::Rtnl::open_in_netns(ns.get()) : nl::Rtnl::open();
+  auto rtnl = nl::Rtnl::open_at(opts_.netns_path);
   if (!rtnl) return rtnl.error();
   auto link = rtnl->get_link(name);
   if (link) return std::optional<nl::Link>(std::move(*link));
@@ -620,15 +608,9 @@ Result<std::optional<nl::Link>> UserspaceBackend::find_link(const std::string& n
 }
 
 Result<void> UserspaceBackend::delete_link(const std::string& name) {
-  auto del = [&]() -> Result<void> {
-    auto rtnl = nl::Rtnl::open();
-    if (!rtnl) return rtnl.error();
-    return rtnl->delete_link(name);
-  };
-  if (opts_.netns_path.empty()) return del();
-  auto ns = nl::open_netns(opts_.netns_path);
-  if (!ns) return ns.error();
-  return nl::run_in_netns(ns->get(), del);
+  auto rtnl = nl::Rtnl::open_at(opts_.netns_path);
+  if (!rtnl) return rtnl.error();
+  return rtnl->delete_link(name);
 }
 
 bool UserspaceBackend::wait_exit(Instance& inst, std::chrono::milliseconds timeout) {

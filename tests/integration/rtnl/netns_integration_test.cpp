@@ -106,6 +106,31 @@ TEST_F(NetnsTest, RunInNetnsReturnsValueErrorAndRestoresOnThrow) {
   EXPECT_TRUE(cannot.error().is(EBADF)) << cannot.error().message;
 }
 
+// The backends' "netns_path" option: a path opens the socket in that
+// namespace, an empty one in the caller's own; a bad path names itself.
+TEST_F(NetnsTest, RtnlOpenAtAPathOrHere) {
+  Netns ns("nsa");
+  auto inside = Rtnl::open_at(ns.path());
+  ASSERT_TRUE(inside) << inside.error().message;
+  ASSERT_TRUE(inside->create_veth("at0", "at1"));
+  EXPECT_EQ(ns.run("ip link show at0 >/dev/null 2>&1"), 0);
+  EXPECT_NE(meshd::testing::sh("ip link show at0 >/dev/null 2>&1"), 0);
+
+  auto here = Rtnl::open_at("");
+  ASSERT_TRUE(here) << here.error().message;
+  EXPECT_TRUE(here->get_link("at0").error().is(ENODEV));
+  EXPECT_TRUE(inside->get_link("at0"));
+
+  auto missing = Rtnl::open_at("/var/run/netns/no-such-" + ns.name());
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(missing.error().is(ENOENT));
+  EXPECT_NE(missing.error().message.find("no-such-" + ns.name()), std::string::npos);
+
+  auto not_ns = Rtnl::open_at("/proc/self/status");
+  ASSERT_FALSE(not_ns);
+  EXPECT_TRUE(not_ns.error().is(EINVAL)) << not_ns.error().message;
+}
+
 TEST_F(NetnsTest, SocketOpenedInNetnsStaysThereAfterThreadReturns) {
   Netns ns("nss");
   auto rt = Rtnl::open_in_netns(ns.fd()).value();
