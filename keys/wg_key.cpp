@@ -153,4 +153,30 @@ Result<PresharedKey> PresharedKey::from_base64(std::string_view text) {
 
 std::string PresharedKey::to_base64_secret() const { return key_to_base64(bytes_); }
 
+// --- hex ---
+
+std::string key_to_hex(const KeyBytes& k) {
+  ensure_sodium();
+  std::string out(k.size() * 2 + 1, '\0');  // sodium_bin2hex writes a NUL
+  sodium_bin2hex(out.data(), out.size(), k.data(), k.size());
+  out.pop_back();
+  return out;
+}
+
+Result<KeyBytes> key_from_hex(std::string_view text) {
+  ensure_sodium();
+  KeyBytes k{};
+  if (text.size() != k.size() * 2)
+    return Error::invalid("invalid key: expected 64 hex digits, got " +
+                          std::to_string(text.size()) + " characters");
+  // No `ignore` set and no hex_end: any non-hex character fails the call.
+  std::size_t len = 0;
+  if (sodium_hex2bin(k.data(), k.size(), text.data(), text.size(), nullptr, &len, nullptr) != 0 ||
+      len != k.size()) {
+    sodium_memzero(k.data(), k.size());
+    return Error::invalid("invalid key: expected 64 hex digits, found a non-hex character");
+  }
+  return k;
+}
+
 }  // namespace meshd::keys

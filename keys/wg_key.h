@@ -89,4 +89,12 @@ class PresharedKey : public SecretKey {
 std::string key_to_base64(const KeyBytes& k);
 Result<KeyBytes> key_from_base64(std::string_view text);
 
+// A key as 64 hex digits, the form of WireGuard's cross-platform userspace
+// API (https://www.wireguard.com/xplatform/): lowercase out, either case in.
+// Both directions are libsodium's sodium_bin2hex / sodium_hex2bin, whose time
+// does not depend on the digits: the text may be a private key. A refused
+// text is never quoted in the error.
+std::string key_to_hex(const KeyBytes& k);
+Result<KeyBytes> key_from_hex(std::string_view text);
+
 }  // namespace meshd::keys

@@ -11,12 +11,10 @@ namespace meshd::dataplane::uapi {
 
 namespace {
 
-constexpr char kHexDigits[] = "0123456789abcdef";
-
 void append_key(std::string& out, std::string_view name, const keys::KeyBytes& k) {
   append_wiping(out, name);
   append_wiping(out, "=");
-  std::string hex = key_to_hex(k);
+  std::string hex = keys::key_to_hex(k);
   append_wiping(out, hex);
   wipe(hex);
   append_wiping(out, "\n");
@@ -28,13 +26,6 @@ void append_num(std::string& out, std::string_view name, T v) {
   append_wiping(out, "=");
   append_wiping(out, std::to_string(v));
   append_wiping(out, "\n");
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Decimal, no sign, no spaces, at most `max`: the protocol's only number form.
@@ -125,31 +116,6 @@ Result<int> for_each_line(const ReplyParser& rp, std::string_view reply, F&& f) 
 
 }  // namespace
 
-std::string key_to_hex(const keys::KeyBytes& k) {
-  std::string out(k.size() * 2, '0');
-  for (std::size_t i = 0; i < k.size(); ++i) {
-    out[2 * i] = kHexDigits[k[i] >> 4];
-    out[2 * i + 1] = kHexDigits[k[i] & 0xf];
-  }
-  return out;
-}
-
-Result<keys::KeyBytes> key_from_hex(std::string_view text) {
-  keys::KeyBytes k{};
-  if (text.size() != k.size() * 2)
-    return Error::invalid("invalid key: expected 64 hex digits, got " +
-                          std::to_string(text.size()) + " characters");
-  for (std::size_t i = 0; i < k.size(); ++i) {
-    int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      sodium_memzero(k.data(), k.size());
-      return Error::invalid("invalid key: expected 64 hex digits, found a non-hex character");
-    }
-    k[i] = static_cast<std::uint8_t>((hi << 4) | lo);
-  }
-  return k;
-}
-
 void wipe(std::string& buffer) {
   if (!buffer.empty()) sodium_memzero(buffer.data(), buffer.size());
   buffer.clear();
@@ -235,7 +201,7 @@ Result<wg::WgDevice> decode_get(std::string_view reply, std::string_view name) {
 
     if (key == "private_key") {
       if (auto r = device_key(); !r) return r;
-      auto k = key_from_hex(value);
+      auto k = keys::key_from_hex(value);
       if (!k) return bad("64 hex digits");
       keys::PrivateKey priv{*k};
       sodium_memzero(k->data(), k->size());
@@ -255,13 +221,13 @@ Result<wg::WgDevice> decode_get(std::string_view reply, std::string_view name) {
       if (!parse_number<std::uint32_t>(value, 0xffffffffU, v)) return bad("a 32-bit number");
       dev.fwmark = v;
     } else if (key == "public_key") {
-      auto k = key_from_hex(value);
+      auto k = keys::key_from_hex(value);
       if (!k) return bad("64 hex digits");
       peer = &dev.peers.emplace_back();
       peer->public_key = keys::PublicKey(*k);
     } else if (key == "preshared_key") {
       if (auto r = peer_key(); !r) return r;
-      auto k = key_from_hex(value);
+      auto k = keys::key_from_hex(value);
       if (!k) return bad("64 hex digits");
       keys::PresharedKey psk{*k};
       sodium_memzero(k->data(), k->size());

@@ -49,11 +49,6 @@ Result<void> decode_set_reply(std::string_view reply, std::string_view name);
 // blank line (errno= is always there), so the first "\n\n" is the end.
 std::size_t reply_end(std::string_view buffer);
 
-// Hex of a 32-byte key (lowercase, 64 chars) and back; the protocol's only key
-// form. Errors never include the text (it may be a secret).
-std::string key_to_hex(const keys::KeyBytes& k);
-Result<keys::KeyBytes> key_from_hex(std::string_view text);
-
 // Overwrites a buffer that held secrets, in a way the compiler cannot elide.
 void wipe(std::string& buffer);
 

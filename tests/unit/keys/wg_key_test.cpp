@@ -9,6 +9,8 @@
 #include "tests/support/prerequisite.h"
 #include <sodium.h>
 
+#include <cctype>
+#include <cstdio>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -46,6 +48,44 @@ std::vector<std::string> wg_pubkey_each(const std::vector<std::string>& inputs) 
 char alphabet_next(char c) {
   const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   return a[a.find(c) + 1];
+}
+
+// Hex keys (the UAPI's form): compared with printf's %02x and strtoul for
+// every byte value at every position, in both cases.
+TEST(KeyHex, EveryByteAtEveryPositionMatchesPrintfAndRoundTrips) {
+  for (int v = 0; v < 256; ++v) {
+    KeyBytes k{};
+    for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(v + 7 * i);
+    std::string want;
+    char two[3];
+    for (std::uint8_t b : k) {
+      std::snprintf(two, sizeof two, "%02x", b);
+      want += two;
+    }
+    const std::string hex = key_to_hex(k);
+    ASSERT_EQ(hex, want) << v;
+    EXPECT_EQ(key_from_hex(hex).value(), k) << v;
+    std::string upper = hex;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_EQ(key_from_hex(upper).value(), k) << v;  // other implementations may send it
+  }
+}
+
+TEST(KeyHex, RefusesWrongLengthsAndEveryNonHexByteWithoutQuotingTheText) {
+  EXPECT_FALSE(key_from_hex(""));
+  EXPECT_FALSE(key_from_hex(std::string(63, 'a')));
+  EXPECT_FALSE(key_from_hex(std::string(66, 'a')));
+  for (int c = 0; c < 256; ++c) {
+    if (std::isxdigit(c)) continue;
+    for (std::size_t pos : {std::size_t{0}, std::size_t{31}, std::size_t{63}}) {
+      std::string text(64, 'b');
+      text[pos] = static_cast<char>(c);
+      auto r = key_from_hex(text);
+      ASSERT_FALSE(r) << c << " at " << pos;
+      EXPECT_TRUE(r.error().is(EINVAL));
+      EXPECT_EQ(r.error().message.find("bbbb"), std::string::npos) << r.error().message;
+    }
+  }
 }
 
 }  // namespace

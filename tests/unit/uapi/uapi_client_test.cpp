@@ -222,7 +222,7 @@ class FreedSecretWatch {
 
 TEST(UapiClient, GetLeavesNoCopyOfThePrivateKeyInFreedMemory) {
   auto priv = keys::PrivateKey::generate();
-  const std::string hex = key_to_hex(priv.bytes());
+  const std::string hex = keys::key_to_hex(priv.bytes());
   // The reply comes in pieces, so the client's buffer grows several times.
   ScriptedServer s([&](int fd) {
     write_all(fd, "private_key=" + hex + "\n");
@@ -248,7 +248,7 @@ TEST(UapiClient, SetLeavesNoCopyOfThePrivateKeyInFreedMemory) {
   wg::WgDevice change;
   change.name = "wg0";
   change.private_key = keys::PrivateKey::generate();
-  const std::string hex = key_to_hex(change.private_key->bytes());
+  const std::string hex = keys::key_to_hex(change.private_key->bytes());
   // Long v6 allowed IPs make the request outgrow its first allocation.
   wg::WgPeer p;
   p.public_key = change.private_key->public_key();

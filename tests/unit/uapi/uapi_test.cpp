@@ -20,7 +20,7 @@ keys::KeyBytes filled(std::uint8_t v) {
   return k;
 }
 keys::PublicKey pub(std::uint8_t v) { return keys::PublicKey(filled(v)); }
-std::string hex(std::uint8_t v) { return key_to_hex(filled(v)); }
+std::string hex(std::uint8_t v) { return keys::key_to_hex(filled(v)); }
 
 std::vector<std::string> lines_of(const std::string& s) {
   std::vector<std::string> out;
@@ -37,36 +37,6 @@ wg::WgPeer peer(std::uint8_t v) {
   wg::WgPeer p;
   p.public_key = pub(v);
   return p;
-}
-
-// ---------------------------------------------------------------- keys in hex
-
-TEST(UapiKeyHex, RoundTripsAndIsLowercase) {
-  keys::KeyBytes k;
-  for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(i * 37 + 5);
-  std::string h = key_to_hex(k);
-  EXPECT_EQ(h.size(), 64u);
-  EXPECT_TRUE(std::none_of(h.begin(), h.end(), [](char c) { return c >= 'A' && c <= 'F'; }));
-  auto back = key_from_hex(h);
-  ASSERT_TRUE(back);
-  EXPECT_EQ(*back, k);
-}
-
-TEST(UapiKeyHex, AcceptsUppercaseFromOtherImplementations) {
-  std::string upper(64, 'A');
-  auto k = key_from_hex(upper);
-  ASSERT_TRUE(k);
-  EXPECT_EQ(*k, filled(0xaa));
-}
-
-TEST(UapiKeyHex, RejectsWrongLengthAndNonHexWithoutQuotingTheText) {
-  EXPECT_FALSE(key_from_hex(""));
-  EXPECT_FALSE(key_from_hex(std::string(63, 'a')));
-  EXPECT_FALSE(key_from_hex(std::string(66, 'a')));
-  std::string bad = std::string(62, 'a') + "zz";
-  auto r = key_from_hex(bad);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().message.find(bad), std::string::npos);
 }
 
 // ------------------------------------------------------------------ set=1
@@ -294,7 +264,7 @@ TEST(UapiDecodeGet, ManyPeersKeepTheirOrderAndAllowedIps) {
     keys::KeyBytes k{};
     k[0] = static_cast<std::uint8_t>(i);
     k[1] = static_cast<std::uint8_t>(i >> 8);
-    reply += "public_key=" + key_to_hex(k) + "\nprotocol_version=1\nallowed_ip=" +
+    reply += "public_key=" + keys::key_to_hex(k) + "\nprotocol_version=1\nallowed_ip=" +
              IpAddress::from_v4_u32(0x0a000000u | (i << 8)).to_string() + "/24\n";
   }
   reply += "errno=0\n\n";
