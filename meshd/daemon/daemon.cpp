@@ -4,6 +4,7 @@
 #include "common/version.h"
 #include "keys/format.h"
 #include "meshd/dataplane/desired_state.h"
+#include "meshd/dataplane/event_filter.h"
 #include "meshd/dataplane/kernel_backend.h"
 #include "meshd/dataplane/reconciler.h"
 #include "meshd/dataplane/userspace_backend.h"
@@ -46,12 +47,38 @@ std::shared_ptr<spdlog::logger> logger(const std::string& name) {
   return l;
 }
 
+// The link carrying the route towards `dst` (the default route's when dst is
+// empty), 0 when there is none: the link nl::route_mtu reads.
+int underlay_index(nl::Rtnl& rtnl, const std::optional<IpAddress>& dst) {
+  if (dst) {
+    auto r = rtnl.get_route(*dst);
+    return r ? r->route.oif : 0;
+  }
+  for (int family : {AF_INET, AF_INET6}) {
+    nl::RouteFilter f;
+    f.family = family;
+    auto routes = rtnl.list_routes(f);
+    if (!routes) return 0;
+    const nl::Route* best = nullptr;
+    for (const nl::Route& rt : *routes)
+      if (rt.dst.length == 0 && rt.oif && (!best || rt.metric < best->metric)) best = &rt;
+    if (best) return best->oif;
+  }
+  return 0;
+}
+
 // The mesh MTU: configured, or the underlay's MTU minus WireGuard's overhead
 // (never below 1280: dataplane::mesh_mtu_for_underlay). The underlay is the
 // configured interface, else the one carrying the route to the first peer's
 // endpoint, else the default route's.
+// `underlay` is set to the index of the link the MTU was read from (0 when
+// none), and `probe` to the destination whose route chose it: events about
+// them make the daemon derive the MTU again.
 unsigned derive_mtu(const config::Config& cfg, const std::vector<dataplane::PeerSpec>& peers,
-                    nl::Rtnl& rtnl, std::vector<std::string>& notes) {
+                    nl::Rtnl& rtnl, std::vector<std::string>& notes, int& underlay,
+                    std::optional<IpAddress>& probe) {
+  underlay = 0;
+  probe.reset();
   if (cfg.mtu) {
     notes.push_back("mtu " + std::to_string(cfg.mtu) + " (configured)");
     return cfg.mtu;
@@ -63,8 +90,10 @@ unsigned derive_mtu(const config::Config& cfg, const std::vector<dataplane::Peer
       break;
     }
   bool v6 = dst && dst->is_v6();
+  probe = dst;
   if (!cfg.underlay_interface.empty()) {
     if (auto l = rtnl.get_link(cfg.underlay_interface); l) {
+      underlay = l->index;
       auto m = dataplane::mesh_mtu_for_underlay(l->mtu, v6, "underlay " + l->name);
       notes.push_back((m.floored ? "warning: " : "") + m.note);
       return m.mtu;
@@ -72,6 +101,7 @@ unsigned derive_mtu(const config::Config& cfg, const std::vector<dataplane::Peer
       notes.push_back("underlay_interface " + cfg.underlay_interface + ": " + l.error().message);
     }
   }
+  underlay = underlay_index(rtnl, dst);
   if (auto m = nl::route_mtu(rtnl, dst); m) {
     auto mm = dataplane::mesh_mtu_for_underlay(
         *m, v6, "route to " + (dst ? dst->to_string() : std::string("default")) + ":");
@@ -127,9 +157,10 @@ class Daemon {
   void apply_node_settings();
   void load_desired();
   void reload();
-  bool reconcile();
+  bool reconcile(dataplane::PassScope scope);
+  void refresh_mtu();
   void schedule_resync();
-  void trigger(std::chrono::milliseconds delay);
+  void trigger(std::chrono::milliseconds delay, dataplane::PassScope scope);
   void watch_events();
   void watch_signals();
   void start_watchdog();
@@ -148,6 +179,8 @@ class Daemon {
   std::string backend_why_;
   std::optional<nl::Rtnl> rtnl_;
   std::optional<nl::RtnlEvents> events_;
+  std::optional<dataplane::Reconciler> reconciler_;
+  dataplane::EventScope event_scope_;  // what of the kernel's events concerns the mesh
 
   dataplane::LocalSpec local_;
   std::vector<dataplane::PeerSpec> peers_;
@@ -159,6 +192,9 @@ class Daemon {
   asio::signal_set signals_;
   asio::posix::stream_descriptor events_fd_;
   bool debounce_pending_ = false;
+  dataplane::PassScope pending_scope_ = dataplane::PassScope::kWireGuard;
+  bool mtu_stale_ = false;  // an underlay event arrived: derive the MTU again
+  unsigned resyncs_ = 0;    // periodic passes since the last full one
   bool ready_ = false;
   int failures_ = 0;
   bool pod_cidr_withdrawn_ = false;  // removed by a reload: no new pods
@@ -222,7 +258,10 @@ void Daemon::load_desired() {
   peers_ = dataplane::validate_static_peers(cfg_.peers, local_, cfg_.persistent_keepalive, rejected_);
   for (const auto& r : rejected_) log_->warn("peer {} rejected: {}", r.peer, r.reason);
   mtu_notes_.clear();
-  local_.mtu = derive_mtu(cfg_, peers_, *rtnl_, mtu_notes_);
+  local_.mtu = derive_mtu(cfg_, peers_, *rtnl_, mtu_notes_, event_scope_.underlay_index,
+                          event_scope_.mtu_probe);
+  event_scope_.device = cfg_.interface;
+  event_scope_.mtu_from_underlay = cfg_.mtu == 0;
   for (const auto& n : mtu_notes_) {
     if (n.rfind("warning: ", 0) == 0)
       log_->warn("{}", n.substr(9));
@@ -239,11 +278,39 @@ void Daemon::load_desired() {
 // runtime find meshd's conflist (cni_install.h), and it goes when the CIDR does.
 void Daemon::write_cni_conflist() { sync_cni_conflist(cfg_, *db_, *log_); }
 
-bool Daemon::reconcile() {
+// The underlay's link or route changed: the mesh MTU follows it (when it
+// is not configured) on the pass this event triggers.
+void Daemon::refresh_mtu() {
+  std::vector<std::string> notes;
+  unsigned mtu = derive_mtu(cfg_, peers_, *rtnl_, notes, event_scope_.underlay_index,
+                            event_scope_.mtu_probe);
+  if (mtu == local_.mtu) return;
+  for (const auto& n : notes) {
+    if (n.rfind("warning: ", 0) == 0)
+      log_->warn("underlay changed: {}", n.substr(9));
+    else
+      log_->info("underlay changed: {}", n);
+  }
+  local_.mtu = mtu;
+  mtu_notes_ = std::move(notes);
+  store::LocalNodeRepo repo(*db_);
+  if (auto r = repo.set_mtu(local_.mtu); !r) log_->warn("{}", r.error().message);
+}
+
+bool Daemon::reconcile(dataplane::PassScope scope) {
+  if (mtu_stale_) {
+    mtu_stale_ = false;
+    refresh_mtu();
+  }
   dataplane::DesiredState desired = dataplane::compute_desired(local_, peers_);
   desired.device.private_key = private_key_->clone();
-  dataplane::Reconciler rec({backend_.get(), &*rtnl_});
-  auto report = rec.apply(desired);
+  auto report = reconciler_->apply(desired, scope);
+  if (scope == dataplane::PassScope::kFull || !event_scope_.device_index) {
+    // What the next events are matched against: this pass's device and routes.
+    if (auto l = rtnl_->get_link(cfg_.interface); l) event_scope_.device_index = l->index;
+    event_scope_.route_slots.clear();
+    for (const auto& r : desired.routes) event_scope_.route_slots.push_back(r.dst.network());
+  }
   if (!report) {
     rlog_->warn("reconcile failed: {}", report.error().message);
     write_status(nullptr);
@@ -289,25 +356,37 @@ void Daemon::write_status(const dataplane::ReconcileReport* report) {
     log_->warn("cannot write the status file: {}", r.error().message);
 }
 
+// Every resync interval the WireGuard peers are read back and repaired (they
+// change without an rtnetlink event); the link, addresses and routes are
+// repaired on their events, and by a full pass every kFullResyncEvery
+// intervals in case an event was never seen.
+constexpr unsigned kFullResyncEvery = 30;
+
 void Daemon::schedule_resync() {
   resync_.expires_after(std::chrono::milliseconds(cfg_.resync_interval_ms));
   resync_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
-    trigger(0ms);
+    bool full = ++resyncs_ >= kFullResyncEvery;
+    trigger(0ms, full ? dataplane::PassScope::kFull : dataplane::PassScope::kWireGuard);
     schedule_resync();
   });
 }
 
 // Coalesces bursts (our own changes echo back as rtnetlink events) into one
-// pass; a failed pass retries with exponential backoff up to the resync interval.
-void Daemon::trigger(std::chrono::milliseconds delay) {
+// pass, full if any of the requests asked for one; a failed pass retries
+// (fully) with exponential backoff up to the resync interval.
+void Daemon::trigger(std::chrono::milliseconds delay, dataplane::PassScope scope) {
+  if (scope == dataplane::PassScope::kFull) pending_scope_ = scope;
   if (debounce_pending_) return;
   debounce_pending_ = true;
   debounce_.expires_after(delay);
   debounce_.async_wait([this](boost::system::error_code ec) {
     debounce_pending_ = false;
     if (ec) return;
-    bool ok = reconcile();
+    dataplane::PassScope scope = pending_scope_;
+    pending_scope_ = dataplane::PassScope::kWireGuard;
+    if (scope == dataplane::PassScope::kFull) resyncs_ = 0;
+    bool ok = reconcile(scope);
     if (ok) {
       failures_ = 0;
       if (!ready_) {
@@ -323,7 +402,7 @@ void Daemon::trigger(std::chrono::milliseconds delay) {
           std::chrono::milliseconds(cfg_.resync_interval_ms));
       retry_.expires_after(backoff);
       retry_.async_wait([this](boost::system::error_code ec2) {
-        if (!ec2) trigger(0ms);
+        if (!ec2) trigger(0ms, dataplane::PassScope::kFull);
       });
     }
   });
@@ -334,10 +413,18 @@ void Daemon::watch_events() {
     if (ec) return;
     auto evs = events_->read();
     if (!evs) {
+      // ENOBUFS: the kernel dropped events; what they said is unknown.
       rlog_->debug("rtnetlink events: {}; resyncing", evs.error().message);
-      trigger(50ms);
-    } else if (!evs->empty()) {
-      trigger(50ms);
+      mtu_stale_ = event_scope_.mtu_from_underlay;
+      trigger(50ms, dataplane::PassScope::kFull);
+    } else {
+      bool mesh = false;
+      for (const auto& ev : *evs) {
+        auto effect = dataplane::event_effect(ev, event_scope_);
+        if (effect == dataplane::EventEffect::kUnderlay) mtu_stale_ = true;
+        mesh = mesh || effect != dataplane::EventEffect::kNone;
+      }
+      if (mesh) trigger(50ms, dataplane::PassScope::kFull);
     }
     watch_events();
   });
@@ -405,7 +492,7 @@ void Daemon::reload() {
   load_desired();
   if (cfg_.resync_interval_ms != old.resync_interval_ms) schedule_resync();
   log_->info("configuration reloaded from {}", cfg_.source);
-  trigger(0ms);
+  trigger(0ms, dataplane::PassScope::kFull);
 }
 
 void Daemon::watch_signals() {
@@ -462,7 +549,8 @@ int Daemon::run() {
   if (opts_.teardown) return teardown();
   load_desired();
 
-  if (opts_.once) return reconcile() ? 0 : 1;
+  reconciler_.emplace(dataplane::ReconcilerOptions{backend_.get(), &*rtnl_});
+  if (opts_.once) return reconcile(dataplane::PassScope::kFull) ? 0 : 1;
 
   auto events = nl::RtnlEvents::open();
   if (!events) throw ErrorException(events.error());
@@ -477,7 +565,7 @@ int Daemon::run() {
   watch_signals();
   watch_events();
   start_watchdog();
-  trigger(0ms);
+  trigger(0ms, dataplane::PassScope::kFull);
   schedule_resync();
   ioc_.run();
   return 0;

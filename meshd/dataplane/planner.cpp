@@ -127,42 +127,52 @@ namespace {
 
 // Two routes are the "same slot" in the kernel's table when they share the
 // table, destination and metric; other attributes are what `replace` changes.
-bool same_slot(const nl::Route& a, const nl::Route& b) {
-  return a.table == b.table && a.dst.network() == b.dst.network() && a.metric == b.metric;
-}
+struct Slot {
+  std::uint32_t table;
+  IpPrefix dst;  // network form
+  std::uint32_t metric;
+  auto operator<=>(const Slot&) const = default;
+};
+Slot slot_of(const nl::Route& r) { return {r.table, r.dst.network(), r.metric}; }
 
 bool same_route(const nl::Route& a, const nl::Route& b) {
-  return same_slot(a, b) && a.oif == b.oif && a.gateway == b.gateway && a.prefsrc == b.prefsrc &&
-         a.scope == b.scope && a.protocol == b.protocol && a.onlink == b.onlink;
+  return slot_of(a) == slot_of(b) && a.oif == b.oif && a.gateway == b.gateway &&
+         a.prefsrc == b.prefsrc && a.scope == b.scope && a.protocol == b.protocol &&
+         a.onlink == b.onlink;
 }
 
 }  // namespace
 
+// Indexed by slot: a node with a thousand peers has a thousand routes on
+// each side, and a pairwise comparison was a million of them every pass.
 RouteOps plan_routes(std::span<const nl::Route> desired_in, std::span<const nl::Route> current_in) {
   std::vector<nl::Route> desired, current;
+  desired.reserve(desired_in.size());
+  current.reserve(current_in.size());
   for (const auto& r : desired_in) desired.push_back(kernel_route_form(r));
   for (const auto& r : current_in) current.push_back(kernel_route_form(r));
+  // The first route the kernel listed in a slot is the one that holds it.
+  std::map<Slot, const nl::Route*> held;
+  for (const auto& c : current) held.emplace(slot_of(c), &c);
+  std::map<Slot, const nl::Route*> wanted;
+  for (const auto& d : desired) wanted.emplace(slot_of(d), &d);
+
   RouteOps ops;
   for (const auto& d : desired) {
-    auto slot = std::find_if(current.begin(), current.end(),
-                             [&](const nl::Route& c) { return same_slot(c, d); });
-    if (slot == current.end()) {
+    auto slot = held.find(slot_of(d));
+    if (slot == held.end()) {
       ops.add.push_back(d);
-    } else if (slot->protocol != nl::kMeshdRouteProtocol) {
+    } else if (slot->second->protocol != nl::kMeshdRouteProtocol) {
       // Someone else's route in our slot stays: replacing it would break
       // whatever installed it. It is reported instead, even when it looks
       // like ours in every other attribute: its owner may change it any time.
-      ops.conflicts.push_back({d, *slot});
-    } else if (!same_route(*slot, d)) {
+      ops.conflicts.push_back({d, *slot->second});
+    } else if (!same_route(*slot->second, d)) {
       ops.replace.push_back(d);  // ours, with stale attributes
     }
   }
-  for (const auto& c : current) {
-    if (c.protocol != nl::kMeshdRouteProtocol) continue;
-    bool wanted = std::any_of(desired.begin(), desired.end(),
-                              [&](const nl::Route& d) { return same_slot(c, d); });
-    if (!wanted) ops.remove.push_back(c);
-  }
+  for (const auto& c : current)
+    if (c.protocol == nl::kMeshdRouteProtocol && !wanted.count(slot_of(c))) ops.remove.push_back(c);
   return ops;
 }
 

@@ -29,16 +29,38 @@ struct ReconcilerOptions {
   nl::Rtnl* rtnl = nullptr;
 };
 
+// kFull runs every step. kWireGuard runs only the WireGuard step: peers
+// change without an rtnetlink event (`wg set ... remove`, an implementation
+// that lost its state), while the link, its addresses and routes announce
+// every change as an event that asks for a full pass.
+enum class PassScope { kFull, kWireGuard };
+
 class Reconciler {
  public:
   explicit Reconciler(ReconcilerOptions opts) : opts_(opts) {}
 
   // One pass. Returns an error only when the device cannot be had at all
-  // (no link, no implementation); step failures land in the report.
-  Result<ReconcileReport> apply(const DesiredState& desired);
+  // (no link, no implementation); step failures land in the report. A
+  // kWireGuard pass carries the route count over from the last full pass; it
+  // runs as a full pass when there was none yet, when that one had errors
+  // (errors are retried by every pass), and when the implementation was
+  // restarted (its device came back bare).
+  Result<ReconcileReport> apply(const DesiredState& desired, PassScope scope = PassScope::kFull);
 
  private:
+  struct Pass;
+  // The five steps, in this order: MTU first, while (or before) the link
+  // comes up; peers before link up, so the first packets find them; routes
+  // last, since a link that was down has lost them.
+  void set_link_mtu(Pass& pass);
+  void sync_addresses(Pass& pass);
+  void sync_peers(Pass& pass);
+  void bring_link_up(Pass& pass);
+  void sync_routes(Pass& pass);
+
   ReconcilerOptions opts_;
+  bool last_full_ok_ = false;    // the last full pass had no errors
+  std::size_t last_routes_ = 0;  // our routes after it
 };
 
 }  // namespace meshd::dataplane

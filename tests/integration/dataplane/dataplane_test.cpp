@@ -235,6 +235,29 @@ TEST_F(Dataplane, DriftIsRepairedWithinTwoSeconds) {
   EXPECT_NE(n1.ns->out("ip route show 10.123.0.0/16").find("meshd0"), std::string::npos);
 }
 
+// The mesh MTU is derived from the underlay (no mtu in the config): when the
+// underlay's MTU changes, the device follows, and so does the status.
+TEST_F(Dataplane, MeshMtuFollowsTheUnderlay) {
+  start_and_converge();
+  auto& c = *cluster_;
+  auto& n1 = c.node(1);
+  ASSERT_NE(n1.ns->out("ip -o link show meshd0").find(" mtu 1440 "), std::string::npos)
+      << n1.ns->out("ip -o link show meshd0");
+  // A pod's veth and host route (what the CNI plugin makes) change nothing.
+  ASSERT_EQ(n1.ns->run("ip link add mtutest0 mtu 1300 type veth peer name mtutest1"), 0);
+  ASSERT_EQ(n1.ns->run("ip link set mtutest0 up"), 0);
+  ASSERT_EQ(n1.ns->run("ip link set mtutest1 up"), 0);
+  ASSERT_EQ(n1.ns->run("ip route add 10.77.1.200/32 dev mtutest0 proto 78"), 0);
+  ASSERT_EQ(n1.ns->run("ip link set eth0 mtu 1400"), 0);
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] { return n1.ns->out("ip -o link show meshd0").find(" mtu 1340 ") != std::string::npos; }, 2s))
+      << n1.ns->out("ip -o link show meshd0");
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] { return c.status(n1).find("\"mtu\":1340") != std::string::npos; }, 2s))
+      << c.status(n1);
+  EXPECT_NE(c.log(n1).find("underlay changed: mtu 1340"), std::string::npos) << c.log(n1);
+}
+
 TEST_F(Dataplane, InvalidPeerIsRejectedByNameAndTheRestStillApplies) {
   auto& c = *cluster_;
   auto& n1 = c.node(1);
