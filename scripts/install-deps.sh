@@ -21,7 +21,7 @@ packages=(
   wireguard-tools wireguard-go iproute2
   # tests: captures, pings, json checks, reference CNI plugins and real CNI clients
   tcpdump iputils-ping procps util-linux jq
-  containernetworking-plugins podman runc containerd
+  containernetworking-plugins iptables podman runc containerd   # iptables: portmap (hostPort)
   golang-go golang-github-appc-cni-dev
   # vm tests: a throwaway qemu guest with Debian's stock kernel
   qemu-system-x86 busybox-static kmod cpio

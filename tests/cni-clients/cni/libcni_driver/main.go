@@ -1,6 +1,9 @@
 // A minimal CNI runtime on Debian's libcni: validates a conflist, then runs
 // ADD, CHECK or DEL of it for one attachment, with a private result cache.
 // Usage: libcni_driver add|check|del CONFLIST PLUGIN_DIR CACHE_DIR CONTAINER_ID NETNS IFNAME
+// LIBCNI_CAPABILITY_ARGS, if set, is a JSON object of capability arguments
+// (e.g. {"portMappings":[...]}), passed as kubelet's CRI runtime passes a pod's
+// hostPorts: libcni hands each to the plugins whose capabilities declare it.
 package main
 
 import (
@@ -19,6 +22,11 @@ func main() {
 	}
 	cmd, conflist, pluginDir, cacheDir := os.Args[1], os.Args[2], os.Args[3], os.Args[4]
 	rt := &libcni.RuntimeConf{ContainerID: os.Args[5], NetNS: os.Args[6], IfName: os.Args[7]}
+	if caps := os.Getenv("LIBCNI_CAPABILITY_ARGS"); caps != "" {
+		if err := json.Unmarshal([]byte(caps), &rt.CapabilityArgs); err != nil {
+			fail(fmt.Errorf("LIBCNI_CAPABILITY_ARGS: %w", err))
+		}
+	}
 	list, err := libcni.ConfListFromFile(conflist)
 	if err != nil {
 		fail(err)
