@@ -6,7 +6,6 @@
 #include "cni/naming.h"
 #include "cni/plugin_log.h"
 #include "cni/result.h"
-#include "netlink/netns.h"
 #include "netlink/rtnl.h"
 #include "store/database.h"
 #include "store/ipam.h"
@@ -15,8 +14,6 @@
 
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -74,45 +71,6 @@ CniResult<NodeNetwork> node_network(store::Database& db, const PluginConfig& con
   auto gw = pod_gateway(*node->pod_cidr);
   if (!gw) return cni_error(kInvalidConfig, gw.error().message);
   return NodeNetwork{node->pod_cidr->network(), *gw, node->mtu};
-}
-
-// `sock`: any socket of the namespace the interface lives in (ioctls act on
-// the namespace a socket was created in, so no setns is needed later).
-std::string mac_of(int sock, const std::string& ifname) {
-  if (sock < 0) return {};
-  ifreq req{};
-  std::snprintf(req.ifr_name, sizeof req.ifr_name, "%s", ifname.c_str());
-  std::string out;
-  if (::ioctl(sock, SIOCGIFHWADDR, &req) == 0) {
-    const auto* b = reinterpret_cast<const unsigned char*>(req.ifr_hwaddr.sa_data);
-    char buf[18];
-    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
-    out = buf;
-  }
-  return out;
-}
-
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-// A netlink socket and an ioctl socket inside the pod, made during one visit
-// (each setns costs milliseconds on a busy node).
-struct PodSockets {
-  nl::Rtnl rtnl;
-  std::shared_ptr<Fd> ioctl_sock;
-};
-Result<PodSockets> open_pod_sockets(int netns_fd) {
-  return nl::run_in_netns(netns_fd, [&]() -> Result<PodSockets> {
-    auto r = nl::Rtnl::open();
-    if (!r) return r.error();
-    auto sock = std::make_shared<Fd>();
-    sock->fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    return PodSockets{std::move(*r), std::move(sock)};
-  });
 }
 
 // ptp does the same: a host that routes pods must forward.
@@ -190,9 +148,10 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   if (!net) return net.error();
   const unsigned mtu = choose_mtu(conf.mtu, net->node_mtu);
 
-  auto pod_sockets = open_pod_sockets(pod_fd->get());
-  if (!pod_sockets) return net_error(pod_sockets.error());
-  nl::Rtnl* pod = &pod_sockets->rtnl;
+  // One visit (setns) to the pod: each costs milliseconds on a busy node.
+  auto pod_rtnl = nl::Rtnl::open_in_netns(pod_fd->get());
+  if (!pod_rtnl) return net_error(pod_rtnl.error());
+  nl::Rtnl* pod = &*pod_rtnl;
   if (auto existing = pod->get_link(env.ifname); existing)
     return cni_error(kInterfaceExists,
                      "interface " + env.ifname + " already exists in " + env.netns,
@@ -292,13 +251,10 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
     if (auto r = pod->replace_route(rt); !r) return net_error(r.error());
   if (auto r = injected_failure(opts, "pod-routes"); !r) return r.error();
 
+  // The MACs come with the link replies (IFLA_ADDRESS): no further lookup.
   AddResult result;
-  {
-    Fd host_sock{::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
-    result.interfaces.push_back({host_name, mac_of(host_sock.fd, host_name), "", mtu});
-  }
-  result.interfaces.push_back(
-      {env.ifname, mac_of(pod_sockets->ioctl_sock->fd, env.ifname), env.netns, mtu});
+  result.interfaces.push_back({host_name, host_link->mac, "", mtu});
+  result.interfaces.push_back({env.ifname, pod_link->mac, env.netns, mtu});
   result.ips.push_back({pod_addr, net->gateway, 1});
   result.routes = pod_result_routes(net->gateway);
   result.dns_json = conf.dns_json;

@@ -305,6 +305,14 @@ Result<Link> parse_link(const nlmsghdr& nlh) {
   link.name = attr_str((*tb)[IFLA_IFNAME]);
   if (link.name.empty()) return fail(EBADMSG, "parse link " + std::to_string(link.index) + ": no name");
   if (auto mtu = attr_u32((*tb)[IFLA_MTU])) link.mtu = *mtu;
+  if (const auto& hw = (*tb)[IFLA_ADDRESS]) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (std::uint8_t byte : *hw) {
+      if (!link.mac.empty()) link.mac += ':';
+      link.mac += kHex[byte >> 4];
+      link.mac += kHex[byte & 0xf];
+    }
+  }
   if (const auto& nest = (*tb)[IFLA_LINKINFO]) {
     auto info = nested_attrs<IFLA_INFO_MAX + 1>(*nest, "parse link " + link.name + " info");
     if (!info) return info.error();

@@ -34,6 +34,7 @@ struct Link {
   unsigned mtu = 0;
   bool up = false;   // IFF_UP (administratively)
   unsigned flags = 0;  // ifi_flags
+  std::string mac;     // IFLA_ADDRESS as lower-case "aa:bb:..", "" if none
 };
 
 struct Address {

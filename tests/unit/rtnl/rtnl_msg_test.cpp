@@ -259,6 +259,20 @@ TEST(LinkMsg, RoundTripNameMtuKindUp) {
   EXPECT_EQ(static_cast<ifinfomsg*>(mnl_nlmsg_get_payload(nlh))->ifi_change, 0u);
 }
 
+// The hardware address comes with every link reply (IFLA_ADDRESS): the CNI
+// plugin reports the pod's MAC from it.
+TEST(LinkMsg, HardwareAddressIsReadFromTheReply) {
+  Link l;
+  l.index = 7;
+  l.name = "eth0";
+  Buf b;
+  nlmsghdr* nlh = build_link_msg(b.span(), RTM_NEWLINK, 0, l).value();
+  EXPECT_EQ(parse_link(*nlh).value().mac, "");  // none: a tun, or a request
+  const std::uint8_t mac[6] = {0x02, 0x42, 0xac, 0x11, 0x00, 0xff};
+  mnl_attr_put(nlh, IFLA_ADDRESS, sizeof mac, mac);
+  EXPECT_EQ(parse_link(*nlh).value().mac, "02:42:ac:11:00:ff");
+}
+
 TEST(LinkMsg, NamesAreCheckedAndNamelessLinksRefused) {
   Buf b;
   Link l;
