@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "configuration file (TOML)")->capture_default_str();
   app.add_flag("--once", once, "reconcile once and exit: 0 when the data plane matches the config");
   app.add_flag("--teardown", teardown,
-               "remove the WireGuard device and meshd's routes, then exit");
+               "remove the WireGuard device, meshd's routes and the CNI conflist, then exit");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
