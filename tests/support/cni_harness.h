@@ -8,6 +8,7 @@
 #include "store/ipam.h"
 #include "store/local_node.h"
 #include "tests/support/netns.h"
+#include "tests/support/process.h"
 
 #include <boost/json.hpp>
 
@@ -29,9 +30,7 @@ inline std::string plugin_path() { return std::string(MESHD_BIN_DIR) + "/meshd-c
 // The test build that fails after a named ADD step (MESHD_CNI_TEST_FAIL_AT).
 inline std::string faults_plugin_path() { return std::string(MESHD_BIN_DIR) + "/meshd-cni-faults"; }
 
-struct PluginRun {
-  int exit_code = -1;
-  std::string out;
+struct PluginRun : ProcessResult {
   boost::json::object json() const {
     boost::system::error_code ec;
     auto v = boost::json::parse(out, ec);
@@ -45,48 +44,13 @@ struct PluginRun {
   }
 };
 
-// fork + exec `argv` with exactly `env` (plus PATH), `in` on stdin; collects
-// stdout. No shell: nothing to quote. The child inherits the caller's
+// Runs `argv` with exactly `env` (plus PATH) and `in` on stdin, as a runtime
+// runs a plugin; collects stdout. The plugin's stderr goes to the test's own
+// (it shows in a failing test's log). The child inherits the caller's
 // network namespace.
-inline PluginRun run_process(std::vector<std::string> args_s,
+inline PluginRun run_process(const std::vector<std::string>& argv,
                              const std::map<std::string, std::string>& env, const std::string& in) {
-  int in_pipe[2], out_pipe[2];
-  if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0)
-    throw std::runtime_error("pipe failed");
-  std::vector<std::string> env_s;
-  env_s.push_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
-  for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& s : env_s) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<char*> argv;
-  for (auto& s : args_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in_pipe[0], 0);
-    dup2(out_pipe[1], 1);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
-  }
-  close(in_pipe[0]);
-  close(out_pipe[1]);
-  std::size_t off = 0;
-  while (off < in.size()) {
-    ssize_t n = write(in_pipe[1], in.data() + off, in.size() - off);
-    if (n <= 0) break;
-    off += static_cast<std::size_t>(n);
-  }
-  close(in_pipe[1]);
-  PluginRun r;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(out_pipe[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<std::size_t>(n));
-  close(out_pipe[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  return PluginRun{run_process(argv, in, RunOptions{.env = env, .capture_stderr = false})};
 }
 
 // "ip netns exec NODE <bin>": the plugin runs in the node namespace.

@@ -8,6 +8,7 @@
 #include "keys/wg_key.h"
 #include "store/database.h"
 #include "store/local_node.h"
+#include "tests/support/eventually.h"
 #include "tests/support/netns.h"
 
 #include <signal.h>
@@ -265,15 +266,10 @@ class MeshCluster {
     return n.ns->run(wg_prefix(n) + "wg " + args + "' >/dev/null 2>&1");
   }
 
-  // Waits until `pred` holds or the deadline passes; returns whether it held.
+  // tests/support/eventually.h at the cluster's pace (polled every 50 ms).
   template <class Pred>
   static bool eventually(Pred pred, std::chrono::milliseconds deadline) {
-    auto until = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < until) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return pred();
+    return testing::eventually(pred, deadline, std::chrono::milliseconds(50));
   }
 
   // Every node's meshd reports in_sync with all its peers.

@@ -5,6 +5,7 @@
 // implementation comes back, a restarted meshd takes over without a restart,
 // and two nodes configured this way ping each other through the tunnel.
 #include "meshd/dataplane/userspace_backend.h"
+#include "tests/support/eventually.h"
 #include "tests/support/netns.h"
 
 #include <gtest/gtest.h>
@@ -49,17 +50,7 @@ bool process_alive(pid_t pid) {
   return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
 }
 
-// Bounded wait for a condition that the system reaches asynchronously. Not a
-// timed assertion: the bound only keeps a broken build from hanging.
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds bound = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + bound;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return f();
-}
+using meshd::testing::eventually;
 
 keys::PublicKey pub_n(int i) {
   keys::KeyBytes k{};

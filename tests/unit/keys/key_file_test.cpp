@@ -1,7 +1,7 @@
 // Key files: what an operator sees on disk and what happens when the mode or
 // the contents are wrong.
 #include "keys/key_file.h"
-#include "run_process.h"
+#include "wg_tools.h"
 
 #include <gtest/gtest.h>
 
@@ -14,9 +14,9 @@
 #include <filesystem>
 
 using namespace meshd::keys;
-using meshd::test::read_file;
-using meshd::test::TempDir;
-using meshd::test::write_file;
+using meshd::testing::read_file;
+using meshd::testing::TempDir;
+using meshd::testing::write_file;
 
 namespace {
 

@@ -2,7 +2,7 @@
 // the program name), same exit code, for good and bad input alike.
 #include "common/version.h"
 #include "keys/wg_key.h"
-#include "run_process.h"
+#include "wg_tools.h"
 
 #include <gtest/gtest.h>
 
@@ -115,14 +115,14 @@ TEST(Meshctl, ExtraArgumentsPrintUsageLikeWg) {
 TEST(Meshctl, GenkeyWarnsLikeWgWhenStdoutIsWorldReadable) {
   MESHD_REQUIRE(wg_available(), "wireguard-tools (wg) not installed");
   for (const char* cmd : {"genkey", "genpsk"}) {
-    auto ours = run_process({kMeshctl, cmd}, "", 0644);
-    auto theirs = run_process({kWg, cmd}, "", 0644);
+    auto ours = run_process({kMeshctl, cmd}, "", {.stdout_mode = 0644});
+    auto theirs = run_process({kWg, cmd}, "", {.stdout_mode = 0644});
     EXPECT_EQ(ours.exit_code, theirs.exit_code);
     EXPECT_EQ(ours.err, theirs.err);
     EXPECT_NE(ours.err.find("umask to 077"), std::string::npos);
     EXPECT_TRUE(std::regex_match(ours.out, kKeyLineRe));
     // Group-readable only is not "world accessible" for wg either.
-    EXPECT_EQ(run_process({kMeshctl, cmd}, "", 0640).err, run_process({kWg, cmd}, "", 0640).err);
-    EXPECT_EQ(run_process({kMeshctl, cmd}, "", 0600).err, "");
+    EXPECT_EQ(run_process({kMeshctl, cmd}, "", {.stdout_mode = 0640}).err, run_process({kWg, cmd}, "", {.stdout_mode = 0640}).err);
+    EXPECT_EQ(run_process({kMeshctl, cmd}, "", {.stdout_mode = 0600}).err, "");
   }
 }

@@ -2,7 +2,7 @@
 // for byte, or a node would install a peer key its neighbours never had.
 #include "keys/base64.h"
 #include "keys/wg_key.h"
-#include "run_process.h"
+#include "wg_tools.h"
 
 #include <gtest/gtest.h>
 

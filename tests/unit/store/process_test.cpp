@@ -59,7 +59,7 @@ TEST(StoreProcesses, SigkillMidWriteLosesNothingCommitted) {
       next = row + 1;
     }
     ::kill(pid, SIGKILL);
-    EXPECT_EQ(test::wait_for(pid), 128 + SIGKILL);
+    EXPECT_EQ(test::wait_exit(pid), 128 + SIGKILL);
     // Rows the child committed but had not reported yet are also fine; they
     // must not be lost or half-written either.
     while (read_line(fds[0], line)) {
@@ -124,7 +124,7 @@ AllocationRun run_allocators(const TempDir& dir, const std::string& path, const 
   ::close(gun[1]);  // EOF on fd 3 of every child: go
   AllocationRun run;
   for (pid_t pid : pids)
-    if (test::wait_for(pid) != 0) ++run.failed_processes;
+    if (test::wait_exit(pid) != 0) ++run.failed_processes;
   for (const auto& out : outs) {
     std::istringstream in(test::read_file(out));
     std::string word, key, addr, line;
