@@ -1,6 +1,7 @@
 #include "meshd/dataplane/userspace_backend.h"
 
 #include "common/ifname.h"
+#include "common/unique_fd.h"
 #include "meshd/dataplane/uapi_client.h"
 #include "netlink/netns.h"
 #include "netlink/rtnl.h"
@@ -401,131 +402,135 @@ Result<void> UserspaceBackend::adopt_locked(const std::string& name, Instance& i
   return {};
 }
 
-Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& inst) {
-  inst.last_start = Clock::now();
-  if (!binary_) return binary_.error();
-  const std::string& binary = *binary_;
-  const std::string what = "start " + binary + " for device " + name;
+// A link of that name that no live implementation serves (a leftover device)
+// would make wireguard-go fail with an obscure TUN error: say so.
+Result<void> UserspaceBackend::refuse_leftover_link(const std::string& name, const std::string& what) {
+  auto rtnl = nl::Rtnl::open_at(opts_.netns_path);
+  if (!rtnl) return Error{rtnl.error().code, what + ": " + rtnl.error().message};
+  if (auto link = rtnl->get_link(name))
+    return fail(EEXIST, what + ": a " + (link->kind.empty() ? "" : link->kind + " ") +
+                            "device named " + name + " exists but nothing answers on " +
+                            socket_path(name) + "; delete it (ip link del " + name +
+                            ") or pick another interface name");
+  return {};
+}
 
-  // A link of that name that no live implementation serves (a leftover
-  // device) would make wireguard-go fail with an obscure TUN error: say so.
-  {
-    auto rtnl = nl::Rtnl::open_at(opts_.netns_path);
-    if (!rtnl) return Error{rtnl.error().code, what + ": " + rtnl.error().message};
-    if (auto link = rtnl->get_link(name))
-      return fail(EEXIST, what + ": a " + (link->kind.empty() ? "" : link->kind + " ") +
-                              "device named " + name + " exists but nothing answers on " +
-                              socket_path(name) + "; delete it (ip link del " + name +
-                              ") or pick another interface name");
-  }
+// Everything the child needs, prepared before fork(): the child makes only
+// async-signal-safe calls, so it allocates nothing and opens nothing.
+struct UserspaceBackend::ChildSetup {
+  UniqueFd netns, log, null, report_read, report_write;
+  bool private_mounts = false;  // bind `socket_dir` on kFixedSocketDir in a mount namespace
+  std::string socket_dir;
+  std::string binary, name;
+  std::vector<std::string> env;
+  int max_fd = 0;  // for closing descriptors one by one without close_range(2)
+};
 
+Result<UserspaceBackend::ChildSetup> UserspaceBackend::prepare_child(const std::string& name,
+                                                                      const std::string& what) {
   auto socket_dir = ensure_trusted_dir(opts_.socket_dir, 0700, what + ": socket directory");
   if (!socket_dir) return socket_dir.error();
   auto log_dir = ensure_trusted_dir(opts_.log_dir, 0700, what + ": log directory");
   if (!log_dir) return log_dir.error();
 
-  // Everything the child needs, prepared before fork().
+  ChildSetup c;
+  c.socket_dir = *socket_dir;
+  c.binary = *binary_;
+  c.name = name;
+  c.env = child_env_;
   // /run/wireguard is the same directory on Debian (/var/run -> /run): no
   // private namespace is needed to serve the standard path.
   std::error_code ec;
-  const bool private_mounts = *socket_dir != std::filesystem::weakly_canonical(kFixedSocketDir, ec);
-  int netns_fd = -1, log_fd = -1, null_fd = -1;
-  int pipe_fds[2] = {-1, -1};
-  auto close_all = [&] {
-    for (int fd : {netns_fd, log_fd, null_fd, pipe_fds[0], pipe_fds[1]})
-      if (fd >= 0) ::close(fd);
-  };
+  c.private_mounts = c.socket_dir != std::filesystem::weakly_canonical(kFixedSocketDir, ec);
   if (!opts_.netns_path.empty()) {
-    netns_fd = above_stdio(::open(opts_.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (netns_fd < 0) return fail(errno, what + ": open network namespace " + opts_.netns_path);
+    c.netns.reset(above_stdio(::open(opts_.netns_path.c_str(), O_RDONLY | O_CLOEXEC)));
+    if (!c.netns.valid()) return fail(errno, what + ": open network namespace " + opts_.netns_path);
   }
   auto log = open_log_file(log_path(name), what);
-  if (!log) {
-    close_all();
-    return log.error();
-  }
-  log_fd = above_stdio(*log);
-  null_fd = above_stdio(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (log_fd < 0 || null_fd < 0 || ::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    int err = errno;
-    close_all();
-    return fail(err, what + ": open /dev/null or a status pipe");
-  }
-  pipe_fds[0] = above_stdio(pipe_fds[0]);
-  pipe_fds[1] = above_stdio(pipe_fds[1]);
-  std::vector<char*> envp;
-  std::vector<std::string> env_strings = child_env_;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string arg0 = binary, arg1 = name;
-  char* argv[] = {arg0.data(), arg1.data(), nullptr};
-  const char* bind_source = socket_dir->c_str();
-  // Every descriptor above the status pipe is closed in the child; without
-  // close_range(2) (Linux < 5.9), one by one up to the limit.
+  if (!log) return log.error();
+  c.log.reset(above_stdio(*log));
+  c.null.reset(above_stdio(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
+  int pipe_fds[2] = {-1, -1};
+  if (!c.log.valid() || !c.null.valid() || ::pipe2(pipe_fds, O_CLOEXEC) != 0)
+    return fail(errno, what + ": open /dev/null or a status pipe");
+  c.report_read.reset(above_stdio(pipe_fds[0]));
+  c.report_write.reset(above_stdio(pipe_fds[1]));
+  if (!c.report_read.valid() || !c.report_write.valid())
+    return fail(errno, what + ": move the status pipe above the standard descriptors");
   rlimit nofile{};
   ::getrlimit(RLIMIT_NOFILE, &nofile);
-  const int max_fd = static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
+  c.max_fd = static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
+  return c;
+}
+
+// The child, from fork() to execve(): only async-signal-safe calls. A failed
+// stage is written to the status pipe (close-on-exec: a successful execve
+// closes it unwritten).
+void UserspaceBackend::exec_child(const ChildSetup& c, char* const argv[], char* const envp[]) {
+  int report = c.report_write.get();
+  // Its own session and process group: signals aimed at meshd's group (a
+  // terminal's ^C, systemd's KillMode=mixed SIGTERM) do not reach it.
+  if (::setsid() < 0) child_fail(report, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
+  if (c.netns.valid() && ::setns(c.netns.get(), CLONE_NEWNET) != 0) child_fail(report, 1);
+  if (c.private_mounts) {
+    if (::unshare(CLONE_NEWNS) != 0) child_fail(report, 2);
+    // Slave, not private: mounts the host makes or removes later (ip netns
+    // add/del pin files) still propagate in, none of ours leak out.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) child_fail(report, 3);
+    if (::mkdir(kFixedSocketDir, 0755) != 0 && errno != EEXIST) child_fail(report, 4);
+    if (::mount(c.socket_dir.c_str(), kFixedSocketDir, nullptr, MS_BIND, nullptr) != 0)
+      child_fail(report, 5);
+  }
+  if (::dup2(c.null.get(), 0) < 0 || ::dup2(c.log.get(), 1) < 0 || ::dup2(c.log.get(), 2) < 0)
+    child_fail(report, 6);
+  // Nothing of meshd's survives exec but 0-2 and the (close-on-exec) status
+  // pipe, moved to 3: descriptors meshd or its libraries opened without
+  // O_CLOEXEC would otherwise live on in the implementation.
+  if (report != 3) {
+    if (::dup3(report, 3, O_CLOEXEC) < 0) child_fail(report, 7);
+    report = 3;
+  }
+  if (::close_range(4, ~0U, 0) != 0)
+    for (int fd = 4; fd < c.max_fd; ++fd) ::close(fd);
+  ::execve(argv[0], argv, envp);
+  child_fail(report, 8);
+}
+
+// Forks and execs the implementation; returns its PID once execve succeeded,
+// or the stage that failed, read from the status pipe.
+Result<pid_t> UserspaceBackend::spawn_child(ChildSetup& c, const std::string& what) {
+  // The pointer arrays are built here, after `c` has its final address.
+  std::vector<char*> envp;
+  for (auto& e : c.env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  char* argv[] = {c.binary.data(), c.name.data(), nullptr};
 
   pid_t pid = ::fork();
-  if (pid < 0) {
-    int err = errno;
-    close_all();
-    return fail(err, what + ": fork");
-  }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls from here to execve.
-    int report = pipe_fds[1];
-    // Its own session and process group: signals aimed at meshd's group (a
-    // terminal's ^C, systemd's KillMode=mixed SIGTERM) do not reach it.
-    if (::setsid() < 0) child_fail(report, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
-    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) child_fail(report, 1);
-    if (private_mounts) {
-      if (::unshare(CLONE_NEWNS) != 0) child_fail(report, 2);
-      // Slave, not private: mounts the host makes or removes later (ip netns
-      // add/del pin files) still propagate in, none of ours leak out.
-      if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) child_fail(report, 3);
-      if (::mkdir(kFixedSocketDir, 0755) != 0 && errno != EEXIST) child_fail(report, 4);
-      if (::mount(bind_source, kFixedSocketDir, nullptr, MS_BIND, nullptr) != 0)
-        child_fail(report, 5);
-    }
-    if (::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0)
-      child_fail(report, 6);
-    // Nothing of meshd's survives exec but 0-2 and the (close-on-exec) status
-    // pipe, moved to 3: descriptors meshd or its libraries opened without
-    // O_CLOEXEC would otherwise live on in the implementation.
-    if (report != 3) {
-      if (::dup3(report, 3, O_CLOEXEC) < 0) child_fail(report, 7);
-      report = 3;
-    }
-    if (::close_range(4, ~0U, 0) != 0)
-      for (int fd = 4; fd < max_fd; ++fd) ::close(fd);
-    ::execve(argv[0], argv, envp.data());
-    child_fail(report, 8);
-  }
+  if (pid < 0) return fail(errno, what + ": fork");
+  if (pid == 0) exec_child(c, argv, envp.data());
 
-  ::close(pipe_fds[1]);
-  pipe_fds[1] = -1;
+  c.report_write.reset();  // EOF on the read end once execve closes the child's copy
   ChildFailure failure{};
   ssize_t got;
   do {
-    got = ::read(pipe_fds[0], &failure, sizeof failure);
+    got = ::read(c.report_read.get(), &failure, sizeof failure);
   } while (got < 0 && errno == EINTR);
-  close_all();
   if (got == static_cast<ssize_t>(sizeof failure)) {
     ::waitpid(pid, nullptr, 0);
     return fail(failure.err, what + ": could not " + kStages[failure.stage]);
   }
+  return pid;
+}
 
-  forget_process_locked(inst);
-  inst.pid = pid;
-  inst.child = true;
-  inst.pidfd = ::pidfd_open(pid, 0);
-
-  // Bounded wait for the socket to answer: wireguard-go needs ~10-30 ms.
+// Bounded wait for the socket to answer: wireguard-go needs ~10-30 ms. A child
+// that exits first, or never answers, is reaped and forgotten.
+Result<void> UserspaceBackend::wait_until_serving(const std::string& name, Instance& inst,
+                                                  const std::string& what) {
+  const pid_t pid = inst.pid;
   uapi::ClientOptions co{socket_path(name), name, opts_.request_timeout};
   const auto deadline = Clock::now() + opts_.start_timeout;
   for (;;) {
@@ -536,7 +541,7 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
                               socket_path(name) + "; see " + log_path(name));
     }
     auto dev = uapi::get_device(co);
-    if (dev) break;
+    if (dev) return {};
     if (Clock::now() >= deadline) {
       // Ours, never adopted, not serving: stop it so a retry starts clean.
       // Unreaped, the PID is still ours; SIGKILL cannot be caught.
@@ -549,8 +554,26 @@ Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& i
     }
     ::usleep(5000);
   }
-  logger().info("started {} for device {} (pid {}, socket {})", binary, name, pid,
-                socket_path(name));
+}
+
+Result<void> UserspaceBackend::start_locked(const std::string& name, Instance& inst) {
+  inst.last_start = Clock::now();
+  if (!binary_) return binary_.error();
+  const std::string what = "start " + *binary_ + " for device " + name;
+  if (auto r = refuse_leftover_link(name, what); !r) return r;
+  Result<pid_t> pid = [&]() -> Result<pid_t> {
+    auto setup = prepare_child(name, what);  // its descriptors close when the child has exec'd
+    if (!setup) return setup.error();
+    return spawn_child(*setup, what);
+  }();
+  if (!pid) return pid.error();
+
+  forget_process_locked(inst);
+  inst.pid = *pid;
+  inst.child = true;
+  inst.pidfd = ::pidfd_open(*pid, 0);
+  if (auto r = wait_until_serving(name, inst, what); !r) return r;
+  logger().info("started {} for device {} (pid {}, socket {})", *binary_, name, *pid, socket_path(name));
   return {};
 }
 

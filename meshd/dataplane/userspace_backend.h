@@ -98,7 +98,14 @@ class UserspaceBackend final : public WgBackend {
     std::chrono::steady_clock::time_point last_start{};
   };
 
+  // Starting an implementation, step by step (start_locked runs them).
+  struct ChildSetup;
   Result<void> start_locked(const std::string& name, Instance& inst);
+  Result<void> refuse_leftover_link(const std::string& name, const std::string& what);
+  Result<ChildSetup> prepare_child(const std::string& name, const std::string& what);
+  static Result<pid_t> spawn_child(ChildSetup& c, const std::string& what);
+  [[noreturn]] static void exec_child(const ChildSetup& c, char* const argv[], char* const envp[]);
+  Result<void> wait_until_serving(const std::string& name, Instance& inst, const std::string& what);
   Result<void> adopt_locked(const std::string& name, Instance& inst);
   bool alive_locked(const std::string& name, Instance& inst);
   void forget_process_locked(Instance& inst);
