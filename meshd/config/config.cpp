@@ -186,11 +186,13 @@ Config parse_config(std::string_view text, const std::string& source) {
     bad(source, "cni.network", "expected a network name without '/' or spaces, got \"" + c.cni_network + "\"");
   c.cni_conflist = cni.str("conflist", "");
   if (!c.cni_conflist.empty() &&
-      (c.cni_conflist.find('/') != std::string::npos || c.cni_conflist.front() == '.' ||
+      (c.cni_conflist.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                        "0123456789._-") != std::string::npos ||
+       c.cni_conflist.front() == '.' ||
        c.cni_conflist.size() <= 9 ||
        c.cni_conflist.compare(c.cni_conflist.size() - 9, 9, ".conflist") != 0))
     bad(source, "cni.conflist",
-        "expected a file name ending in .conflist, without '/' and not starting with '.', got \"" +
+        "expected a file name of [A-Za-z0-9._-] ending in .conflist, not starting with '.', got \"" +
             c.cni_conflist + "\"");
   if (cni.has("bin_dirs")) c.cni_bin_dirs = cni.strings("bin_dirs");
   for (const auto& d : c.cni_bin_dirs)

@@ -49,7 +49,8 @@ log_file = "/var/log/meshd-cni.log"
 
 TEST(CniSettings, BadValuesAreNamed) {
   for (const char* bad : {"conflist = \"../x.conflist\"", "conflist = \"meshd.conf\"",
-                          "conflist = \".conflist\"", "conflist = \"a/b.conflist\""})
+                          "conflist = \".conflist\"", "conflist = \"a/b.conflist\"",
+                          "conflist = \"a b.conflist\"", "conflist = \"a\\u0000.conflist\""})
     EXPECT_NE(error_of(std::string("[cni]\n") + bad + "\n").find("cni.conflist: expected a file name"),
               std::string::npos)
         << bad;
