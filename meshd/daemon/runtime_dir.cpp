@@ -59,20 +59,6 @@ Result<RuntimeDir> RuntimeDir::open(const std::string& path) {
   return dir;
 }
 
-RuntimeDir& RuntimeDir::operator=(RuntimeDir&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    path_ = std::move(o.path_);
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
-  return *this;
-}
-
-RuntimeDir::~RuntimeDir() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 Result<void> RuntimeDir::replace_file(std::string_view name_in, std::string_view contents,
                                       mode_t mode) const {
   const std::string name(name_in);
@@ -84,14 +70,14 @@ Result<void> RuntimeDir::replace_file(std::string_view name_in, std::string_view
   int fd = -1;
   for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
     tmp = "." + name + ".tmp." + std::to_string(rd());
-    fd = ::openat(fd_, tmp.c_str(),
+    fd = ::openat(fd_.get(), tmp.c_str(),
                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST) return fail(errno, "create a temporary file for " + where);
   }
   if (fd < 0) return fail(EEXIST, "create a temporary file for " + where);
   auto give_up = [&](int e, const std::string& what) -> Result<void> {
     ::close(fd);
-    ::unlinkat(fd_, tmp.c_str(), 0);
+    ::unlinkat(fd_.get(), tmp.c_str(), 0);
     return fail(e, what + " " + path_ + "/" + tmp);
   };
   if (::fchmod(fd, mode) != 0) return give_up(errno, "chmod");
@@ -106,17 +92,17 @@ Result<void> RuntimeDir::replace_file(std::string_view name_in, std::string_view
   if (::fsync(fd) != 0) return give_up(errno, "fsync");
   if (::close(fd) != 0) {
     int e = errno;
-    ::unlinkat(fd_, tmp.c_str(), 0);
+    ::unlinkat(fd_.get(), tmp.c_str(), 0);
     return fail(e, "close " + path_ + "/" + tmp);
   }
   // renameat replaces the directory entry: a symlink planted at `name` is
   // replaced, never followed.
-  if (::renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) {
+  if (::renameat(fd_.get(), tmp.c_str(), fd_.get(), name.c_str()) != 0) {
     int e = errno;
-    ::unlinkat(fd_, tmp.c_str(), 0);
+    ::unlinkat(fd_.get(), tmp.c_str(), 0);
     return fail(e, "rename " + path_ + "/" + tmp + " to " + where);
   }
-  if (::fsync(fd_) != 0) return fail(errno, "fsync directory " + path_);
+  if (::fsync(fd_.get()) != 0) return fail(errno, "fsync directory " + path_);
   return {};
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/result.h"
+#include "common/unique_fd.h"
 
 #include <sys/types.h>
 
@@ -23,11 +24,8 @@ class RuntimeDir {
   // mode found, and what to do.
   static Result<RuntimeDir> open(const std::string& path);
 
-  RuntimeDir(RuntimeDir&& o) noexcept : path_(std::move(o.path_)), fd_(o.fd_) { o.fd_ = -1; }
-  RuntimeDir& operator=(RuntimeDir&& o) noexcept;
-  RuntimeDir(const RuntimeDir&) = delete;
-  RuntimeDir& operator=(const RuntimeDir&) = delete;
-  ~RuntimeDir();
+  RuntimeDir(RuntimeDir&&) noexcept = default;
+  RuntimeDir& operator=(RuntimeDir&&) noexcept = default;
 
   const std::string& path() const { return path_; }
 
@@ -40,7 +38,7 @@ class RuntimeDir {
  private:
   RuntimeDir(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   std::string path_;
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 }  // namespace meshd::daemon
