@@ -314,50 +314,39 @@ TEST(LinkMsg, KindOverrunningItsLinkinfoIsRefusedNotOverread) {
   EXPECT_NE(back.error().message.find("v0"), std::string::npos) << back.error().message;
 }
 
-// Cuts `msg` to `len` bytes (nlmsg_len too), in a buffer exactly that long.
-std::vector<std::uint8_t> cut_to(const std::uint8_t* msg, std::size_t len) {
-  std::vector<std::uint8_t> out(msg, msg + len);
-  reinterpret_cast<nlmsghdr*>(out.data())->nlmsg_len = static_cast<std::uint32_t>(len);
-  return out;
+// Cuts the built message `msg` 1 to 3 bytes short (inside its last
+// attribute), nlmsg_len too, each in a buffer exactly that long, and expects
+// `parse` to refuse every cut with EBADMSG.
+template <class Parse>
+void expect_every_cut_refused(const nlmsghdr* msg, Parse parse, const char* what) {
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(msg);
+  for (std::size_t drop = 1; drop < 4; ++drop) {
+    std::vector<std::uint8_t> cut(bytes, bytes + msg->nlmsg_len - drop);
+    reinterpret_cast<nlmsghdr*>(cut.data())->nlmsg_len = static_cast<std::uint32_t>(cut.size());
+    auto r = parse(*reinterpret_cast<const nlmsghdr*>(cut.data()));
+    ASSERT_FALSE(r) << what << " cut by " << drop;
+    EXPECT_TRUE(r.error().is(EBADMSG)) << r.error().message;
+  }
 }
 
 // A message cut inside its last attribute (a short read, a fuzzer) is refused
-// by every parser: before the one strict walker, a cut gateway, MTU or kind
-// silently disappeared and the rest parsed as a different object.
+// by every parser: before the one strict walker, a cut gateway, MTU or
+// address silently disappeared and the rest parsed as a different object.
 TEST(RtnlMsg, AnAttributeCutShortIsRefusedByEveryParser) {
-  Buf rb;
+  Buf rb, lb, ab;
   Route r;
   r.dst = P("10.1.0.0/24");
   r.oif = 4;
   r.gateway = A("10.0.0.1");  // the last attribute: RTA_GATEWAY
-  const nlmsghdr* rh = build_route_msg(rb.span(), RTM_NEWROUTE, 0, r).value();
-  for (std::size_t drop = 1; drop < 4; ++drop) {  // into the 4-byte address
-    auto cut = cut_to(rb.bytes.data(), rh->nlmsg_len - drop);
-    auto pr = parse_route(*reinterpret_cast<const nlmsghdr*>(cut.data()));
-    ASSERT_FALSE(pr) << drop;
-    EXPECT_TRUE(pr.error().is(EBADMSG)) << pr.error().message;
-  }
-
-  Buf lb;
+  expect_every_cut_refused(build_route_msg(rb.span(), RTM_NEWROUTE, 0, r).value(),
+                           [](const nlmsghdr& m) { return parse_route(m); }, "route");
   Link l;
   l.name = "wg0";
   l.mtu = 1420;  // IFLA_MTU comes after IFLA_IFNAME
-  const nlmsghdr* lh = build_link_msg(lb.span(), RTM_NEWLINK, 0, l).value();
-  for (std::size_t drop = 1; drop < 4; ++drop) {
-    auto cut = cut_to(lb.bytes.data(), lh->nlmsg_len - drop);
-    auto pl = parse_link(*reinterpret_cast<const nlmsghdr*>(cut.data()));
-    ASSERT_FALSE(pl) << drop;
-    EXPECT_TRUE(pl.error().is(EBADMSG)) << pl.error().message;
-  }
-
-  Buf ab;
-  const nlmsghdr* ah = build_address_msg(ab.span(), RTM_NEWADDR, 0, Address{2, P("10.0.0.1/24")}).value();
-  for (std::size_t drop = 1; drop < 4; ++drop) {
-    auto cut = cut_to(ab.bytes.data(), ah->nlmsg_len - drop);
-    auto pa = parse_address(*reinterpret_cast<const nlmsghdr*>(cut.data()));
-    ASSERT_FALSE(pa) << drop;
-    EXPECT_TRUE(pa.error().is(EBADMSG)) << pa.error().message;
-  }
+  expect_every_cut_refused(build_link_msg(lb.span(), RTM_NEWLINK, 0, l).value(),
+                           [](const nlmsghdr& m) { return parse_link(m); }, "link");
+  expect_every_cut_refused(build_address_msg(ab.span(), RTM_NEWADDR, 0, Address{2, P("10.0.0.1/24")}).value(),
+                           [](const nlmsghdr& m) { return parse_address(m); }, "address");
 }
 
 // A route's RTA_METRICS nest whose RTAX_MTU runs past it: refused, not read
