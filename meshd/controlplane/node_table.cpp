@@ -66,11 +66,9 @@ const SignedTombstone* NodeTable::tombstone(const IdentityPublicKey& id) const {
   return it == tombstones_.end() ? nullptr : it->second.get();
 }
 
-std::vector<IdentityPublicKey> NodeTable::members() const {
-  std::vector<IdentityPublicKey> out;
-  out.reserve(records_.size());
-  for (const auto& [id, _] : records_) out.push_back(id);
-  return out;
+void NodeTable::erase_member(const IdentityPublicKey& id) {
+  auto it = std::lower_bound(members_.begin(), members_.end(), id);
+  if (it != members_.end() && *it == id) members_.erase(it);
 }
 
 std::vector<DigestEntry> NodeTable::digest() const {
@@ -182,6 +180,8 @@ MergeOutcome NodeTable::merge(const SignedRecord& s) {
     const NodeRecord& old = slot->record;
     erase_claims(old);
     hash_toggle(r.identity, old.version);
+  } else {
+    members_.insert(std::lower_bound(members_.begin(), members_.end(), r.identity), r.identity);
   }
   slot = std::make_shared<const SignedRecord>(s);
   by_name_.emplace(r.name, r.identity);
@@ -203,6 +203,7 @@ MergeOutcome NodeTable::merge(const SignedTombstone& s) {
   if (auto it = records_.find(t.removed); it != records_.end()) {
     hash_toggle(t.removed, it->second->record.version);
     erase_claims(it->second->record);
+    erase_member(t.removed);
     records_.erase(it);
   }
   // A record admitted by the removed member after its removal would be
@@ -214,6 +215,7 @@ MergeOutcome NodeTable::merge(const SignedTombstone& s) {
         r.admission.admitted_at >= t.removed_at) {
       hash_toggle(r.identity, r.version);
       erase_claims(r);
+      erase_member(r.identity);
       it = records_.erase(it);
     } else {
       ++it;

@@ -89,7 +89,7 @@ class NodeTable {
   std::shared_ptr<const SignedRecord> find_shared(const keys::IdentityPublicKey& id) const;
   const SignedTombstone* tombstone(const keys::IdentityPublicKey& id) const;
   // Identities with a record (not tombstoned), in key order.
-  std::vector<keys::IdentityPublicKey> members() const;
+  const std::vector<keys::IdentityPublicKey>& members() const { return members_; }
   std::size_t record_count() const { return records_.size(); }
   std::size_t tombstone_count() const { return tombstones_.size(); }
 
@@ -111,11 +111,13 @@ class NodeTable {
   MergeOutcome classify(const NodeRecord& r) const;
   MergeOutcome tally(MergeOutcome o);
   void erase_claims(const NodeRecord& r);
+  void erase_member(const keys::IdentityPublicKey& id);
   void hash_toggle(const keys::IdentityPublicKey& id, std::uint64_t version);
 
   ClusterParams params_;
   std::map<keys::IdentityPublicKey, std::shared_ptr<const SignedRecord>> records_;
   std::map<keys::IdentityPublicKey, std::shared_ptr<const SignedTombstone>> tombstones_;
+  std::vector<keys::IdentityPublicKey> members_;  // the keys of records_, kept for sampling
   // Claims, for the precedence rule: who names itself what, who holds which CIDR.
   std::multimap<std::string, keys::IdentityPublicKey> by_name_;
   std::multimap<IpPrefix, keys::IdentityPublicKey> by_cidr_;

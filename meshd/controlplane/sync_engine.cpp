@@ -1,7 +1,7 @@
 #include "meshd/controlplane/sync_engine.h"
 
 #include <algorithm>
-#include <map>
+#include <iterator>
 
 namespace meshd::controlplane {
 
@@ -20,16 +20,28 @@ SyncEngine::SyncEngine(IdentityPublicKey self, NodeTable table, SyncOptions opts
 std::vector<IdentityPublicKey> SyncEngine::pick_peers(std::size_t k,
                                                       const IdentityPublicKey* exclude,
                                                       Rng& rng) const {
-  std::vector<IdentityPublicKey> peers = table_.members();
-  std::erase_if(peers, [&](const auto& id) { return id == self_ || (exclude && id == *exclude); });
-  k = std::min(k, peers.size());
-  // Partial Fisher-Yates: k distinct members, uniformly.
-  for (std::size_t i = 0; i < k; ++i) {
-    std::uniform_int_distribution<std::size_t> d(i, peers.size() - 1);
-    std::swap(peers[i], peers[d(rng)]);
+  const std::vector<IdentityPublicKey>& all = table_.members();
+  auto eligible = [&](const IdentityPublicKey& id) {
+    return id != self_ && !(exclude && id == *exclude);
+  };
+  std::vector<IdentityPublicKey> out;
+  auto has = [&](const IdentityPublicKey& id) {
+    return std::binary_search(all.begin(), all.end(), id);
+  };
+  std::size_t available = all.size() - (has(self_) ? 1 : 0) -
+                          (exclude && *exclude != self_ && has(*exclude) ? 1 : 0);
+  if (available <= k) {
+    std::copy_if(all.begin(), all.end(), std::back_inserter(out), eligible);
+    return out;
   }
-  peers.resize(k);
-  return peers;
+  // k distinct members, uniformly, by rejection: k is a small fanout and at
+  // least k + 1 members are eligible, so this ends quickly.
+  std::uniform_int_distribution<std::size_t> d(0, all.size() - 1);
+  while (out.size() < k) {
+    const IdentityPublicKey& id = all[d(rng)];
+    if (eligible(id) && std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  }
+  return out;
 }
 
 void SyncEngine::push_to(std::vector<Outgoing>& out, const std::vector<IdentityPublicKey>& peers,
@@ -98,24 +110,40 @@ SyncEngine::Merged SyncEngine::merge_all(const SyncMessage& m) {
 
 std::vector<Outgoing> SyncEngine::answer_digest(const IdentityPublicKey& from,
                                                 const SyncMessage& m) {
-  std::map<IdentityPublicKey, std::uint64_t> theirs;
-  for (const auto& e : m.digest) theirs[e.identity] = std::max(theirs[e.identity], e.version);
+  // Walk both digests in identity order. A peer's digest arrives sorted when
+  // it runs this code, but input is input: sort a copy, highest version first
+  // within one identity, and read only the first entry of each.
+  std::vector<DigestEntry> theirs = m.digest;
+  if (!std::is_sorted(theirs.begin(), theirs.end()))
+    std::sort(theirs.begin(), theirs.end());
+  std::vector<DigestEntry> mine = table_.digest();
   std::vector<SignedBytes> records, tombstones;
-  for (const auto& e : table_.digest()) {
-    auto it = theirs.find(e.identity);
-    if (it != theirs.end() && it->second >= e.version) continue;
+  SyncMessage want;
+  want.type = MessageType::kRequest;
+  auto send = [&](const DigestEntry& e) {
     if (e.version == kTombstoneVersion)
       tombstones.push_back(as_bytes(*table_.tombstone(e.identity)));
     else
       records.push_back(as_bytes(*table_.find(e.identity)));
-  }
-  SyncMessage want;
-  want.type = MessageType::kRequest;
-  for (const auto& [id, version] : theirs) {
-    if (want.wanted.size() >= kMaxWanted) break;
-    if (table_.tombstone(id)) continue;  // nothing outranks a tombstone
-    const SignedRecord* mine = table_.find(id);
-    if (!mine || mine->record.version < version) want.wanted.push_back(id);
+  };
+  auto ask = [&](const IdentityPublicKey& id) {
+    if (want.wanted.size() < kMaxWanted) want.wanted.push_back(id);
+  };
+  std::size_t i = 0, j = 0;
+  while (i < mine.size() || j < theirs.size()) {
+    if (j < theirs.size() && i < mine.size() && theirs[j].identity == mine[i].identity) {
+      // The last entry of this identity in `theirs` has its highest version.
+      while (j + 1 < theirs.size() && theirs[j + 1].identity == theirs[j].identity) ++j;
+      if (mine[i].version > theirs[j].version) send(mine[i]);
+      else if (mine[i].version < theirs[j].version) ask(mine[i].identity);
+      ++i;
+      ++j;
+    } else if (j == theirs.size() || (i < mine.size() && mine[i].identity < theirs[j].identity)) {
+      send(mine[i++]);
+    } else {
+      while (j + 1 < theirs.size() && theirs[j + 1].identity == theirs[j].identity) ++j;
+      ask(theirs[j++].identity);
+    }
   }
   std::vector<Outgoing> out;
   push_to(out, {from}, MessageType::kRecords, records, tombstones);
