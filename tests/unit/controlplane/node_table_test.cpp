@@ -189,6 +189,16 @@ TEST(NodeTable, TombstoneCases) {
               MergeOutcome::kUnknownSigner);
     EXPECT_NE(t.find(k.a.public_key()), nullptr);
   }
+  {  // removed_at 0 is not a time
+    NodeTable t = base_table(k);
+    EXPECT_EQ(t.merge(tombstone_of(k.a.public_key(), k.founder, 0)), MergeOutcome::kInvalidField);
+  }
+  {  // another cluster's tombstone
+    NodeTable t = base_table(k);
+    EXPECT_EQ(t.merge(sign_tombstone(Tombstone{"other", k.a.public_key(), k.founder.public_key(), 5},
+                                     k.founder)),
+              MergeOutcome::kWrongCluster);
+  }
   {  // a forged signature
     NodeTable t = base_table(k);
     SignedTombstone s = tombstone_of(k.a.public_key(), k.founder, 500);
