@@ -6,6 +6,7 @@
 // and two nodes configured this way ping each other through the tunnel.
 #include "meshd/dataplane/userspace_backend.h"
 #include "tests/support/eventually.h"
+#include "tests/support/foreign_listener.h"
 #include "tests/support/netns.h"
 
 #include <gtest/gtest.h>
@@ -500,50 +501,10 @@ TEST_F(UserspaceBackendTest, ImpostorOnTheSocketIsRefusedBeforeAnythingIsSent) {
   Node& n = node("a");
   ASSERT_EQ(::mkdir(n.opts.socket_dir.c_str(), 0700), 0);
   const std::string path = n.opts.socket_dir + "/wgt0.sock";
-  int ready[2], stop[2], count[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  ASSERT_EQ(::pipe(stop), 0);
-  ASSERT_EQ(::pipe(count), 0);
-  pid_t impostor = ::fork();
-  ASSERT_GE(impostor, 0);
-  if (impostor == 0) {
-    ::alarm(20);
-    ::close(stop[1]);
-    int l = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strcpy(addr.sun_path, path.c_str());
-    if (l < 0 || ::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(2);
-    // SO_PEERCRED carries the credentials of the listen() call.
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::listen(l, 8) != 0) ::_exit(3);
-    (void)!::write(ready[1], "r", 1);
-    std::size_t total = 0;
-    for (;;) {  // every connection, until the test closes `stop`
-      pollfd p[2] = {{l, POLLIN, 0}, {stop[0], POLLIN, 0}};
-      if (::poll(p, 2, -1) < 0 || p[1].revents) break;
-      int c = ::accept(l, nullptr, nullptr);
-      char b[512];
-      ssize_t got;
-      while (c >= 0 && (got = ::read(c, b, sizeof b)) > 0) total += static_cast<std::size_t>(got);
-      if (c >= 0) ::close(c);
-    }
-    (void)!::write(count[1], &total, sizeof total);
-    ::_exit(0);
-  }
-  track(impostor);
-  ::close(ready[1]);
-  ::close(stop[0]);
-  ::close(count[1]);
-  char c;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1) << "impostor did not start";
+  meshd::testing::ForeignUnixListener impostor(path);
 
   auto r = ensure(n);
-  ::close(stop[1]);
-  std::size_t received = 999;
-  EXPECT_EQ(::read(count[0], &received, sizeof received), static_cast<ssize_t>(sizeof received));
-  ::close(ready[0]);
-  ::close(count[0]);
-  ::waitpid(impostor, nullptr, 0);
+  const std::size_t received = impostor.stop();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().value(), EPERM) << r.error().message;
   EXPECT_NE(r.error().message.find("uid 65534"), std::string::npos) << r.error().message;

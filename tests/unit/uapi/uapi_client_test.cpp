@@ -3,6 +3,7 @@
 // the implementation answers, answers in pieces, hangs, hangs up, or is absent.
 #include "meshd/dataplane/uapi.h"
 #include "meshd/dataplane/uapi_client.h"
+#include "tests/support/foreign_listener.h"
 #include "tests/support/prerequisite.h"
 #include "tests/support/temp_dir.h"
 
@@ -288,43 +289,13 @@ TEST(UapiClient, ServerRunningAsAnotherUserIsRefusedBeforeAnythingIsSent) {
   MESHD_REQUIRE(::geteuid() == 0, "needs root (the fake server drops to uid 65534)");
   meshd::testing::TempDir dir("meshd-uapi-peercred");
   const std::string path = dir.file("wg0.sock");
-  int ready[2], count[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  ASSERT_EQ(::pipe(count), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::alarm(20);  // never outlive a broken test
-    int l = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strcpy(addr.sun_path, path.c_str());
-    if (l < 0 || ::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(2);
-    // SO_PEERCRED reports the credentials at listen() time.
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::listen(l, 4) != 0) ::_exit(3);
-    (void)!::write(ready[1], "r", 1);
-    int c = ::accept(l, nullptr, nullptr);
-    std::size_t total = 0;
-    char b[512];
-    ssize_t n;
-    while (c >= 0 && (n = ::read(c, b, sizeof b)) > 0) total += static_cast<std::size_t>(n);
-    (void)!::write(count[1], &total, sizeof total);
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  ::close(count[1]);
-  char r;
-  ASSERT_EQ(::read(ready[0], &r, 1), 1) << "fake server did not start";
+  meshd::testing::ForeignUnixListener server(path);
 
   wg::WgDevice change;
   change.name = "wg0";
   change.private_key = keys::PrivateKey::generate();
   auto set = set_device({path, "wg0", 2s}, change);
-  std::size_t received = 999;
-  EXPECT_EQ(::read(count[0], &received, sizeof received), static_cast<ssize_t>(sizeof received));
-  ::waitpid(child, nullptr, 0);
-  ::close(ready[0]);
-  ::close(count[0]);
+  const std::size_t received = server.stop();
   ASSERT_FALSE(set);
   EXPECT_EQ(set.error().value(), EPERM) << set.error().message;
   EXPECT_NE(set.error().message.find("uid 65534"), std::string::npos) << set.error().message;
