@@ -18,6 +18,8 @@ TEST(Addressing, PoolReservesTheGatewayAndCountsFreeAddresses) {
   EXPECT_EQ(pool_capacity(P("10.0.0.0/30")), 1u);
   EXPECT_EQ(pool_capacity(P("10.0.0.0/31")), 0u);
   EXPECT_EQ(pool_capacity(P("fd00::/64")), 0u);
+  // A CIDR without a gateway has no pool (it once counted 2^32-3 for a /0).
+  EXPECT_EQ(pool_capacity(P("0.0.0.0/0")), 0u);
 }
 
 TEST(Addressing, MtuPrefersConfigThenNodeThenFallback) {
