@@ -180,3 +180,24 @@ TEST(SyncEngine, NodeRestoredFromAnOlderBackupTakesUpItsNewestRecord) {
   restored.receive(c.key(2).public_key(), reply.at(0).bytes, rng);
   EXPECT_EQ(restored.table().find(c.key(1).public_key())->record.version, 7u);
 }
+
+TEST(SyncEngine, DigestOfAnOversizedTableIsTruncatedToTheLimit) {
+  Cluster c(2);
+  Rng rng(1);
+  NodeTable t = c.table(2);
+  // Tombstones are the cheapest entries to make: one signature each.
+  for (std::size_t i = 0; i < kMaxDigestEntries; ++i) {
+    keys::KeyBytes k{};
+    for (int b = 0; b < 4; ++b) k[b] = static_cast<std::uint8_t>(i >> (8 * b));
+    k[31] = 0xee;
+    ASSERT_EQ(t.merge(tombstone_of(IdentityPublicKey(k), c.founder, 10)), MergeOutcome::kAccepted);
+  }
+  ASSERT_GT(t.digest().size(), kMaxDigestEntries);
+  SyncEngine a(c.key(1).public_key(), t);
+  SyncMessage s;
+  s.type = MessageType::kSummary;
+  s.table_hash = TableHash{};
+  auto out = a.receive(c.key(0).public_key(), encode_message(s), rng);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(decoded(out[0]).digest.size(), kMaxDigestEntries);
+}

@@ -126,3 +126,20 @@ TEST(SyncMessage, SplitKeepsEveryMessageUnderTheLimit) {
   EXPECT_EQ(total, many.size());
   EXPECT_GT(parts.size(), 1u);
 }
+
+TEST(SyncMessage, TooManyRecordsOrWantedAreRefused) {
+  std::vector<std::uint8_t> f = {'M', 'S', 'Y', 'N', 0, 1, 1, 0, 0, 0, 0, 0};
+  for (std::size_t i = 0; i <= kMaxSignedPerMessage; ++i)
+    put_field(f, 1, std::vector<std::uint8_t>(65, 1));
+  fix_length(f);
+  EXPECT_FALSE(decode_message(f));
+
+  std::vector<std::uint8_t> w = {'M', 'S', 'Y', 'N', 0, 1, 4, 0, 0, 0, 0, 0};
+  put_field(w, 5, std::vector<std::uint8_t>((kMaxWanted + 1) * 32));
+  fix_length(w);
+  EXPECT_FALSE(decode_message(w));
+  w.resize(kFrameHeaderBytes);  // exactly the limit passes
+  put_field(w, 5, std::vector<std::uint8_t>(kMaxWanted * 32));
+  fix_length(w);
+  EXPECT_TRUE(decode_message(w));
+}

@@ -212,6 +212,7 @@ TEST(SyncSim, ThousandNodesQuietRoundCost) {
   EXPECT_TRUE(sim.converged());
   // Equal tables exchange only their hashes: one summary per node and fanout.
   EXPECT_EQ(sim.figures().messages, sim.size() * SyncOptions{}.anti_entropy_fanout);
+  EXPECT_EQ(sim.figures().bytes, sim.figures().messages * 49);
   print("quiet round (tables equal)", sim.size(), sim.figures(), 0, 0);
 }
 
