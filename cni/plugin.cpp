@@ -133,6 +133,84 @@ nl::Route pod_route(const IpPrefix& dst, int oif, std::optional<IpAddress> gw, b
 IpPrefix host_prefix(const IpAddress& a) { return IpPrefix{a, 32}; }
 
 // ---- ADD -------------------------------------------------------------------
+// Steps, each undone by the rollback if a later one fails: lease (on another
+// thread), veth pair, host end, host route, pod end (address, then routes).
+
+CniError lease_error(const Error& e) {
+  if (e.is(ENOSPC)) return cni_error(kPoolExhausted, e.message);
+  return cni_error(kIoFailure, "cannot allocate an address", e.message);
+}
+
+// The pod's interface must not exist yet (SPEC: ADD, error 102 is ours to
+// report; the runtime picks CNI_IFNAME).
+CniResult<void> check_pod_ifname_free(nl::Rtnl& pod, const CniEnv& env) {
+  auto existing = pod.get_link(env.ifname);
+  if (existing)
+    return cni_error(kInterfaceExists, "interface " + env.ifname + " already exists in " + env.netns,
+                     "pick another CNI_IFNAME or delete the interface first");
+  if (!existing.error().is(ENODEV)) return net_error(existing.error());
+  return {};
+}
+
+// Both ends in one request: the pod end is born in the pod's namespace.
+CniResult<void> create_pair(nl::Rtnl& host, const std::string& host_name, const CniEnv& env,
+                            int pod_netns_fd, unsigned mtu) {
+  if (auto r = host.create_veth(host_name, env.ifname, pod_netns_fd, mtu); !r) {
+    if (r.error().is(EEXIST))
+      return cni_error(kNetworkSetup, "host interface " + host_name + " already exists",
+                       "a leftover of an earlier attachment? DEL or GC it first (" +
+                           r.error().message + ")");
+    return net_error(r.error());
+  }
+  return {};
+}
+
+// Host end: the gateway as a /32 (as ptp does), up.
+CniResult<nl::Link> set_up_host_end(nl::Rtnl& host, const std::string& host_name,
+                                    const IpAddress& gateway) {
+  auto link = host.get_link(host_name);
+  if (!link) return net_error(link.error());
+  if (auto r = host.add_address({link->index, host_prefix(gateway)}); !r) return net_error(r.error());
+  if (auto r = host.set_up(host_name, true); !r) return net_error(r.error());
+  return *link;
+}
+
+// The node reaches the pod through a /32 on the host end, and forwards.
+CniResult<void> route_to_pod(nl::Rtnl& host, int host_index, const IpAddress& pod_address) {
+  if (auto r = host.replace_route(pod_route(host_prefix(pod_address), host_index, std::nullopt, true));
+      !r)
+    return net_error(r.error());
+  if (auto r = enable_ip_forward(); !r) return net_error(r.error());
+  return {};
+}
+
+// Pod end: MTU, the leased address with the pod CIDR's prefix length, up.
+CniResult<nl::Link> address_pod_end(nl::Rtnl& pod, const std::string& ifname, unsigned mtu,
+                                    const IpPrefix& pod_addr) {
+  auto link = pod.get_link(ifname);
+  if (!link) return net_error(link.error());
+  if (link->mtu != mtu)
+    if (auto r = pod.set_mtu(ifname, mtu); !r) return net_error(r.error());
+  if (auto r = pod.add_address({link->index, pod_addr}); !r) return net_error(r.error());
+  if (auto r = pod.set_up(ifname, true); !r) return net_error(r.error());
+  return *link;
+}
+
+// As ptp: the connected subnet route is replaced by routes via the gateway,
+// so every packet (also to a neighbour pod) goes through the host's routing.
+CniResult<void> route_pod_end(nl::Rtnl& pod, int pod_index, const NodeNetwork& net) {
+  nl::Route connected;
+  connected.dst = net.cidr;
+  connected.oif = pod_index;
+  connected.protocol = RTPROT_KERNEL;
+  connected.scope = RT_SCOPE_LINK;
+  if (auto r = pod.delete_route(connected); !r) return net_error(r.error());
+  for (const auto& rt : {pod_route(host_prefix(net.gateway), pod_index, std::nullopt, true),
+                         pod_route(*IpPrefix::parse("0.0.0.0/0"), pod_index, net.gateway, false),
+                         pod_route(net.cidr, pod_index, net.gateway, false)})
+    if (auto r = pod.replace_route(rt); !r) return net_error(r.error());
+  return {};
+}
 
 CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
                                const InvokeOptions& opts) {
@@ -147,22 +225,15 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
   auto net = node_network(**db, conf);
   if (!net) return net.error();
   const unsigned mtu = choose_mtu(conf.mtu, net->node_mtu);
-
-  // One visit (setns) to the pod: each costs milliseconds on a busy node.
-  auto pod_rtnl = nl::Rtnl::open_in_netns(pod_fd->get());
-  if (!pod_rtnl) return net_error(pod_rtnl.error());
-  nl::Rtnl* pod = &*pod_rtnl;
-  if (auto existing = pod->get_link(env.ifname); existing)
-    return cni_error(kInterfaceExists,
-                     "interface " + env.ifname + " already exists in " + env.netns,
-                     "pick another CNI_IFNAME or delete the interface first");
-  else if (!existing.error().is(ENODEV))
-    return net_error(existing.error());
-  auto host = nl::Rtnl::open();
-  if (!host) return net_error(host.error());
-
   auto pool = pool_for(net->cidr);
   if (!pool) return cni_error(kInvalidConfig, pool.error().message);
+
+  // One visit (setns) to the pod: each costs milliseconds on a busy node.
+  auto pod = nl::Rtnl::open_in_netns(pod_fd->get());
+  if (!pod) return net_error(pod.error());
+  if (auto r = check_pod_ifname_free(*pod, env); !r) return r.error();
+  auto host = nl::Rtnl::open();
+  if (!host) return net_error(host.error());
 
   // The lease is allocated on another thread while this one builds the veth
   // pair: the allocation's commit waits on fsync and the veth creation on
@@ -177,10 +248,7 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
                                     .now = static_cast<std::int64_t>(::time(nullptr))};
   auto allocation = std::async(std::launch::async, [&]() -> CniResult<store::Acquired> {
     auto acquired = ipam.acquire(request);
-    if (!acquired) {
-      if (acquired.error().is(ENOSPC)) return cni_error(kPoolExhausted, acquired.error().message);
-      return cni_error(kIoFailure, "cannot allocate an address", acquired.error().message);
-    }
+    if (!acquired) return lease_error(acquired.error());
     return *acquired;
   });
   std::optional<CniResult<store::Acquired>> allocated;
@@ -198,57 +266,26 @@ CniResult<std::string> cmd_add(const CniEnv& env, const PluginConfig& conf,
         log_error("rollback: " + r.error().message);
   });
 
-  if (auto r = host->create_veth(host_name, env.ifname, pod_fd->get(), mtu); !r) {
-    if (r.error().is(EEXIST))
-      return cni_error(kNetworkSetup, "host interface " + host_name + " already exists",
-                       "a leftover of an earlier attachment? DEL or GC it first (" +
-                           r.error().message + ")");
-    return net_error(r.error());
-  }
+  if (auto r = create_pair(*host, host_name, env, pod_fd->get(), mtu); !r) return r.error();
   rollback.add([&] {  // the pod end and every route through it go with it
     if (auto r = host->delete_link(host_name); !r) log_error("rollback: " + r.error().message);
   });
   if (auto r = injected_failure(opts, "veth"); !r) return r.error();
 
-  // Host side: gateway /32, up, /32 route to the pod.
-  auto host_link = host->get_link(host_name);
-  if (!host_link) return net_error(host_link.error());
-  if (auto r = host->add_address({host_link->index, host_prefix(net->gateway)}); !r)
-    return net_error(r.error());
-  if (auto r = host->set_up(host_name, true); !r) return net_error(r.error());
+  auto host_link = set_up_host_end(*host, host_name, net->gateway);
+  if (!host_link) return host_link.error();
   auto& lease_result = join_allocation();
   if (!lease_result) return lease_result.error();
-  const store::Lease* lease = &lease_result->lease;
+  const store::Lease& lease = lease_result->lease;
   if (auto r = injected_failure(opts, "lease"); !r) return r.error();
-  if (auto r = host->replace_route(pod_route(host_prefix(lease->address), host_link->index,
-                                             std::nullopt, true));
-      !r)
-    return net_error(r.error());
-  if (auto r = enable_ip_forward(); !r) return net_error(r.error());
+  if (auto r = route_to_pod(*host, host_link->index, lease.address); !r) return r.error();
   if (auto r = injected_failure(opts, "host-route"); !r) return r.error();
 
-  // Pod side.
-  auto pod_link = pod->get_link(env.ifname);
-  if (!pod_link) return net_error(pod_link.error());
-  if (pod_link->mtu != mtu)
-    if (auto r = pod->set_mtu(env.ifname, mtu); !r) return net_error(r.error());
-  const IpPrefix pod_addr{lease->address, net->cidr.length};
-  if (auto r = pod->add_address({pod_link->index, pod_addr}); !r) return net_error(r.error());
-  if (auto r = pod->set_up(env.ifname, true); !r) return net_error(r.error());
+  const IpPrefix pod_addr{lease.address, net->cidr.length};
+  auto pod_link = address_pod_end(*pod, env.ifname, mtu, pod_addr);
+  if (!pod_link) return pod_link.error();
   if (auto r = injected_failure(opts, "pod-address"); !r) return r.error();
-
-  // As ptp: replace the connected subnet route by routes via the gateway, so
-  // every packet (also to a neighbour pod) goes through the host's routing.
-  nl::Route connected;
-  connected.dst = net->cidr;
-  connected.oif = pod_link->index;
-  connected.protocol = RTPROT_KERNEL;
-  connected.scope = RT_SCOPE_LINK;
-  if (auto r = pod->delete_route(connected); !r) return net_error(r.error());
-  for (const auto& rt : {pod_route(host_prefix(net->gateway), pod_link->index, std::nullopt, true),
-                         pod_route(*IpPrefix::parse("0.0.0.0/0"), pod_link->index, net->gateway, false),
-                         pod_route(net->cidr, pod_link->index, net->gateway, false)})
-    if (auto r = pod->replace_route(rt); !r) return net_error(r.error());
+  if (auto r = route_pod_end(*pod, pod_link->index, *net); !r) return r.error();
   if (auto r = injected_failure(opts, "pod-routes"); !r) return r.error();
 
   // The MACs come with the link replies (IFLA_ADDRESS): no further lookup.
