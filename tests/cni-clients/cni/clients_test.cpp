@@ -229,6 +229,48 @@ TEST_F(CniClients, LibcniHostPortReachesThePodThroughPortmap) {
   EXPECT_EQ(cn.node.links(), "");
 }
 
+// Traffic shaping as Kubernetes does it (the pod's bandwidth annotations):
+// the runtime passes the "bandwidth" capability argument, libcni hands it to
+// bandwidth (chained after meshd-cni), which finds meshd-cni's host veth in
+// the result and shapes it (ingress) and the pod's egress (through an ifb).
+TEST_F(CniClients, LibcniBandwidthShapesThePodsHostVeth) {
+  MESHD_REQUIRE(have("go") && fs::exists("/usr/share/gocode/src/github.com/containernetworking/cni/libcni"), "golang-go and golang-github-appc-cni-dev are needed");
+  MESHD_REQUIRE(fs::exists("/usr/lib/cni/bandwidth"), "containernetworking-plugins is needed (bandwidth)");
+  MESHD_REQUIRE(have("tc"), "tc (iproute2) is needed to read the qdiscs");
+  const std::string driver = build_libcni_driver();
+  ASSERT_FALSE(driver.empty()) << "building the libcni driver failed";
+  ClientNode cn("10.244.8.0/24", {"bandwidth"});
+  Netns pod("lbp");
+  const std::string conflist = cn.netd + "/10-meshd.conflist";
+  const std::string cache = cn.node.dir() + "/cache";
+  auto drive = [&](const std::string& cmd) {
+    return run_process({"/usr/sbin/ip", "netns", "exec", cn.node.name(), driver, cmd, conflist,
+                        cn.bin, cache, "shaped-1", pod.path(), "eth0"},
+                       {{"LIBCNI_CAPABILITY_ARGS",
+                         R"({"bandwidth":{"ingressRate":8000000,"ingressBurst":800000,)"
+                         R"("egressRate":4000000,"egressBurst":400000}})"}},
+                       "");
+  };
+  auto add = drive("add");
+  ASSERT_EQ(add.exit_code, 0) << add.out << cn.script_errors();
+  const std::string hv = cni::host_veth_name("meshd", "shaped-1", "eth0");
+  // Ingress to the pod: a token bucket on the host veth's egress.
+  std::string qdisc = cn.node.ns().out("tc qdisc show dev " + hv);
+  EXPECT_NE(qdisc.find("tbf"), std::string::npos) << qdisc;
+  EXPECT_NE(qdisc.find("rate 8Mbit"), std::string::npos) << qdisc;
+  // Egress from the pod: redirected to an ifb device with its own bucket.
+  std::string ifbs = cn.node.ns().out("ip -o link show type ifb");
+  EXPECT_NE(ifbs.find("bwp"), std::string::npos) << ifbs;
+  EXPECT_NE(cn.node.ns().out("tc qdisc show").find("rate 4Mbit"), std::string::npos)
+      << cn.node.ns().out("tc qdisc show");
+  auto del = drive("del");
+  EXPECT_EQ(del.exit_code, 0) << del.out;
+  EXPECT_EQ(cn.node.ns().out("ip -o link show type ifb").find("bwp"), std::string::npos)
+      << "bandwidth's ifb outlived DEL";
+  EXPECT_TRUE(cn.node.leases().empty());
+  EXPECT_EQ(cn.node.links(), "");
+}
+
 TEST_F(CniClients, PodmanRunsAContainerOnTheMeshdNetwork) {
   MESHD_REQUIRE(have("podman") && have("runc"), "podman and runc are needed");
   ClientNode cn("10.244.5.0/24");
