@@ -257,6 +257,10 @@ void Daemon::load_desired() {
   local_.pod_cidr = cfg_.pod_cidr;
   rejected_.clear();
   peers_ = dataplane::validate_static_peers(cfg_.peers, local_, cfg_.persistent_keepalive, rejected_);
+  // From here on the validated peers are the ones meshd uses (a reload reads
+  // the file again): the configured texts of a thousand peers are ~0.3 MB.
+  std::vector<config::StaticPeer>().swap(cfg_.peers);
+  peers_.shrink_to_fit();
   for (const auto& r : rejected_) log_->warn("peer {} rejected: {}", r.peer, r.reason);
   mtu_notes_.clear();
   local_.mtu = derive_mtu(cfg_, peers_, *rtnl_, mtu_notes_, event_scope_.underlay_index,

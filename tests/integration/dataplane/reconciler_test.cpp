@@ -1,0 +1,170 @@
+// The reconciler's two kinds of pass against a real kernel (rtnetlink in a
+// network namespace of the test's own) and an in-memory WireGuard backend: a
+// WireGuard pass repairs peers and sends rtnetlink nothing; a full pass
+// repairs everything; a WireGuard pass becomes a full one while the last
+// full pass had errors or after the implementation restarted.
+#include "meshd/dataplane/reconciler.h"
+#include "tests/support/netns.h"
+#include "tests/support/prerequisite.h"
+#include "tests/unit/dataplane/test_keys.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace meshd::dataplane {
+namespace {
+
+using meshd::testing::Netns;
+using meshd::testing::pk;
+
+IpPrefix P(const char* s) { return *IpPrefix::parse(s); }
+
+// Applies partial updates as a UAPI implementation would.
+class FakeBackend : public WgBackend {
+ public:
+  std::string_view kind() const override { return "fake"; }
+  Result<void> ensure_device(const std::string& name) override {
+    dev.name = name;
+    return {};
+  }
+  Result<wg::WgDevice> get_device(const std::string&) override { return dev.clone(); }
+  Result<void> set_device(const wg::WgDevice& change) override {
+    if (change.listen_port) dev.listen_port = change.listen_port;
+    if (change.private_key) dev.private_key = change.private_key->clone();
+    for (const auto& p : change.peers) {
+      auto it = std::find_if(dev.peers.begin(), dev.peers.end(),
+                             [&](const wg::WgPeer& q) { return q.public_key == p.public_key; });
+      if (p.remove) {
+        if (it != dev.peers.end()) dev.peers.erase(it);
+        continue;
+      }
+      if (it == dev.peers.end()) {
+        dev.peers.push_back(p.clone());
+        continue;
+      }
+      if (p.endpoint) it->endpoint = p.endpoint;
+      if (p.persistent_keepalive) it->persistent_keepalive = p.persistent_keepalive;
+      if (p.replace_allowed_ips) it->allowed_ips = p.allowed_ips;
+    }
+    return {};
+  }
+  Result<void> delete_device(const std::string&) override { return {}; }
+  bool restarted_since_last_check(const std::string&) override { return std::exchange(restarted, false); }
+
+  wg::WgDevice dev;
+  bool restarted = false;
+};
+
+class ReconcilerPasses : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MESHD_REQUIRE(meshd::testing::is_root(), "needs root (network namespaces)");
+    ns_ = std::make_unique<Netns>("mrec");
+    // A veth stands in for the WireGuard link: rtnetlink treats them alike
+    // (this kernel has no WireGuard), and its peer end gives it a carrier.
+    ASSERT_EQ(ns_->run("ip link add meshd0 type veth peer name meshd0p"), 0);
+    ASSERT_EQ(ns_->run("ip link set meshd0p up"), 0);
+    auto r = nl::Rtnl::open_in_netns(ns_->fd());
+    ASSERT_TRUE(r) << r.error().message;
+    rtnl_.emplace(std::move(*r));
+
+    desired_.device.name = "meshd0";
+    desired_.device.listen_port = 51820;
+    desired_.mtu = 1400;
+    desired_.addresses = {P("10.77.1.1/32")};
+    for (std::uint8_t n : {2, 3}) {
+      IpPrefix pods = P(n == 2 ? "10.77.2.0/24" : "10.77.3.0/24");
+      wg::WgPeer p;
+      p.public_key = pk(n);
+      p.persistent_keepalive = 0;
+      p.allowed_ips = {pods};
+      desired_.device.peers.push_back(std::move(p));
+      nl::Route r;
+      r.dst = pods;
+      r.scope = 253;  // RT_SCOPE_LINK
+      r.prefsrc = P("10.77.1.1/32").address;
+      desired_.routes.push_back(r);
+    }
+  }
+
+  bool has_route(const char* dst) { return ns_->out("ip route show " + std::string(dst)).find("meshd0") != std::string::npos; }
+  bool has_peer(std::uint8_t n) {
+    return std::any_of(backend_.dev.peers.begin(), backend_.dev.peers.end(),
+                       [&](const wg::WgPeer& p) { return p.public_key == pk(n); });
+  }
+  static bool says(const ReconcileReport& r, const std::string& what) {
+    return std::any_of(r.changes.begin(), r.changes.end(),
+                       [&](const std::string& c) { return c.find(what) != std::string::npos; });
+  }
+
+  std::unique_ptr<Netns> ns_;
+  std::optional<nl::Rtnl> rtnl_;
+  FakeBackend backend_;
+  DesiredState desired_;
+};
+
+TEST_F(ReconcilerPasses, AWireGuardPassRepairsPeersOnlyAFullPassRepairsRoutes) {
+  Reconciler rec({&backend_, &*rtnl_});
+  auto first = rec.apply(desired_, PassScope::kWireGuard);  // no full pass yet: runs fully
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(first->ok()) << first->errors.front();
+  ASSERT_TRUE(has_route("10.77.2.0/24") && has_route("10.77.3.0/24")) << ns_->out("ip route");
+  ASSERT_TRUE(has_peer(2) && has_peer(3));
+
+  // Drift of both kinds.
+  backend_.dev.peers.erase(backend_.dev.peers.begin());
+  ASSERT_EQ(ns_->run("ip route del 10.77.3.0/24"), 0);
+
+  auto wg_pass = rec.apply(desired_, PassScope::kWireGuard);
+  ASSERT_TRUE(wg_pass);
+  EXPECT_TRUE(has_peer(2) && has_peer(3)) << "the WireGuard pass did not restore the peer";
+  EXPECT_TRUE(says(*wg_pass, "add peer"));
+  // It did not look at routes: the deleted one stays deleted (its rtnetlink
+  // event is what brings the full pass), and the count is the last full pass's.
+  EXPECT_FALSE(has_route("10.77.3.0/24"));
+  EXPECT_FALSE(says(*wg_pass, "add route"));
+  EXPECT_EQ(wg_pass->routes, 2u);
+
+  auto full = rec.apply(desired_, PassScope::kFull);
+  ASSERT_TRUE(full);
+  EXPECT_TRUE(full->ok());
+  EXPECT_TRUE(has_route("10.77.3.0/24")) << ns_->out("ip route");
+  EXPECT_TRUE(says(*full, "add route 10.77.3.0/24"));
+}
+
+TEST_F(ReconcilerPasses, AWireGuardPassRunsFullyAfterAFailedFullPass) {
+  // Someone else's route in a mesh route's slot: the full pass reports it.
+  ASSERT_EQ(ns_->run("ip route add 10.77.2.0/24 dev meshd0p proto static"), 0);
+  Reconciler rec({&backend_, &*rtnl_});
+  auto full = rec.apply(desired_, PassScope::kFull);
+  ASSERT_TRUE(full);
+  EXPECT_FALSE(full->ok());
+  EXPECT_EQ(full->routes, 1u);
+
+  // Its owner removes it; the next WireGuard pass retries everything.
+  ASSERT_EQ(ns_->run("ip route del 10.77.2.0/24 dev meshd0p proto static"), 0);
+  auto next = rec.apply(desired_, PassScope::kWireGuard);
+  ASSERT_TRUE(next);
+  EXPECT_TRUE(next->ok()) << next->errors.front();
+  EXPECT_TRUE(has_route("10.77.2.0/24")) << ns_->out("ip route");
+  EXPECT_EQ(next->routes, 2u);
+}
+
+TEST_F(ReconcilerPasses, AWireGuardPassRunsFullyAfterTheImplementationRestarted) {
+  Reconciler rec({&backend_, &*rtnl_});
+  ASSERT_TRUE(rec.apply(desired_, PassScope::kFull));
+  // A restarted implementation makes its device again: bare, and without
+  // the routes through it (here: removed by hand, as the kernel would).
+  backend_.dev = {};
+  backend_.restarted = true;
+  ASSERT_EQ(ns_->run("ip route del 10.77.2.0/24"), 0);
+  auto pass = rec.apply(desired_, PassScope::kWireGuard);
+  ASSERT_TRUE(pass);
+  EXPECT_TRUE(pass->backend_restarted);
+  EXPECT_TRUE(has_peer(2) && has_peer(3));
+  EXPECT_TRUE(has_route("10.77.2.0/24")) << ns_->out("ip route");
+}
+
+}  // namespace
+}  // namespace meshd::dataplane
