@@ -28,6 +28,22 @@ std::string default_conflist_name(const std::string& network) {
   return "05-" + network + ".conflist";
 }
 
+std::string legacy_conflist_name(const std::string& network) {
+  return "10-" + network + ".conflist";
+}
+
+bool is_meshd_conflist(std::string_view text) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) return false;
+  const auto* plugins = v.as_object().if_contains("plugins");
+  if (!plugins || !plugins->is_array() || plugins->as_array().empty()) return false;
+  const auto& first = plugins->as_array()[0];
+  if (!first.is_object()) return false;
+  const auto* type = first.as_object().if_contains("type");
+  return type && type->is_string() && type->as_string() == kPluginType;
+}
+
 namespace {
 
 // "1.0.0" <= "1.1.0" for the x.y.z versions CNI uses.

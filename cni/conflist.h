@@ -36,6 +36,14 @@ inline constexpr std::string_view kChainedMaxVersion = "1.0.0";
 // in byte order), after "00-multus", which is meant to come first.
 std::string default_conflist_name(const std::string& network);
 
+// The name meshd used before the name was configurable: a file of this name
+// that meshd wrote (is_meshd_conflist) is removed when meshd writes another,
+// so an upgraded node is not left with a second, stale network config.
+std::string legacy_conflist_name(const std::string& network);
+
+// Pure: whether `text` is a conflist whose first plugin is meshd-cni.
+bool is_meshd_conflist(std::string_view text);
+
 struct ConflistOptions {
   std::string network_name = "meshd";
   // 1.0.0: what podman 4.3 and containerd 1.6 (libcni 1.x) speak; "cniVersions"

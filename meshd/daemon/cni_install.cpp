@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 namespace meshd::daemon {
 
@@ -26,9 +27,24 @@ std::string joined(const std::vector<std::string>& v, const char* sep = ", ") {
   return out;
 }
 
+// An earlier meshd wrote 10-<network>.conflist: once ours has another name,
+// that file (only if meshd wrote it) would be a second, stale network config.
+void remove_legacy_conflist(const config::Config& cfg, spdlog::logger& log) {
+  if (cfg.cni_conf_dir.empty()) return;
+  const std::string legacy = cfg.cni_conf_dir + "/" + cni::legacy_conflist_name(cfg.cni_network);
+  if (legacy == config::cni_conflist_path(cfg)) return;
+  std::ifstream in(legacy, std::ios::binary);
+  if (!in) return;
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!cni::is_meshd_conflist(text)) return;
+  if (::unlink(legacy.c_str()) == 0)
+    log.info("removed {}, written by an earlier meshd under the old name", legacy);
+}
+
 }  // namespace
 
 bool remove_cni_conflist(const config::Config& cfg, spdlog::logger& log) {
+  remove_legacy_conflist(cfg, log);
   const std::string path = config::cni_conflist_path(cfg);
   if (path.empty()) return false;
   if (::unlink(path.c_str()) == 0) {
@@ -70,6 +86,7 @@ void sync_cni_conflist(const config::Config& cfg, store::Database& db, spdlog::l
     log.debug("CNI conflist {} in place", path);
   else
     log.warn("cannot write the CNI conflist: {}", r.error().message);
+  remove_legacy_conflist(cfg, log);
   const std::string name = std::filesystem::path(path).filename().string();
   if (auto earlier = cni::configs_sorting_before_in(cfg.cni_conf_dir, name); !earlier.empty())
     log.warn("CNI config {} in {} sorts before {}: runtimes use the first network config, not "

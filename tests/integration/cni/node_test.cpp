@@ -4,6 +4,7 @@
 // another config sorts before it), removed by --teardown and when the node's
 // pod CIDR is withdrawn; and the pods it names when the mesh MTU drops below
 // theirs.
+#include "cni/conflist.h"
 #include "cni/naming.h"
 #include "tests/support/cni_harness.h"
 #include "tests/support/mesh_cluster.h"
@@ -76,6 +77,9 @@ TEST_F(CniNodeDaemon, ConflistChainsInstalledPluginsTakesItsOptionsAndGoesWithTe
   fs::create_directories(node_->cni_conf_dir());
   std::ofstream(conflist_path("01-leftover.conflist")) << "{}";
   std::ofstream(conflist_path("99-late.conflist")) << "{}";
+  // What an earlier meshd wrote under the old name: replaced, not kept as a
+  // second network config.
+  std::ofstream(conflist_path("10-meshd.conflist")) << cni::render_conflist({});
   cluster_->start(*node_);
   ASSERT_TRUE(MeshCluster::eventually([&] { return sh("test -s " + conflist_path()) == 0; }, 10s))
       << cluster_->log(*node_);
@@ -91,6 +95,7 @@ TEST_F(CniNodeDaemon, ConflistChainsInstalledPluginsTakesItsOptionsAndGoesWithTe
   EXPECT_EQ(json::serialize(plugins[1]), R"({"type":"portmap","capabilities":{"portMappings":true}})");
 
   ASSERT_TRUE(wait_for_log("sorts before 05-meshd.conflist")) << cluster_->log(*node_);
+  EXPECT_FALSE(fs::exists(conflist_path("10-meshd.conflist")));
   std::string log = cluster_->log(*node_);
   std::string line = log.substr(log.find("CNI config 01-leftover.conflist"));
   line = line.substr(0, line.find('\n'));

@@ -114,6 +114,21 @@ TEST(Conflist, ChainedPluginsAreThoseInstalledInABinDir) {
   fs::remove_all(tmpl);
 }
 
+TEST(Conflist, OnlyAConflistStartingWithMeshdCniIsMeshds) {
+  EXPECT_EQ(legacy_conflist_name("meshd"), "10-meshd.conflist");
+  EXPECT_TRUE(is_meshd_conflist(render_conflist({})));
+  ConflistOptions chained;
+  chained.chained = {"portmap"};
+  EXPECT_TRUE(is_meshd_conflist(render_conflist(chained)));
+  EXPECT_FALSE(is_meshd_conflist(
+      R"({"cniVersion":"1.0.0","name":"meshd","plugins":[{"type":"flannel"},{"type":"portmap"}]})"));
+  EXPECT_FALSE(is_meshd_conflist(R"({"cniVersion":"1.0.0","name":"meshd","type":"meshd-cni"})"));
+  EXPECT_FALSE(is_meshd_conflist(R"({"plugins":[]})"));
+  EXPECT_FALSE(is_meshd_conflist(R"({"plugins":["meshd-cni"]})"));
+  EXPECT_FALSE(is_meshd_conflist("not json"));
+  EXPECT_FALSE(is_meshd_conflist(""));
+}
+
 TEST(PodMtu, NamesPodsAboveTheMeshMtu) {
   std::vector<PodLink> pods = {{"c1", "eth0", "mc1", 1420}, {"c2", "eth0", "mc2", 1380},
                                {"c3", "net1", "mc3", 1400}, {"gone", "eth0", "mc4", 0}};
