@@ -12,7 +12,9 @@
 #include "store/local_node.h"
 #include "tests/support/prerequisite.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <filesystem>
 
@@ -233,6 +235,36 @@ TEST_F(Dataplane, DriftIsRepairedWithinTwoSeconds) {
   ASSERT_EQ(n1.ns->run("ip route add 10.123.0.0/16 dev meshd0 proto static"), 0);
   std::this_thread::sleep_for(1500ms);
   EXPECT_NE(n1.ns->out("ip route show 10.123.0.0/16").find("meshd0"), std::string::npos);
+}
+
+// Under a service manager ($NOTIFY_SOCKET, $WATCHDOG_USEC: sd_notify(3))
+// meshd says READY=1 once in sync and then pings the watchdog.
+TEST_F(Dataplane, TellsTheServiceManagerItIsReadyAndAlive) {
+  std::string path = "/tmp/meshd-notify-" + std::to_string(::getpid());
+  ::unlink(path.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+  ::setenv("NOTIFY_SOCKET", path.c_str(), 1);
+  ::setenv("WATCHDOG_USEC", "400000", 1);
+  cluster_->start_all();
+  ::unsetenv("NOTIFY_SOCKET");
+  ::unsetenv("WATCHDOG_USEC");
+  std::string got;
+  EXPECT_TRUE(MeshCluster::eventually(
+      [&] {
+        char buf[512];
+        for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0;) got += std::string(buf, n) + "|";
+        return got.find("READY=1\nSTATUS=mesh in sync|") != std::string::npos &&
+               got.find("WATCHDOG=1|") != std::string::npos;
+      },
+      20s))
+      << got;
+  ::close(fd);
+  ::unlink(path.c_str());
 }
 
 // The mesh MTU is derived from the underlay (no mtu in the config): when the
