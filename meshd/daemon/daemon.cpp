@@ -300,6 +300,7 @@ void Daemon::refresh_mtu() {
   mtu_notes_ = std::move(notes);
   store::LocalNodeRepo repo(*db_);
   if (auto r = repo.set_mtu(local_.mtu); !r) log_->warn("{}", r.error().message);
+  warn_pods_above_mtu(cfg_, *db_, *rtnl_, local_.mtu, *log_);
 }
 
 bool Daemon::reconcile(dataplane::PassScope scope) {
@@ -363,16 +364,13 @@ void Daemon::write_status(const dataplane::ReconcileReport* report) {
 
 // Every resync interval the WireGuard peers are read back and repaired (they
 // change without an rtnetlink event); the link, addresses and routes are
-// repaired on their events, and by a full pass every kFullResyncEvery
-// intervals in case an event was never seen.
-constexpr unsigned kFullResyncEvery = 30;
-
+// repaired on their events, and by an occasional full pass
+// (dataplane::periodic_pass_scope).
 void Daemon::schedule_resync() {
   resync_.expires_after(std::chrono::milliseconds(cfg_.resync_interval_ms));
   resync_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
-    bool full = ++resyncs_ >= kFullResyncEvery;
-    trigger(0ms, full ? dataplane::PassScope::kFull : dataplane::PassScope::kWireGuard);
+    trigger(0ms, dataplane::periodic_pass_scope(++resyncs_));
     schedule_resync();
   });
 }

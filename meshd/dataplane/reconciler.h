@@ -35,6 +35,16 @@ struct ReconcilerOptions {
 // every change as an event that asks for a full pass.
 enum class PassScope { kFull, kWireGuard };
 
+// The periodic resync: a WireGuard pass, and a full one every
+// kFullResyncEvery-th time in case an rtnetlink event was never delivered
+// (events are datagrams; a dropped batch shows as ENOBUFS, but only if the
+// socket noticed). `since_full` counts resyncs since the last full pass,
+// this one included.
+inline constexpr unsigned kFullResyncEvery = 30;
+inline PassScope periodic_pass_scope(unsigned since_full) {
+  return since_full >= kFullResyncEvery ? PassScope::kFull : PassScope::kWireGuard;
+}
+
 class Reconciler {
  public:
   explicit Reconciler(ReconcilerOptions opts) : opts_(opts) {}

@@ -1,4 +1,5 @@
 #include "meshd/dataplane/event_filter.h"
+#include "meshd/dataplane/reconciler.h"
 
 #include <gtest/gtest.h>
 
@@ -122,6 +123,14 @@ TEST(EventFilter, ARouteEventWithoutItsRouteIsTakenSeriously) {
   nl::Event e;
   e.type = nl::Event::Type::kRoute;
   EXPECT_EQ(event_effect(e, node()), EventEffect::kMesh);
+}
+
+// What an event does not announce, the periodic resync catches: WireGuard
+// every time, everything every 30th time.
+TEST(PeriodicResync, WireGuardEveryTimeEverythingEveryThirtieth) {
+  for (unsigned n = 1; n < 30; ++n) EXPECT_EQ(periodic_pass_scope(n), PassScope::kWireGuard) << n;
+  EXPECT_EQ(periodic_pass_scope(30), PassScope::kFull);
+  EXPECT_EQ(periodic_pass_scope(31), PassScope::kFull);  // a late one is not skipped
 }
 
 }  // namespace
