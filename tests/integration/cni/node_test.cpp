@@ -175,5 +175,37 @@ TEST_F(CniNodeDaemon, PodsAboveALoweredMeshMtuAreNamed) {
       << line;
 }
 
+// The same when the MTU is derived and the underlay's drops while meshd runs.
+TEST_F(CniNodeDaemon, PodsAboveAMeshMtuLoweredByTheUnderlayAreNamed) {
+  append_config("chained_plugins = []\n");
+  // The underlay is the default route's link (no peers): 1500 - 60 = 1440.
+  ASSERT_EQ(sh("ip -n " + node_->ns->name() + " route add default dev eth0"), 0);
+  cluster_->start(*node_);
+  ASSERT_TRUE(MeshCluster::eventually([&] { return sh("test -s " + conflist_path()) == 0; }, 10s))
+      << cluster_->log(*node_);
+  ASSERT_TRUE(cluster_->converged());
+  Netns pod("cmp");
+  auto list = json::parse(read_file(conflist_path())).as_object();
+  auto conf = list["plugins"].as_array()[0].as_object();
+  conf["name"] = list["name"];
+  conf["cniVersion"] = list["cniVersion"];
+  auto add = run_in_node(node_->ns->name(), plugin_path(),
+                         {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "early-pod"},
+                          {"CNI_NETNS", pod.path()}, {"CNI_IFNAME", "eth0"}},
+                         json::serialize(conf));
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  ASSERT_NE(pod.out("ip -o link show eth0").find("mtu 1440"), std::string::npos);
+
+  ASSERT_EQ(sh("ip -n " + node_->ns->name() + " link set eth0 mtu 1400"), 0);
+  ASSERT_TRUE(wait_for_log("above the mesh MTU 1340")) << cluster_->log(*node_);
+  std::string log = cluster_->log(*node_);
+  std::string line = log.substr(log.find("above the mesh MTU 1340"));
+  line = line.substr(0, line.find('\n'));
+  EXPECT_NE(line.find("early-pod/eth0 (host veth " + cni::host_veth_name("meshd", "early-pod", "eth0") +
+                      ", mtu 1440)"),
+            std::string::npos)
+      << line;
+}
+
 }  // namespace
 }  // namespace meshd::testing
