@@ -305,6 +305,15 @@ TEST(NodeTable, LowestFreeCidr) {
   EXPECT_EQ(lowest_free_cidr(small), std::nullopt);
 }
 
+TEST(NodeTable, AdmissionCheck) {
+  Keys k;
+  NodeTable t = base_table(k);
+  EXPECT_EQ(admission_check(t, "node-b", k.b.public_key()), MergeOutcome::kAccepted);
+  EXPECT_EQ(admission_check(t, "node-a", k.b.public_key()), MergeOutcome::kAcceptedNameHeld);
+  EXPECT_EQ(admission_check(t, "node-a", k.a.public_key()), MergeOutcome::kAccepted);  // its own
+  EXPECT_EQ(admission_check(t, "Node B", k.b.public_key()), MergeOutcome::kInvalidField);
+}
+
 TEST(NodeTable, HashFollowsTheDigest) {
   Keys k;
   NodeTable t = base_table(k);
