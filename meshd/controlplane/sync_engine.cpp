@@ -79,6 +79,43 @@ std::vector<Outgoing> SyncEngine::tick(Rng& rng) {
   return out;
 }
 
+void SyncEngine::acknowledge(const IdentityPublicKey& member) {
+  const SignedRecord* own = table_.find(self_);
+  if (!own) return;
+  std::pair<IpPrefix, std::uint64_t> now{own->record.pod_cidr, own->record.admission.admitted_at};
+  if (acked_for_ != now) {  // a new allocation needs new acknowledgements
+    acked_.clear();
+    acked_for_ = now;
+  }
+  acked_.insert(member);
+}
+
+bool SyncEngine::settled() const {
+  const SignedRecord* own = table_.find(self_);
+  if (!own || !table_.in_effect(own->record)) return false;
+  if (acked_for_ != std::pair{own->record.pod_cidr, own->record.admission.admitted_at})
+    return table_.members().size() == 1;  // alone in the cluster: the founder
+  for (const auto& id : table_.members())
+    if (id != self_ && !acked_.contains(id)) return false;
+  return true;
+}
+
+std::vector<Outgoing> SyncEngine::settle_probe() {
+  std::vector<Outgoing> out;
+  if (settled()) return out;
+  SyncMessage m;
+  m.type = MessageType::kSummary;
+  m.table_hash = table_.hash();
+  m.reply_wanted = true;
+  auto bytes = encode_message(m);
+  const SignedRecord* own = table_.find(self_);
+  bool current = own && acked_for_ == std::pair{own->record.pod_cidr,
+                                                own->record.admission.admitted_at};
+  for (const auto& id : table_.members())
+    if (id != self_ && !(current && acked_.contains(id))) out.push_back({id, bytes});
+  return out;
+}
+
 SyncEngine::Merged SyncEngine::merge_all(const SyncMessage& m) {
   Merged got;
   // Tombstones first: a record of a removed identity in the same message is
@@ -145,6 +182,11 @@ std::vector<Outgoing> SyncEngine::answer_digest(const IdentityPublicKey& from,
       ask(theirs[j++].identity);
     }
   }
+  // It holds our record and nothing we lack: it has acknowledged us.
+  const SignedRecord* own = table_.find(self_);
+  if (want.wanted.empty() && own &&
+      std::binary_search(theirs.begin(), theirs.end(), DigestEntry{self_, own->record.version}))
+    acknowledge(from);
   std::vector<Outgoing> out;
   push_to(out, {from}, MessageType::kRecords, records, tombstones);
   if (!want.wanted.empty()) out.push_back({from, encode_message(want)});
@@ -191,12 +233,21 @@ std::vector<Outgoing> SyncEngine::receive(const IdentityPublicKey& from,
       merge_all(m);
       break;
     case MessageType::kSummary:
-      if (m.table_hash && *m.table_hash != table_.hash()) {
+      if (!m.table_hash) break;
+      if (*m.table_hash != table_.hash()) {
         SyncMessage dg;
         dg.type = MessageType::kDigest;
         dg.digest = table_.digest();
         if (dg.digest.size() > kMaxDigestEntries) dg.digest.resize(kMaxDigestEntries);
         out.push_back({from, encode_message(dg)});
+      } else {
+        acknowledge(from);  // its table is ours, our own record included
+        if (m.reply_wanted) {
+          SyncMessage s;
+          s.type = MessageType::kSummary;
+          s.table_hash = table_.hash();
+          out.push_back({from, encode_message(s)});
+        }
       }
       break;
     case MessageType::kDigest:

@@ -13,6 +13,16 @@
 //     member lacks (Records) and asks for what it lacks itself (Request).
 //     This repairs whatever pushes lost.
 //
+//   - Settling: a node serves pods from its CIDR only once it is settled: its
+//     own record is in effect, and every member in its table has
+//     acknowledged it without conflict. A member acknowledges when its table
+//     equals this node's (equal Summary hashes), or when its Digest lists
+//     this node's record and holds nothing this node lacks. Any record that
+//     could take the CIDR away (an earlier admission of the same CIDR) is in
+//     its admitter's table before the admitter acknowledges, so this node
+//     sees it first. settle_probe() asks the members that have not
+//     acknowledged yet.
+//
 // Who may speak sync (members only, over a channel authenticated with their
 // identity keys) is the transport's job: `from` is trusted to be the member
 // the channel authenticated.
@@ -22,7 +32,9 @@
 #include "meshd/controlplane/sync_message.h"
 
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <set>
 #include <span>
 #include <vector>
 
@@ -57,6 +69,10 @@ class SyncEngine {
   std::vector<Outgoing> publish(const SignedTombstone& t, Rng& rng);
   // One anti-entropy period.
   std::vector<Outgoing> tick(Rng& rng);
+  // A Summary that asks for an answer, to every member that has not
+  // acknowledged this node's current allocation.
+  std::vector<Outgoing> settle_probe();
+  bool settled() const;
   // A message from the member `from`.
   std::vector<Outgoing> receive(const keys::IdentityPublicKey& from,
                                 std::span<const std::uint8_t> bytes, Rng& rng);
@@ -80,8 +96,13 @@ class SyncEngine {
   std::vector<Outgoing> answer_digest(const keys::IdentityPublicKey& from, const SyncMessage& m);
   std::vector<Outgoing> answer_request(const keys::IdentityPublicKey& from, const SyncMessage& m);
 
+  void acknowledge(const keys::IdentityPublicKey& member);
+
   keys::IdentityPublicKey self_;
   NodeTable table_;
+  // Members that acknowledged the allocation (pod CIDR, admission time) below.
+  std::set<keys::IdentityPublicKey> acked_;
+  std::optional<std::pair<IpPrefix, std::uint64_t>> acked_for_;
   SyncOptions opts_;
   SyncCounters counters_;
 };

@@ -53,6 +53,7 @@ std::size_t encoded_size(const SyncMessage& m) {
   if (m.table_hash) n += kFieldHeader + 32;
   if (!m.digest.empty()) n += kFieldHeader + m.digest.size() * kDigestEntryBytes;
   if (!m.wanted.empty()) n += kFieldHeader + m.wanted.size() * 32;
+  if (m.reply_wanted) n += kFieldHeader;
   return n;
 }
 
@@ -91,6 +92,7 @@ std::vector<std::uint8_t> encode_message(const SyncMessage& m) {
     put_field(o, FieldId::kWanted, m.wanted.size() * 32);
     for (const auto& id : m.wanted) o.insert(o.end(), id.bytes().begin(), id.bytes().end());
   }
+  if (m.reply_wanted) put_field(o, FieldId::kReplyWanted, 0);
   return o;
 }
 
@@ -178,6 +180,11 @@ Result<Decoded> decode_message(std::span<const std::uint8_t> f) {
         }
         break;
       }
+      case FieldId::kReplyWanted:
+        if (!v.empty() || m.reply_wanted)
+          return Error::invalid("sync message: reply-wanted must be one empty field");
+        m.reply_wanted = true;
+        break;
       default:
         break;  // a field of a newer version: skipped
     }

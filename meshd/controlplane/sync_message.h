@@ -44,6 +44,7 @@ enum class FieldId : std::uint8_t {
   kTableHash = 3,      // 32 bytes
   kDigestEntries = 4,  // n x (32-byte identity | u64 version)
   kWanted = 5,         // n x 32-byte identity
+  kReplyWanted = 6,    // empty; in a Summary: answer even if the tables are equal
 };
 
 // A record or tombstone as it travels: the signed bytes and the signature.
@@ -61,6 +62,7 @@ struct SyncMessage {
   std::optional<TableHash> table_hash;
   std::vector<DigestEntry> digest;
   std::vector<keys::IdentityPublicKey> wanted;
+  bool reply_wanted = false;
 };
 
 // Encodes; throws std::length_error if the message breaks a limit (the

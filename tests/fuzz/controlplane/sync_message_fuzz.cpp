@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const SyncMessage& n = again->message;
     if (n.type != m.type || n.protocol_version != m.protocol_version || n.records != m.records ||
         n.tombstones != m.tombstones || n.table_hash != m.table_hash || n.digest != m.digest ||
-        n.wanted != m.wanted)
+        n.wanted != m.wanted || n.reply_wanted != m.reply_wanted)
       std::abort();
   }
 

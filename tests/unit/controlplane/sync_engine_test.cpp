@@ -201,3 +201,82 @@ TEST(SyncEngine, DigestOfAnOversizedTableIsTruncatedToTheLimit) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(decoded(out[0]).digest.size(), kMaxDigestEntries);
 }
+
+namespace {
+
+// Delivers `out` and every answer between two engines until none is left.
+void exchange(SyncEngine& a, SyncEngine& b, std::vector<Outgoing> out, Rng& rng) {
+  std::vector<std::pair<SyncEngine*, Outgoing>> q;
+  for (auto& o : out) q.push_back({&a, std::move(o)});
+  while (!q.empty()) {
+    auto [sender, msg] = std::move(q.back());
+    q.pop_back();
+    SyncEngine* to = msg.to == a.self() ? &a : &b;
+    if (msg.to != a.self() && msg.to != b.self()) continue;  // a third node: not here
+    for (auto& r : to->receive(sender->self(), msg.bytes, rng)) q.push_back({to, std::move(r)});
+  }
+}
+
+}  // namespace
+
+TEST(SyncEngine, FounderAloneIsSettled) {
+  Cluster c(1);
+  EXPECT_TRUE(SyncEngine(c.key(0).public_key(), c.table(1)).settled());
+}
+
+TEST(SyncEngine, SettledOnceEveryMemberAcknowledged) {
+  Cluster c(3);
+  Rng rng(1);
+  SyncEngine f(c.key(0).public_key(), c.table(3));
+  SyncEngine m1(c.key(1).public_key(), c.table(3));
+  SyncEngine n(c.key(2).public_key(), c.table(3));
+  EXPECT_FALSE(n.settled());
+  auto probe = n.settle_probe();
+  ASSERT_EQ(probe.size(), 2u);  // the founder and member 1
+  EXPECT_TRUE(decoded(probe[0]).reply_wanted);
+  exchange(n, probe[0].to == f.self() ? f : m1, {probe[0]}, rng);
+  EXPECT_FALSE(n.settled());  // one of two
+  EXPECT_EQ(n.settle_probe().size(), 1u);
+  exchange(n, probe[1].to == f.self() ? f : m1, {probe[1]}, rng);
+  EXPECT_TRUE(n.settled());
+  EXPECT_TRUE(n.settle_probe().empty());
+}
+
+TEST(SyncEngine, EarlierConflictingAdmissionIsSeenBeforeSettling) {
+  Cluster c(3);
+  Rng rng(1);
+  // The founder admitted `early` to node 2's CIDR before it admitted node 2
+  // (another member handed node 2 the same CIDR at the same time).
+  auto early = IdentitySecretKey::generate();
+  NodeTable tf = c.table(3);
+  ASSERT_EQ(tf.merge(signed_record(early, c.founder, "early", nth_cidr(2), 50)),
+            MergeOutcome::kAccepted);
+  SyncEngine f(c.key(0).public_key(), tf);
+  NodeTable tn = c.table(3);
+  SyncEngine n(c.key(2).public_key(), tn);
+  SyncEngine m1(c.key(1).public_key(), c.table(3));
+  exchange(n, m1, n.settle_probe(), rng);  // member 1 acknowledges: it knows no conflict
+  exchange(n, f, n.settle_probe(), rng);   // the founder answers with its digest
+  EXPECT_NE(n.table().find(early.public_key()), nullptr);
+  EXPECT_FALSE(n.table().in_effect(n.table().find(c.key(2).public_key())->record));
+  EXPECT_FALSE(n.settled());
+  exchange(n, f, n.settle_probe(), rng);
+  EXPECT_FALSE(n.settled());  // acknowledged or not, its CIDR is lost
+}
+
+TEST(SyncEngine, NewAllocationNeedsNewAcknowledgements) {
+  Cluster c(2);
+  Rng rng(1);
+  SyncEngine f(c.key(0).public_key(), c.table(2));
+  SyncEngine n(c.key(1).public_key(), c.table(2));
+  exchange(n, f, n.settle_probe(), rng);
+  ASSERT_TRUE(n.settled());
+  // Re-admitted to another CIDR (version 2): settled again only after a new round of acks.
+  auto moved = signed_record(c.key(1), c.founder, "node-1", nth_cidr(7), 900, 2);
+  n.publish(moved, rng);  // the push is lost
+  EXPECT_FALSE(n.settled());
+  exchange(n, f, n.settle_probe(), rng);  // the founder lacked it: gets it, no acknowledgement yet
+  EXPECT_FALSE(n.settled());
+  exchange(n, f, n.settle_probe(), rng);
+  EXPECT_TRUE(n.settled());
+}

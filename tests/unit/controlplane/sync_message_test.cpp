@@ -22,6 +22,7 @@ SyncMessage sample() {
   m.table_hash = TableHash{1, 2, 3};
   m.digest = {{owner.public_key(), 7}, {t.tombstone.removed, kTombstoneVersion}};
   m.wanted = {owner.public_key()};
+  m.reply_wanted = true;
   return m;
 }
 
@@ -52,6 +53,7 @@ TEST(SyncMessage, RoundTrips) {
   EXPECT_EQ(d->message.table_hash, m.table_hash);
   EXPECT_EQ(d->message.digest, m.digest);
   EXPECT_EQ(d->message.wanted, m.wanted);
+  EXPECT_TRUE(d->message.reply_wanted);
 }
 
 TEST(SyncMessage, NextVersionFieldsAreSkippedAndTypesIgnored) {
@@ -88,6 +90,8 @@ TEST(SyncMessage, RefusesBrokenFrames) {
       {"trailing byte", [](auto& f) { f.push_back(0); }},
       {"field past the end", [](auto& f) { put_field(f, 99, {}); f.back() = 0; f[f.size() - 2] = 9; fix_length(f); }},
       {"short hash", [](auto& f) { put_field(f, 3, {1}); fix_length(f); }},
+      {"second reply-wanted", [](auto& f) { put_field(f, 6, {}); fix_length(f); }},
+      {"reply-wanted with a value", [](auto& f) { f.resize(f.size() - 5); put_field(f, 6, {1}); fix_length(f); }},
       {"second hash", [](auto& f) { put_field(f, 3, std::vector<std::uint8_t>(32)); fix_length(f); }},
       {"digest not a multiple of 40", [](auto& f) { put_field(f, 4, std::vector<std::uint8_t>(41)); fix_length(f); }},
       {"wanted not a multiple of 32", [](auto& f) { put_field(f, 5, std::vector<std::uint8_t>(33)); fix_length(f); }},
