@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   summary.type = MessageType::kSummary;
   summary.table_hash = TableHash{};
   write(dir + "/message/summary.bin", encode_message(summary));
+  summary.reply_wanted = true;
+  summary.table_hash = table.hash();
+  write(dir + "/message/summary_reply_wanted.bin", encode_message(summary));
 
   SyncMessage digest;
   digest.type = MessageType::kDigest;
