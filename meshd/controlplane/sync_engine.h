@@ -12,7 +12,6 @@
 //     differs answers with its Digest; the initiator then sends what the
 //     member lacks (Records) and asks for what it lacks itself (Request).
 //     This repairs whatever pushes lost.
-//
 //   - Settling: a node serves pods from its CIDR only once it is settled: its
 //     own record is in effect, and every member in its table has
 //     acknowledged it without conflict. A member acknowledges when its table

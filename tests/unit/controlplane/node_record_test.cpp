@@ -117,3 +117,18 @@ TEST(NodeRecord, NodeNames) {
   for (const auto& n : good) EXPECT_TRUE(valid_node_name(n)) << n;
   for (const auto& n : bad) EXPECT_FALSE(valid_node_name(n)) << n;
 }
+
+TEST(NodeRecord, AdoptTakesOnlyBytesThatStartWithAContext) {
+  keys::CanonicalEncoder e("meshd/test/v1");
+  e.str("x").u64(1);
+  auto adopted = keys::CanonicalEncoder::adopt(e.data());
+  ASSERT_TRUE(adopted);
+  EXPECT_EQ(adopted->data(), e.data());
+  EXPECT_EQ(adopted->context(), "meshd/test/v1");
+  using Bytes = std::vector<std::uint8_t>;
+  EXPECT_FALSE(keys::CanonicalEncoder::adopt(Bytes{}));
+  EXPECT_FALSE(keys::CanonicalEncoder::adopt(Bytes{0, 0, 0, 0, 0, 0, 0, 0, 0}));     // empty context
+  EXPECT_FALSE(keys::CanonicalEncoder::adopt(Bytes{2, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}));  // a string first
+  EXPECT_FALSE(keys::CanonicalEncoder::adopt(Bytes{0, 0, 0, 0, 0, 0, 0, 0, 5, 'x'}));  // past the end
+  EXPECT_FALSE(keys::CanonicalEncoder::adopt(Bytes{0, 0, 0, 0}));                      // truncated header
+}
