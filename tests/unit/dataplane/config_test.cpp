@@ -26,6 +26,7 @@ TEST(Config, DefaultsFromAnEmptyFile) {
   EXPECT_EQ(c.database, "/var/lib/meshd/meshd.db");
   EXPECT_TRUE(c.peers.empty());
   EXPECT_FALSE(c.pod_cidr);
+  EXPECT_EQ(c.resync_interval_ms, 2000u);
 }
 
 TEST(Config, FullFile) {
