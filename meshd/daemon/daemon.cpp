@@ -23,7 +23,6 @@
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -552,13 +551,6 @@ int Daemon::run() {
   // supervisor) allocates little, and each extra arena keeps its own
   // free pages resident.
   ::mallopt(M_ARENA_MAX, 1);
-  // SQLite gives every connection a lookaside pool and a first bulk
-  // allocation of 20 page-cache lines (~90 KB) that speed up statement-heavy
-  // work; meshd uses its store at start, on a reload and when the MTU
-  // changes, so they would be memory held for nothing. Process-wide, and
-  // only honoured before SQLite initialises (sqlite3_config).
-  ::sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0);
-  ::sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0);
   log_->info("meshd {} starting (config {})", kVersion, cfg_.source);
   auto rtnl = nl::Rtnl::open();
   if (!rtnl) throw ErrorException(rtnl.error());
