@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds, runs the unit label under AddressSanitizer +
-# UndefinedBehaviorSanitizer, then every test (all CTest labels) on the
+# Installs dependencies, builds, runs the unit and fuzz-smoke labels under
+# AddressSanitizer + UndefinedBehaviorSanitizer, then every test (all CTest labels) on the
 # regular build; the last summary printed is that of the whole suite.
 # A skipped test fails the run, unless tests/allowed-skips.txt names it with
 # the reason its prerequisite can honestly be absent (that list is printed).
@@ -45,12 +45,12 @@ run_ctest() {
 }
 
 if [[ ${MESHD_SANITIZER_PASS:-1} != 0 ]]; then
-  echo "== unit tests under ASan + UBSan =="
+  echo "== unit tests and fuzz smoke (seeds + short mutation runs) under ASan + UBSan =="
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMESHD_SANITIZE=ON \
     -DMESHD_BENCH=OFF >/dev/null
-  cmake --build build-asan --target unit_tests
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run_ctest build-asan --output-on-failure -L unit
+  cmake --build build-asan --target unit_tests fuzz_smoke_tests
+  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_ctest build-asan --output-on-failure -L 'unit|fuzz-smoke'
 fi
 
 echo "== every test =="
