@@ -19,6 +19,7 @@
 #include <string>
 
 using namespace meshd;
+using meshd::testing::ack_datagram;
 using testing::Datagram;
 
 namespace {
@@ -48,17 +49,6 @@ std::vector<Datagram> messages(const Datagram& d) {
     return {};
   });
   return out;
-}
-
-Datagram ack(int error, std::uint32_t seq) {
-  Datagram e(NLMSG_HDRLEN + sizeof(nlmsgerr), 0);
-  nlmsghdr* h = mnl_nlmsg_put_header(e.data());
-  h->nlmsg_type = NLMSG_ERROR;
-  h->nlmsg_flags = NLM_F_CAPPED;
-  auto* err = static_cast<nlmsgerr*>(mnl_nlmsg_put_extra_header(h, sizeof(nlmsgerr)));
-  err->error = error;
-  testing::stamp(e, seq);
-  return e;
 }
 
 Datagram done(std::uint32_t seq) {
@@ -122,18 +112,18 @@ int main(int argc, char** argv) {
   Datagram route = messages(routes4).at(0), link = messages(links).at(0);
   testing::stamp(route, 1);
   testing::stamp(link, 2);
-  write(out + "/route_mtu.bin", 3, {route, ack(0, 1), link, ack(0, 2)});
+  write(out + "/route_mtu.bin", 3, {route, ack_datagram(0, 1), link, ack_datagram(0, 2)});
 
   write(out + "/events.bin", 4, {events(links), events(addrs), events(routes4)});
 
   // A batch of two routes: one acked, one refused (and named by its link).
   Datagram link3 = link;
   testing::stamp(link3, 3);
-  write(out + "/replace_routes.bin", 5, {ack(0, 1), ack(-EINVAL, 2), link3, ack(0, 3)});
+  write(out + "/replace_routes.bin", 5, {ack_datagram(0, 1), ack_datagram(-EINVAL, 2), link3, ack_datagram(0, 3)});
 
   Datagram ext = ext_ack;
   testing::stamp(ext, 1);
   write(out + "/create_link_ext_ack.bin", 6, {ext});
-  write(out + "/delete_route_missing.bin", 7, {ack(-ESRCH, 1)});
+  write(out + "/delete_route_missing.bin", 7, {ack_datagram(-ESRCH, 1)});
   return 0;
 }

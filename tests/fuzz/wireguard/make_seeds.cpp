@@ -32,6 +32,7 @@
 #include <string>
 
 using namespace meshd;
+using meshd::testing::ack_datagram;
 using testing::Datagram;
 
 namespace {
@@ -67,17 +68,6 @@ std::vector<Datagram> one_per_datagram(const std::vector<std::uint8_t>& stream) 
     return {};
   });
   return out;
-}
-
-Datagram error_message(int error, std::uint32_t seq) {
-  Datagram e(NLMSG_HDRLEN + sizeof(nlmsgerr), 0);
-  nlmsghdr* h = mnl_nlmsg_put_header(e.data());
-  h->nlmsg_type = NLMSG_ERROR;
-  h->nlmsg_flags = NLM_F_CAPPED;
-  auto* err = static_cast<nlmsgerr*>(mnl_nlmsg_put_extra_header(h, sizeof(nlmsgerr)));
-  err->error = error;
-  testing::stamp(e, seq);
-  return e;
 }
 
 // Sends `req` to this host's kernel on a NETLINK_GENERIC socket and returns
@@ -165,7 +155,7 @@ int main(int argc, char** argv) {
   testing::stamp(s, 1);
   write(gd + "/split_peer.bin", one_per_datagram(s));
 
-  write(gd + "/error_enodev.bin", {error_message(-ENODEV, 1)});
+  write(gd + "/error_enodev.bin", {ack_datagram(-ENODEV, 1)});
 
   write(gf + "/nlctrl_captured.bin", capture(nl::build_get_family("nlctrl")));
   auto wg_family = capture(nl::build_get_family(WG_GENL_NAME));
@@ -197,6 +187,6 @@ int main(int argc, char** argv) {
   mnl_attr_put_u32(h, CTRL_ATTR_VERSION, WG_GENL_VERSION);
   reply.resize(h->nlmsg_len);
   testing::stamp(reply, 1);
-  write(gf + "/wireguard_built.bin", {reply, error_message(0, 1)});
+  write(gf + "/wireguard_built.bin", {reply, ack_datagram(0, 1)});
   return 0;
 }

@@ -1,19 +1,13 @@
 // meshd's [cni] section: what the conflist meshd writes is made of.
 #include "meshd/config/config.h"
+#include "tests/support/config_error.h"
 
 #include <gtest/gtest.h>
 
 namespace meshd::config {
 namespace {
 
-std::string error_of(const std::string& text) {
-  try {
-    parse_config(text, "meshd.toml");
-  } catch (const ErrorException& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+std::string error_of(const std::string& text) { return testing::config_error_of(text); }
 
 TEST(CniSettings, Defaults) {
   auto c = parse_config("", "meshd.toml");

@@ -1,4 +1,5 @@
 #include "meshd/config/config.h"
+#include "tests/support/config_error.h"
 
 #include "common/ifname.h"
 
@@ -7,14 +8,7 @@
 namespace meshd::config {
 namespace {
 
-std::string error_of(const std::string& text) {
-  try {
-    parse_config(text, "meshd.toml");
-  } catch (const ErrorException& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+std::string error_of(const std::string& text) { return testing::config_error_of(text); }
 
 TEST(Config, DefaultsFromAnEmptyFile) {
   auto c = parse_config("", "meshd.toml");

@@ -66,6 +66,22 @@ inline void stamp(std::vector<std::uint8_t>& stream, std::uint32_t seq,
   }
 }
 
+// An NLMSG_ERROR datagram (error 0 is an ack) without the echoed request
+// (NLM_F_CAPPED), stamped with `seq`.
+inline Datagram ack_datagram(int error, std::uint32_t seq) {
+  Datagram e(NLMSG_HDRLEN + sizeof(nlmsgerr), 0);
+  nlmsghdr h{};
+  h.nlmsg_len = static_cast<std::uint32_t>(e.size());
+  h.nlmsg_type = NLMSG_ERROR;
+  h.nlmsg_flags = NLM_F_CAPPED;
+  std::memcpy(e.data(), &h, sizeof h);
+  nlmsgerr err{};
+  err.error = error;
+  std::memcpy(e.data() + NLMSG_HDRLEN, &err, sizeof err);
+  stamp(e, seq);
+  return e;
+}
+
 class ReplayTransport : public nl::NlTransport {
  public:
   explicit ReplayTransport(std::vector<Datagram> datagrams) : datagrams_(std::move(datagrams)) {}
