@@ -11,7 +11,7 @@ namespace meshd::daemon {
 struct DaemonOptions {
   config::Config config;
   bool once = false;      // one reconcile pass, then exit (0 = converged)
-  bool teardown = false;  // remove the device and meshd's routes, then exit
+  bool teardown = false;  // remove the device, meshd's routes and its CNI conflist, then exit
 };
 
 // Runs until SIGTERM/SIGINT (or after one pass with `once`). Returns the
