@@ -23,6 +23,7 @@ packages=(
   tcpdump iputils-ping procps util-linux jq
   containernetworking-plugins iptables podman runc containerd   # iptables: portmap (hostPort)
   golang-go golang-github-appc-cni-dev
+  prometheus                           # promtool check metrics (the API's /metrics page)
   # vm tests: a throwaway qemu guest with Debian's stock kernel
   qemu-system-x86 busybox-static kmod cpio
 )

@@ -1,0 +1,283 @@
+// Every route the API serves, request -> response, over a real token store in
+// a temporary directory.
+#include "meshd/api/routes.h"
+
+#include "keys/token.h"
+#include "store/database.h"
+#include "store/tokens.h"
+#include "tests/support/temp_dir.h"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <memory>
+
+namespace meshd::api {
+namespace {
+
+namespace json = boost::json;
+
+struct FakeStatus : StatusSource {
+  bool is_ready = false;
+  StatusSnapshot snapshot;
+  bool ready() const override { return is_ready; }
+  StatusSnapshot status() const override { return snapshot; }
+};
+
+class ApiRoutes : public ::testing::Test {
+ protected:
+  ApiRoutes()
+      : db_(store::DatabaseOptions{.path = dir_.file("meshd.db")}),
+        repo_(db_),
+        router_(make_router({.status = &status_, .tokens = &repo_, .now = [this] { return now_; }})) {}
+
+  Response call(std::string method, std::string target, std::string body = "") {
+    return router_.handle({std::move(method), std::move(target), {}, std::move(body)});
+  }
+  json::object json_of(const Response& r) {
+    EXPECT_EQ(r.content_type, "application/json");
+    return json::parse(r.body).as_object();
+  }
+  json::object created(std::string body) {
+    Response r = call("POST", "/v1/tokens", std::move(body));
+    EXPECT_EQ(r.status, 201) << r.body;
+    return json_of(r);
+  }
+  void expect_error(const Response& r, int status, std::string_view code) {
+    EXPECT_EQ(r.status, status) << r.body;
+    json::object o = json_of(r);
+    EXPECT_EQ(o.at("error").as_string(), code) << r.body;
+    EXPECT_FALSE(o.at("message").as_string().empty());
+  }
+
+  meshd::testing::TempDir dir_{"meshd-api"};
+  store::Database db_;
+  store::TokenRepo repo_;
+  FakeStatus status_;
+  std::int64_t now_ = 1'800'000'000;
+  Router router_;
+};
+
+TEST_F(ApiRoutes, HealthzAnswersWhetherReadyOrNot) {
+  for (bool ready : {false, true}) {
+    status_.is_ready = ready;
+    Response r = call("GET", "/v1/healthz");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(json_of(r).at("status"), "ok");
+  }
+}
+
+TEST_F(ApiRoutes, ReadyzIs503UntilAReconcileSucceeded) {
+  expect_error(call("GET", "/v1/readyz"), 503, "not_ready");
+  status_.is_ready = true;
+  Response r = call("GET", "/v1/readyz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(json_of(r).at("ready"), true);
+}
+
+TEST_F(ApiRoutes, StatusIsTheSnapshot) {
+  Response before = call("GET", "/v1/status");
+  ASSERT_EQ(before.status, 200);
+  json::object o = json_of(before);
+  EXPECT_TRUE(o.at("pod_cidr").is_null());
+  EXPECT_TRUE(o.at("last_reconcile").is_null());
+  EXPECT_EQ(o.at("pod_cidr_settled"), false);
+
+  status_.snapshot = StatusSnapshot{
+      .backend = "userspace",
+      .interface = "meshd0",
+      .mtu = 1420,
+      .public_key = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
+      .pod_cidr = "10.244.1.0/24",
+      .pod_cidr_settled = true,
+      .peer_count = 3,
+      .reconcile = {.last_at_ms = 1'800'000'000'123, .last_duration_seconds = 0.25,
+                    .last_error = "add route 10.244.2.0/24 dev meshd0: No such device",
+                    .passes = 10, .failures = 2}};
+  o = json_of(call("GET", "/v1/status"));
+  EXPECT_EQ(o.at("backend"), "userspace");
+  EXPECT_EQ(o.at("interface"), "meshd0");
+  EXPECT_EQ(o.at("mtu"), 1420);
+  EXPECT_EQ(o.at("public_key"), "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=");
+  EXPECT_EQ(o.at("pod_cidr"), "10.244.1.0/24");
+  EXPECT_EQ(o.at("pod_cidr_settled"), true);
+  EXPECT_EQ(o.at("peers").to_number<int>(), 3);
+  const json::object& last = o.at("last_reconcile").as_object();
+  EXPECT_EQ(last.at("at_ms"), 1'800'000'000'123);
+  EXPECT_EQ(last.at("duration_seconds"), 0.25);
+  EXPECT_EQ(last.at("error"), "add route 10.244.2.0/24 dev meshd0: No such device");
+  EXPECT_EQ(o.at("reconciles").to_number<int>(), 10);
+  EXPECT_EQ(o.at("reconcile_errors").to_number<int>(), 2);
+}
+
+TEST_F(ApiRoutes, CreatedTokenWorksAndDefaultsToADayAndUnlimitedUses) {
+  json::object o = created("");
+  std::string token(o.at("token").as_string());
+  auto parsed = keys::Token::parse(token);
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->id(), o.at("id").as_string());
+  EXPECT_EQ(o.at("expires_at"), now_ + 24 * 3600);
+  EXPECT_TRUE(o.at("uses_left").is_null());
+  EXPECT_EQ(o.at("created_at"), now_);
+
+  // The stored verifier accepts the returned token: it is the real one.
+  std::vector<std::uint8_t> nonce(16, 7);
+  auto used = repo_.consume(*parsed, nonce, now_);
+  ASSERT_TRUE(used);
+  EXPECT_TRUE(std::holds_alternative<store::Token>(*used));
+}
+
+TEST_F(ApiRoutes, CreateTakesTtlUsesAndDescription) {
+  Response r = call("POST", "/v1/tokens", R"({"ttl_seconds": 600, "uses": 2, "description": "rack 4"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  json::object o = json_of(r);
+  EXPECT_EQ(o.at("expires_at"), now_ + 600);
+  EXPECT_EQ(o.at("uses_left"), 2);
+  EXPECT_EQ(o.at("description"), "rack 4");
+  EXPECT_EQ(r.header("Location"), "/v1/tokens/" + std::string(o.at("id").as_string()));
+  auto row = repo_.get(std::string(o.at("id").as_string()));
+  ASSERT_TRUE(row && *row);
+  EXPECT_EQ((*row)->expires_at, now_ + 600);
+  EXPECT_EQ((*row)->usages_left, 2);
+  EXPECT_EQ((*row)->description, "rack 4");
+
+  o = created(R"({"ttl_seconds": 0, "uses": null})");
+  EXPECT_TRUE(o.at("expires_at").is_null());
+}
+
+TEST_F(ApiRoutes, CreateRefusesBadBodiesAndStoresNothing) {
+  struct Case {
+    const char* body;
+    const char* code;
+  } cases[] = {
+      {"{", "bad_json"},
+      {"[1]", "not_an_object"},
+      {R"({"ttl": 60})", "unknown_field"},
+      {R"({"ttl_seconds": "60"})", "wrong_type"},
+      {R"({"ttl_seconds": 60.5})", "wrong_type"},
+      {R"({"uses": true})", "wrong_type"},
+      {R"({"description": 5})", "wrong_type"},
+      {R"({"ttl_seconds": -1})", "invalid_value"},
+      {R"({"ttl_seconds": 31536001})", "invalid_value"},
+      {R"({"ttl_seconds": 18446744073709551615})", "invalid_value"},
+      {R"({"uses": 0})", "invalid_value"},
+      {R"({"description": "a\u001b[2Jb"})", "invalid_value"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body);
+    expect_error(call("POST", "/v1/tokens", c.body), 400, c.code);
+  }
+  expect_error(call("POST", "/v1/tokens", R"({"description": ")" + std::string(257, 'x') + "\"}"),
+               400, "invalid_value");
+  expect_error(call("POST", "/v1/tokens", std::string(16 * 1024 + 1, ' ')), 413, "body_too_large");
+  EXPECT_TRUE(repo_.list()->empty());
+}
+
+TEST_F(ApiRoutes, ListShowsStateAndNeverASecretOrVerifier) {
+  json::object a = created(R"({"description": "first", "uses": 1})");
+  json::object b = created(R"({"ttl_seconds": 60})");
+  json::object c = created("{}");
+  ASSERT_EQ(call("DELETE", "/v1/tokens/" + std::string(c.at("id").as_string())).status, 204);
+  std::vector<std::uint8_t> nonce(16, 1);
+  ASSERT_TRUE(repo_.consume(keys::Token::parse(a.at("token").as_string()).value(), nonce, now_ + 5));
+  now_ += 61;
+
+  Response r = call("GET", "/v1/tokens");
+  ASSERT_EQ(r.status, 200);
+  json::object page = json_of(r);
+  const json::array& list = page.at("tokens").as_array();
+  ASSERT_EQ(list.size(), 3u);
+  std::map<std::string, json::object> by_id;
+  for (const auto& t : list) by_id[std::string(t.at("id").as_string())] = t.as_object();
+  const json::object& la = by_id.at(std::string(a.at("id").as_string()));
+  EXPECT_EQ(la.at("state"), "exhausted");
+  EXPECT_EQ(la.at("uses_left"), 0);
+  EXPECT_EQ(la.at("last_used_at"), now_ - 61 + 5);
+  EXPECT_EQ(la.at("description"), "first");
+  EXPECT_EQ(by_id.at(std::string(b.at("id").as_string())).at("state"), "expired");
+  EXPECT_EQ(by_id.at(std::string(c.at("id").as_string())).at("state"), "revoked");
+  for (const auto& t : list) {
+    std::set<std::string> keys;
+    for (const auto& m : t.as_object()) keys.insert(std::string(m.key()));
+    EXPECT_EQ(keys, (std::set<std::string>{"id", "description", "state", "created_at", "expires_at",
+                                           "uses_left", "last_used_at"}));
+  }
+}
+
+TEST_F(ApiRoutes, RevokeMakesTheTokenUnusableAndIsIdempotent) {
+  json::object o = created("{}");
+  std::string id(o.at("id").as_string());
+  Response r = call("DELETE", "/v1/tokens/" + id);
+  EXPECT_EQ(r.status, 204);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_TRUE(r.content_type.empty());
+  EXPECT_EQ(call("DELETE", "/v1/tokens/" + id).status, 204);
+  std::vector<std::uint8_t> nonce(16, 2);
+  auto used = repo_.consume(keys::Token::parse(o.at("token").as_string()).value(), nonce, now_);
+  ASSERT_TRUE(used);
+  EXPECT_TRUE(std::holds_alternative<store::TokenRefused>(*used));
+}
+
+TEST_F(ApiRoutes, RevokeOfUnknownOrMalformedId) {
+  expect_error(call("DELETE", "/v1/tokens/zzzzzz"), 404, "token_not_found");
+  for (const char* id : {"abc", "ABCDEF", "abcdefg", "abc%2F1"}) {
+    SCOPED_TRACE(id);
+    expect_error(call("DELETE", std::string("/v1/tokens/") + id), 400, "invalid_value");
+  }
+}
+
+TEST_F(ApiRoutes, WrongMethodsOnTheRoutes) {
+  Response r = call("PUT", "/v1/tokens");
+  expect_error(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.header("Allow"), "GET, POST");
+  r = call("POST", "/v1/status");
+  expect_error(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.header("Allow"), "GET");
+  EXPECT_EQ(call("GET", "/v1/tokens/abcdef").header("Allow"), "DELETE");
+  expect_error(call("GET", "/status"), 404, "not_found");
+}
+
+TEST_F(ApiRoutes, MetricsAreServedAsPrometheusText) {
+  Response r = call("GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("\nmeshd_ready 0\n"), std::string::npos) << r.body;
+  status_.is_ready = true;
+  EXPECT_NE(call("GET", "/metrics").body.find("\nmeshd_ready 1\n"), std::string::npos);
+}
+
+// The secret leaves meshd in exactly one place: the body of the POST that
+// made it. Every other answer, error or not, is searched for it.
+TEST_F(ApiRoutes, TokenSecretAppearsOnlyInTheCreateResponse) {
+  json::object o = created(R"({"uses": 1, "description": "leak check"})");
+  std::string token(o.at("token").as_string());
+  std::string id(o.at("id").as_string());
+  std::string secret = token.substr(token.find('.') + 1);
+  ASSERT_EQ(secret.size(), keys::kTokenSecretLength);
+
+  std::vector<Response> others = {
+      call("GET", "/v1/tokens"),
+      call("GET", "/v1/status"),
+      call("GET", "/metrics"),
+      call("GET", "/v1/readyz"),
+      call("DELETE", "/v1/tokens/" + token),  // the whole token pasted as the id
+      call("DELETE", "/v1/tokens/" + secret),
+      call("GET", "/v1/tokens/" + token),
+      call("GET", "/v1/" + token),
+      call("GET", "/v1/tokens?token=" + token),
+      call("POST", "/v1/tokens", R"({")" + token + R"(": 1})"),
+      call("POST", "/v1/tokens", R"({"description": ")" + token + "\x01\"}"),
+      call("POST", "/v1/tokens", R"({"ttl_seconds": ")" + token + "\"}"),
+      call("POST", "/v1/tokens", "{\"x\": " + token + "}"),
+      call("DELETE", "/v1/tokens/" + id),
+      call("GET", "/v1/tokens"),
+  };
+  for (const Response& r : others) {
+    SCOPED_TRACE(r.body);
+    EXPECT_EQ(r.body.find(secret), std::string::npos);
+    for (const auto& [k, v] : r.headers) EXPECT_EQ(v.find(secret), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace meshd::api
