@@ -377,6 +377,17 @@ TEST_P(JoinExchange, SecretsNeverAppearInAnyMessage) {
   sodium_memzero(seed.data(), seed.size());
 }
 
+TEST_P(JoinExchange, AMemberMayRejoinUnderItsOwnName) {
+  auto token = keys::Token::generate();
+  store_->add(token, {.uses = 1});
+  Joiner j;
+  // j already holds "node-a" in the table (e.g. it lost its disk but kept its identity).
+  table_.merge(signed_record(j.identity, founder_, "node-a", testing::nth_cidr(1), 2000));
+  Run r = run(token, j.claims("node-a"));
+  ASSERT_TRUE(r.outcome);
+  EXPECT_TRUE(std::holds_alternative<JoinAdmitted>(*r.outcome));
+}
+
 TEST_P(JoinExchange, FieldsOfANewerVersionAreIgnored) {
   auto token = keys::Token::generate();
   store_->add(token, {.uses = 1});
@@ -415,6 +426,26 @@ TEST(JoinWire, RefusesOversizedAndTruncatedRequests) {
   std::uint32_t len = static_cast<std::uint32_t>(twice.size() - kJoinHeaderBytes);
   for (int k = 0; k < 4; ++k) twice[8 + k] = static_cast<std::uint8_t>(len >> (24 - 8 * k));
   EXPECT_FALSE(decode_join_request(twice));
+}
+
+TEST(JoinWire, RefusesProtocolVersionZeroAndAnyKindButTheRequest) {
+  auto token = keys::Token::generate();
+  Joiner j;
+  auto req = make_join_request(token, j.claims("node-a"), random_nonce());
+  auto v0 = req;
+  v0[4] = 0;
+  v0[5] = 0;
+  EXPECT_FALSE(decode_join_request(v0));
+  auto kind = req;
+  kind[6] = 1;
+  EXPECT_FALSE(decode_join_request(kind));
+  // A next version's request decodes (its box then decides).
+  auto v2 = req;
+  v2[5] = 2;
+  auto d = decode_join_request(v2);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->protocol_version, 2);
+  EXPECT_FALSE(open_claims(*d, join_key(token)));  // the version is bound into the box
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, JoinExchange, ::testing::Values(false, true),
