@@ -163,7 +163,7 @@ std::optional<JoinClaims> decode_claims(std::span<const std::uint8_t> plain) {
   JoinClaims c;
   unsigned seen = 0;
   for (const auto& f : *fs) {
-    if (f.id != kCEndpoint && f.id <= kCTimestamp) {
+    if (f.id >= kCName && f.id <= kCTimestamp && f.id != kCEndpoint) {
       if (seen & (1u << f.id)) return std::nullopt;  // a known field twice
       seen |= 1u << f.id;
     }
@@ -273,7 +273,13 @@ Result<JoinRequest> decode_join_request(std::span<const std::uint8_t> f) {
       seen |= 1u << x.id;
     }
     if (x.id == kFTokenId) {
-      if (x.value.size() != keys::kTokenIdLength) return fail(EINVAL, "join request: token id length");
+      // The id's form is checked here so that nothing else reaches the store
+      // or a log line.
+      const bool form = std::all_of(x.value.begin(), x.value.end(), [](std::uint8_t c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+      });
+      if (x.value.size() != keys::kTokenIdLength || !form)
+        return fail(EINVAL, "join request: the token id is not 6 characters of [a-z0-9]");
       r.token_id = as_string(x.value);
     } else if (x.id == kFNonce) {
       if (x.value.size() != kJoinNonceBytes) return fail(EINVAL, "join request: nonce length");

@@ -439,6 +439,13 @@ TEST(JoinWire, RefusesProtocolVersionZeroAndAnyKindButTheRequest) {
   auto kind = req;
   kind[6] = 1;
   EXPECT_FALSE(decode_join_request(kind));
+  // The token id's form: 6 characters of [a-z0-9], nothing else reaches the store.
+  const std::string id = token.id();
+  auto id_at = std::search(req.begin(), req.end(), id.begin(), id.end());
+  ASSERT_NE(id_at, req.end());
+  auto upper = req;
+  upper[id_at - req.begin()] = 'A';
+  EXPECT_FALSE(decode_join_request(upper));
   // A next version's request decodes (its box then decides).
   auto v2 = req;
   v2[5] = 2;
