@@ -7,10 +7,14 @@
 #include "store/tokens.h"
 #include "tests/support/temp_dir.h"
 
+#include <SQLiteCpp/Database.h>
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
+#include <set>
+#include <vector>
 
 namespace meshd::api {
 namespace {
@@ -224,6 +228,26 @@ TEST_F(ApiRoutes, RevokeOfUnknownOrMalformedId) {
     SCOPED_TRACE(id);
     expect_error(call("DELETE", std::string("/v1/tokens/") + id), 400, "invalid_value");
   }
+}
+
+// What the handlers answer when SQLite fails under them (here: the tables are
+// gone): a 500 naming the operation, never the new token.
+TEST_F(ApiRoutes, StoreFailureIs500StoreError) {
+  db_.sql().exec("DROP TABLE join_nonces; DROP TABLE tokens");
+  Response r = call("POST", "/v1/tokens", "{}");
+  expect_error(r, 500, "store_error");
+  EXPECT_NE(r.body.find("store the new token"), std::string::npos) << r.body;
+  expect_error(call("GET", "/v1/tokens"), 500, "store_error");
+  expect_error(call("DELETE", "/v1/tokens/abcdef"), 500, "store_error");
+}
+
+TEST_F(ApiRoutes, ListIsInCreationOrder) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i, ++now_) ids.emplace_back(created("{}").at("id").as_string());
+  json::object page = json_of(call("GET", "/v1/tokens"));
+  std::vector<std::string> listed;
+  for (const auto& t : page.at("tokens").as_array()) listed.emplace_back(t.at("id").as_string());
+  EXPECT_EQ(listed, ids);
 }
 
 TEST_F(ApiRoutes, WrongMethodsOnTheRoutes) {
