@@ -1,8 +1,10 @@
 // Bootstrap tokens, kubeadm-style: "<id>.<secret>", id 6 and secret 16
 // characters of [a-z0-9]. The id is public (it names the token in lists and
 // logs); the secret is shown once, when the token is made, and never stored:
-// members keep only derive_token_key(token) (the join protocol's AEAD key) and
-// token_verifier() of that key.
+// members keep only token_verifier() of derive_token_key(token). The join
+// exchange seals its boxes with a key derived from that verifier
+// (meshd/controlplane/join_exchange.h), so a stolen store can join with a
+// still-valid token but never yields the secret.
 #pragma once
 
 #include "common/result.h"
