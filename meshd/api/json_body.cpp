@@ -12,14 +12,21 @@ namespace {
 
 const char* type_name(const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::null: return "null";
-    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::null:
+      return "null";
+    case boost::json::kind::bool_:
+      return "a boolean";
     case boost::json::kind::int64:
-    case boost::json::kind::uint64: return "an integer";
-    case boost::json::kind::double_: return "a number with a fraction or exponent";
-    case boost::json::kind::string: return "a string";
-    case boost::json::kind::array: return "an array";
-    case boost::json::kind::object: return "an object";
+    case boost::json::kind::uint64:
+      return "an integer";
+    case boost::json::kind::double_:
+      return "a number with a fraction or exponent";
+    case boost::json::kind::string:
+      return "a string";
+    case boost::json::kind::array:
+      return "an array";
+    case boost::json::kind::object:
+      return "an object";
   }
   return "a value";
 }
@@ -60,8 +67,8 @@ ApiResult<boost::json::object> parse_object_body(std::string_view body) {
   // The parser's message names the problem without quoting the input.
   if (ec) return ApiError::bad_request("bad_json", "the body is not valid JSON: " + ec.message());
   if (!v.is_object())
-    return ApiError::bad_request("not_an_object",
-                                 std::string("the body must be a JSON object, not ") + type_name(v));
+    return ApiError::bad_request(
+        "not_an_object", std::string("the body must be a JSON object, not ") + type_name(v));
   return std::move(v.as_object());
 }
 
@@ -92,8 +99,8 @@ ApiResult<std::optional<std::int64_t>> optional_int(const boost::json::object& o
   if (v->is_int64()) return std::optional<std::int64_t>{v->as_int64()};
   if (v->is_uint64()) {
     // Only numbers above INT64_MAX are stored as uint64.
-    return ApiError::bad_request("invalid_value", "field \"" + std::string(name) +
-                                                      "\" is too large");
+    return ApiError::bad_request("invalid_value",
+                                 "field \"" + std::string(name) + "\" is too large");
   }
   return wrong_type(name, "an integer", *v);
 }

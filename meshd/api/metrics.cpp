@@ -23,10 +23,14 @@ std::string escape_label_value(std::string_view v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -41,8 +45,7 @@ std::string render_metrics(const StatusSnapshot& s, bool ready) {
   sample(out, "meshd_ready", ready ? 1 : 0);
   family(out, "meshd_interface_mtu_bytes", "gauge", "MTU of the WireGuard device.");
   sample(out, "meshd_interface_mtu_bytes", s.mtu);
-  family(out, "meshd_pod_cidr_settled", "gauge",
-         "1 when this node's pod CIDR is settled, else 0.");
+  family(out, "meshd_pod_cidr_settled", "gauge", "1 when this node's pod CIDR is settled, else 0.");
   sample(out, "meshd_pod_cidr_settled", s.pod_cidr && s.pod_cidr_settled ? 1 : 0);
   family(out, "meshd_peers", "gauge", "WireGuard peers configured on the device.");
   sample(out, "meshd_peers", static_cast<double>(s.peer_count));

@@ -88,8 +88,8 @@ void Router::add(std::string method, std::string pattern, Handler handler) {
     if (r.method == method && r.pattern == pattern)
       throw std::logic_error("route registered twice: " + method + " " + pattern);
   std::vector<std::string> segments = split_path(pattern);
-  routes_.push_back(Route{std::move(method), std::move(pattern), std::move(segments),
-                          std::move(handler)});
+  routes_.push_back(
+      Route{std::move(method), std::move(pattern), std::move(segments), std::move(handler)});
 }
 
 Response Router::handle(const Request& req) const {
@@ -99,8 +99,8 @@ Response Router::handle(const Request& req) const {
                                " bytes; the limit is " + std::to_string(opts_.max_body_bytes)});
   std::string_view path = target_path(req.target);
   if (path.empty() || path.front() != '/')
-    return error_response(ApiError::bad_request(
-        "bad_target", "the request target must be a path starting with '/'"));
+    return error_response(
+        ApiError::bad_request("bad_target", "the request target must be a path starting with '/'"));
 
   // The target is never quoted back: someone may have pasted a token into it.
   const std::vector<std::string> segments = split_path(path);
@@ -115,8 +115,7 @@ Response Router::handle(const Request& req) const {
     if (!req.body.empty()) {
       std::string_view ct = media_type(req.header("Content-Type"));
       if (!ct.empty() && !iequals(ct, kJsonContentType))
-        return error_response({415, "unsupported_media_type",
-                               "the body must be application/json"});
+        return error_response({415, "unsupported_media_type", "the body must be application/json"});
     }
     try {
       return r.handler(req, params);
@@ -133,8 +132,7 @@ Response Router::handle(const Request& req) const {
   allowed.erase(std::unique(allowed.begin(), allowed.end()), allowed.end());
   std::string allow;
   for (const std::string& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
-  Response r = error_response(
-      {405, "method_not_allowed", "this route takes " + allow + " only"});
+  Response r = error_response({405, "method_not_allowed", "this route takes " + allow + " only"});
   r.headers.emplace_back("Allow", allow);
   return r;
 }

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 
 namespace meshd::api {
@@ -116,17 +117,17 @@ class Api {
 
     std::int64_t ttl_seconds = ttl->value_or(kDefaultTokenTtlSeconds);
     if (ttl_seconds < 0 || ttl_seconds > kMaxTokenTtlSeconds)
-      return ApiError::bad_request(
-          "invalid_value", "field \"ttl_seconds\" must be 0 (never expires) to " +
-                               std::to_string(kMaxTokenTtlSeconds) + " (a year)");
+      return ApiError::bad_request("invalid_value",
+                                   "field \"ttl_seconds\" must be 0 (never expires) to " +
+                                       std::to_string(kMaxTokenTtlSeconds) + " (a year)");
     if (*uses && **uses < 1)
       return ApiError::bad_request("invalid_value",
                                    "field \"uses\" must be at least 1, or null for unlimited");
     std::string text = description->value_or("");
     if (text.size() > kMaxTokenDescriptionBytes)
-      return ApiError::bad_request("invalid_value",
-                                   "field \"description\" is longer than " +
-                                       std::to_string(kMaxTokenDescriptionBytes) + " bytes");
+      return ApiError::bad_request("invalid_value", "field \"description\" is longer than " +
+                                                        std::to_string(kMaxTokenDescriptionBytes) +
+                                                        " bytes");
     for (unsigned char c : text)
       if (c < 0x20 || c == 0x7f)
         return ApiError::bad_request("invalid_value",
@@ -191,21 +192,24 @@ class Api {
   ApiOptions opts_;
 };
 
-Response answer(ApiResult<Response> r) {
-  return r ? std::move(*r) : error_response(r.error());
-}
+Response answer(ApiResult<Response> r) { return r ? std::move(*r) : error_response(r.error()); }
 
 }  // namespace
 
 Router make_router(ApiOptions opts) {
   Router router(opts.router);
   auto api = std::make_shared<const Api>(std::move(opts));
-  router.add("GET", "/v1/healthz", [api](const Request&, const PathParams&) { return api->healthz(); });
-  router.add("GET", "/v1/readyz", [api](const Request&, const PathParams&) { return api->readyz(); });
-  router.add("GET", "/v1/status", [api](const Request&, const PathParams&) { return api->status(); });
-  router.add("GET", "/metrics", [api](const Request&, const PathParams&) { return api->metrics(); });
-  router.add("POST", "/v1/tokens",
-             [api](const Request& req, const PathParams&) { return answer(api->create_token(req)); });
+  router.add("GET", "/v1/healthz",
+             [api](const Request&, const PathParams&) { return api->healthz(); });
+  router.add("GET", "/v1/readyz",
+             [api](const Request&, const PathParams&) { return api->readyz(); });
+  router.add("GET", "/v1/status",
+             [api](const Request&, const PathParams&) { return api->status(); });
+  router.add("GET", "/metrics",
+             [api](const Request&, const PathParams&) { return api->metrics(); });
+  router.add("POST", "/v1/tokens", [api](const Request& req, const PathParams&) {
+    return answer(api->create_token(req));
+  });
   router.add("GET", "/v1/tokens",
              [api](const Request&, const PathParams&) { return answer(api->list_tokens()); });
   router.add("DELETE", "/v1/tokens/{id}", [api](const Request&, const PathParams& p) {

@@ -10,7 +10,8 @@
 namespace meshd::api {
 
 struct ReconcileSnapshot {
-  std::optional<std::int64_t> last_at_ms;  // unix milliseconds of the last pass; nothing before the first
+  // Unix milliseconds of the last pass; nothing before the first.
+  std::optional<std::int64_t> last_at_ms;
   double last_duration_seconds = 0;
   std::optional<std::string> last_error;  // the last pass's failure; nothing if it succeeded
   std::uint64_t passes = 0;               // since start
@@ -18,10 +19,10 @@ struct ReconcileSnapshot {
 };
 
 struct StatusSnapshot {
-  std::string backend;     // "kernel" or "userspace"
-  std::string interface;   // the WireGuard device
-  int mtu = 0;             // bytes
-  std::string public_key;  // base64; never the private key
+  std::string backend;                  // "kernel" or "userspace"
+  std::string interface;                // the WireGuard device
+  int mtu = 0;                          // bytes
+  std::string public_key;               // base64; never the private key
   std::optional<std::string> pod_cidr;  // nothing until one is assigned
   bool pod_cidr_settled = false;
   std::uint64_t peer_count = 0;

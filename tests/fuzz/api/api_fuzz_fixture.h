@@ -23,11 +23,18 @@ namespace meshd::api::fuzz {
 struct FixedStatus : StatusSource {
   bool ready() const override { return true; }
   StatusSnapshot status() const override {
-    return StatusSnapshot{.backend = "kernel", .interface = "meshd0", .mtu = 1420,
+    return StatusSnapshot{.backend = "kernel",
+                          .interface = "meshd0",
+                          .mtu = 1420,
                           .public_key = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
-                          .pod_cidr = "10.244.1.0/24", .pod_cidr_settled = true, .peer_count = 2,
-                          .reconcile = {.last_at_ms = 1'800'000'000'000, .last_duration_seconds = 0.01,
-                                        .last_error = "x", .passes = 3, .failures = 1}};
+                          .pod_cidr = "10.244.1.0/24",
+                          .pod_cidr_settled = true,
+                          .peer_count = 2,
+                          .reconcile = {.last_at_ms = 1'800'000'000'000,
+                                        .last_duration_seconds = 0.01,
+                                        .last_error = "x",
+                                        .passes = 3,
+                                        .failures = 1}};
   }
 };
 
@@ -46,12 +53,15 @@ class Fixture {
     repo_.reset();
     db_ = std::make_unique<store::Database>(store::DatabaseOptions{.path = ":memory:"});
     repo_ = std::make_unique<store::TokenRepo>(*db_);
-    router_ = std::make_unique<Router>(make_router(
-        {.status = &status_, .tokens = repo_.get(), .now = [] { return std::int64_t{1'800'000'000}; }}));
+    router_ =
+        std::make_unique<Router>(make_router({.status = &status_, .tokens = repo_.get(), .now = [] {
+                                                return std::int64_t{1'800'000'000};
+                                              }}));
   }
 
   static bool carries(const Request& req, const std::string& s) {
-    if (req.target.find(s) != std::string::npos || req.body.find(s) != std::string::npos) return true;
+    if (req.target.find(s) != std::string::npos || req.body.find(s) != std::string::npos)
+      return true;
     for (const auto& [k, v] : req.headers)
       if (k.find(s) != std::string::npos || v.find(s) != std::string::npos) return true;
     return false;

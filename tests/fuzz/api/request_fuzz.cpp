@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (sp != std::string_view::npos) req.target = std::string(first.substr(sp + 1));
   for (std::string_view h = line(); !h.empty(); h = line()) {
     std::size_t colon = h.find(':');
-    std::string_view value = colon == std::string_view::npos ? std::string_view{} : h.substr(colon + 1);
+    std::string_view value =
+        colon == std::string_view::npos ? std::string_view{} : h.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
     req.headers.emplace_back(std::string(h.substr(0, colon)), std::string(value));
   }

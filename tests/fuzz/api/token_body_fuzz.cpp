@@ -6,7 +6,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static meshd::api::fuzz::Fixture fixture;
-  meshd::api::Request req{"POST", "/v1/tokens", {{"Content-Type", "application/json"}},
+  meshd::api::Request req{"POST",
+                          "/v1/tokens",
+                          {{"Content-Type", "application/json"}},
                           std::string(reinterpret_cast<const char*>(data), size)};
   fixture.handle(req);
   return 0;

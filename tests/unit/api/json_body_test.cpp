@@ -14,8 +14,8 @@ TEST(ApiJsonBody, EmptyBodyIsAnEmptyObject) {
 }
 
 TEST(ApiJsonBody, BadJsonAndNonObjectsAreRefused) {
-  for (const char* body : {"{", "{\"a\":}", "nul", "{\"a\":1}x", "{'a':1}", "{\"a\":1,}",
-                           "/* c */ {}"}) {
+  for (const char* body :
+       {"{", "{\"a\":}", "nul", "{\"a\":1}x", "{'a':1}", "{\"a\":1,}", "/* c */ {}"}) {
     auto o = parse_object_body(body);
     ASSERT_FALSE(o) << body;
     EXPECT_EQ(o.error().status, 400);
@@ -29,7 +29,8 @@ TEST(ApiJsonBody, BadJsonAndNonObjectsAreRefused) {
 }
 
 TEST(ApiJsonBody, NestingBeyondTheLimitIsBadJson) {
-  std::string deep = "{\"a\":" + std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']') + "}";
+  std::string deep =
+      "{\"a\":" + std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']') + "}";
   auto o = parse_object_body(deep);
   ASSERT_FALSE(o);
   EXPECT_EQ(o.error().code, "bad_json");

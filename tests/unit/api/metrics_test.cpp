@@ -68,7 +68,8 @@ TEST(ApiMetrics, LabelValuesAreEscaped) {
   EXPECT_EQ(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
   StatusSnapshot s;
   s.interface = "we\"ird\n";
-  EXPECT_TRUE(has_line(render_metrics(s, false), "meshd_info{backend=\"\",interface=\"we\\\"ird\\n\"} 1"));
+  EXPECT_TRUE(
+      has_line(render_metrics(s, false), "meshd_info{backend=\"\",interface=\"we\\\"ird\\n\"} 1"));
 }
 
 // promtool comes from Debian's prometheus package (scripts/install-deps.sh).
@@ -79,7 +80,8 @@ TEST(ApiMetrics, PromtoolAcceptsThePage) {
     StatusSnapshot s = ready ? busy_node() : StatusSnapshot{};
     auto r = meshd::testing::run_process({promtool, "check", "metrics"}, render_metrics(s, ready));
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    // promtool prints lint findings (naming, missing HELP) and still may exit 0 on some; none expected.
+    // promtool prints lint findings (naming, missing HELP) and still may exit 0 on some; none
+    // expected.
     EXPECT_EQ(r.out + r.err, "");
   }
 }

@@ -19,7 +19,8 @@ Response text(std::string body) {
 Router sample_router(RouterOptions opts = {}) {
   Router r(opts);
   r.add("GET", "/v1/things", [](const Request&, const PathParams&) { return text("list"); });
-  r.add("POST", "/v1/things", [](const Request& q, const PathParams&) { return text("made " + q.body); });
+  r.add("POST", "/v1/things",
+        [](const Request& q, const PathParams&) { return text("made " + q.body); });
   r.add("DELETE", "/v1/things/{id}",
         [](const Request&, const PathParams& p) { return text("gone " + p.at("id")); });
   r.add("GET", "/v1/boom", [](const Request&, const PathParams&) -> Response {
@@ -85,9 +86,10 @@ TEST(ApiRouter, NonJsonBodyIs415) {
   Response resp = r.handle({"POST", "/v1/things", {{"Content-Type", "text/plain"}}, "{}"});
   EXPECT_EQ(resp.status, 415);
   EXPECT_EQ(error_of(resp).at("error"), "unsupported_media_type");
-  EXPECT_EQ(r.handle({"POST", "/v1/things", {{"content-type", "Application/JSON; charset=utf-8"}}, "{}"})
-                .status,
-            200);
+  EXPECT_EQ(
+      r.handle({"POST", "/v1/things", {{"content-type", "Application/JSON; charset=utf-8"}}, "{}"})
+          .status,
+      200);
 }
 
 TEST(ApiRouter, TargetThatIsNotAPathIs400) {

@@ -33,7 +33,8 @@ class ApiRoutes : public ::testing::Test {
   ApiRoutes()
       : db_(store::DatabaseOptions{.path = dir_.file("meshd.db")}),
         repo_(db_),
-        router_(make_router({.status = &status_, .tokens = &repo_, .now = [this] { return now_; }})) {}
+        router_(
+            make_router({.status = &status_, .tokens = &repo_, .now = [this] { return now_; }})) {}
 
   Response call(std::string method, std::string target, std::string body = "") {
     return router_.handle({std::move(method), std::move(target), {}, std::move(body)});
@@ -95,9 +96,11 @@ TEST_F(ApiRoutes, StatusIsTheSnapshot) {
       .pod_cidr = "10.244.1.0/24",
       .pod_cidr_settled = true,
       .peer_count = 3,
-      .reconcile = {.last_at_ms = 1'800'000'000'123, .last_duration_seconds = 0.25,
+      .reconcile = {.last_at_ms = 1'800'000'000'123,
+                    .last_duration_seconds = 0.25,
                     .last_error = "add route 10.244.2.0/24 dev meshd0: No such device",
-                    .passes = 10, .failures = 2}};
+                    .passes = 10,
+                    .failures = 2}};
   o = json_of(call("GET", "/v1/status"));
   EXPECT_EQ(o.at("backend"), "userspace");
   EXPECT_EQ(o.at("interface"), "meshd0");
@@ -132,7 +135,8 @@ TEST_F(ApiRoutes, CreatedTokenWorksAndDefaultsToADayAndUnlimitedUses) {
 }
 
 TEST_F(ApiRoutes, CreateTakesTtlUsesAndDescription) {
-  Response r = call("POST", "/v1/tokens", R"({"ttl_seconds": 600, "uses": 2, "description": "rack 4"})");
+  Response r =
+      call("POST", "/v1/tokens", R"({"ttl_seconds": 600, "uses": 2, "description": "rack 4"})");
   ASSERT_EQ(r.status, 201) << r.body;
   json::object o = json_of(r);
   EXPECT_EQ(o.at("expires_at"), now_ + 600);
@@ -183,7 +187,8 @@ TEST_F(ApiRoutes, ListShowsStateAndNeverASecretOrVerifier) {
   json::object c = created("{}");
   ASSERT_EQ(call("DELETE", "/v1/tokens/" + std::string(c.at("id").as_string())).status, 204);
   std::vector<std::uint8_t> nonce(16, 1);
-  ASSERT_TRUE(repo_.consume(keys::Token::parse(a.at("token").as_string()).value(), nonce, now_ + 5));
+  ASSERT_TRUE(
+      repo_.consume(keys::Token::parse(a.at("token").as_string()).value(), nonce, now_ + 5));
   now_ += 61;
 
   Response r = call("GET", "/v1/tokens");
