@@ -3,7 +3,6 @@
 #include "cni/addressing.h"
 #include "cni/config.h"
 #include "cni/container_netns.h"
-#include "cni/lease_connection.h"
 #include "cni/naming.h"
 #include "cni/plugin_log.h"
 #include "cni/result.h"
@@ -45,18 +44,12 @@ bool file_exists(const std::string& path) {
 // Never migrates: the schema is meshd's to change, and a plugin older or
 // newer than the daemon is refused with both versions named.
 // Lease transactions then wait in short steps and do not fsync their commit
-// (tune_for_bursts: a commit survives kill -9, not power loss, like the pods).
+// (burst_writer: a commit survives kill -9, not power loss, like the pods).
 CniResult<std::unique_ptr<store::Database>> open_db(const PluginConfig& conf) {
-  const store::DatabaseOptions options{.path = conf.database, .migrate = false};
-  auto db = store::Database::open(options);
+  auto db = store::Database::open({.path = conf.database, .migrate = false, .burst_writer = true});
   if (!db)
     return cni_error(kIoFailure, "cannot open the meshd database " + conf.database,
                      db.error().message);
-  try {
-    tune_for_bursts(**db, std::chrono::milliseconds(options.busy_timeout_ms));
-  } catch (const std::exception& e) {
-    return cni_error(kIoFailure, "cannot configure the meshd database " + conf.database, e.what());
-  }
   return std::move(*db);
 }
 

@@ -7,11 +7,13 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -46,6 +48,26 @@ Error sql_error(const Database& db, const std::string& what, const SQLite::Excep
 }  // namespace detail
 
 namespace {
+
+// SQLite calls the handler on the thread running the statement, with count
+// 0 for each new wait: the deadline of that wait lives there.
+thread_local std::chrono::steady_clock::time_point t_deadline;
+
+// SQLite's default handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50,
+// 100 ms: a waiter in a burst of a hundred writers that each hold the lock
+// for well under a millisecond keeps sleeping long after the lock is free.
+// Short sleeps, randomized so waiters do not retry in lockstep.
+// `arg` carries the timeout in milliseconds.
+int short_busy_wait(void* arg, int count) {
+  const auto now = std::chrono::steady_clock::now();
+  if (count == 0)
+    t_deadline = now + std::chrono::milliseconds(reinterpret_cast<std::intptr_t>(arg));
+  if (now >= t_deadline) return 0;  // SQLITE_BUSY to the caller
+  std::uint32_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) r = 0;
+  std::this_thread::sleep_for(std::chrono::microseconds(100 + r % 900));
+  return 1;
+}
 
 Error refuse(int err, std::string message) {
   return Error{{err, boost::system::generic_category()}, std::move(message)};
@@ -401,6 +423,9 @@ void Database::open_and_migrate(bool memory, int target_version) {
     else
       flags |= kNoFollow;
     db_ = std::make_unique<SQLite::Database>(opts_.path, flags, opts_.busy_timeout_ms);
+    if (opts_.burst_writer)
+      ::sqlite3_busy_handler(db_->getHandle(), &short_busy_wait,
+                             reinterpret_cast<void*>(static_cast<std::intptr_t>(opts_.busy_timeout_ms)));
     harden(*db_);
     db_->exec("PRAGMA foreign_keys = ON");
 
@@ -421,8 +446,9 @@ void Database::open_and_migrate(bool memory, int target_version) {
     // A database that is never migrated here is meshd's, already in WAL mode
     // (persistent in the file): switching modes would be a write.
     if (opts_.migrate) db_->exec("PRAGMA journal_mode = WAL");
-    // FULL: a commit survives power loss too (a consumed token stays consumed).
-    db_->exec("PRAGMA synchronous = FULL");
+    // FULL: a commit survives power loss too (a consumed token stays consumed);
+    // NORMAL for a burst writer (DatabaseOptions::burst_writer).
+    db_->exec(opts_.burst_writer ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
     // Overwritten or deleted secrets are zeroed in the file, not left in free pages.
     db_->exec("PRAGMA secure_delete = ON");
 

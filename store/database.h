@@ -31,6 +31,17 @@ struct DatabaseOptions {
   // the daemon's schema): a missing file is ENOENT, and a schema other than
   // the one this binary knows is refused (ENOTSUP) naming both versions.
   bool migrate = true;
+  // true (the CNI plugin: bursts of short lease transactions from many
+  // processes), for this connection only:
+  // - synchronous=NORMAL: in WAL mode a commit is in the WAL file when it
+  //   returns, so it survives a kill -9 of any process; only an OS crash or
+  //   power loss may drop the last commits, which no longer fsync
+  //   (https://sqlite.org/pragma.html#pragma_synchronous; docs/store.md).
+  // - the write lock is retried after short randomized sleeps (0.1-1 ms)
+  //   instead of SQLite's default steps (1, 2, 5 ... 100 ms), up to
+  //   busy_timeout_ms in all; then SQLITE_BUSY as before.
+  // false (meshd): synchronous=FULL, a consumed token survives power loss.
+  bool burst_writer = false;
 };
 
 class Database {

@@ -1,7 +1,5 @@
-// The plugin's connection settings for bursts: no fsync per commit, yet a
+// A burst writer's connection (the CNI plugin's): no fsync per commit, yet a
 // committed lease survives a kill -9; short lock waits, yet bounded.
-#include "cni/lease_connection.h"
-
 #include "store/database.h"
 #include "store/ipam.h"
 #include "tests/support/temp_dir.h"
@@ -16,7 +14,7 @@
 #include <chrono>
 #include <thread>
 
-namespace meshd::cni {
+namespace meshd::store {
 namespace {
 
 using namespace std::chrono_literals;
@@ -32,10 +30,11 @@ class LeaseConnectionTest : public ::testing::Test {
     store::Database created({.path = path_});
   }
   std::unique_ptr<store::Database> open_plugin(std::chrono::milliseconds timeout = 10s) {
-    auto db = std::make_unique<store::Database>(
-        store::DatabaseOptions{.path = path_, .migrate = false});
-    tune_for_bursts(*db, timeout);
-    return db;
+    return std::make_unique<store::Database>(store::DatabaseOptions{
+        .path = path_,
+        .busy_timeout_ms = static_cast<int>(timeout.count()),
+        .migrate = false,
+        .burst_writer = true});
   }
   testing::TempDir dir_{"meshd-lease-conn"};
   std::string path_ = dir_.file("meshd.db");
@@ -112,4 +111,4 @@ TEST_F(LeaseConnectionTest, WaitsOutAWriterThatLetsGo) {
 }
 
 }  // namespace
-}  // namespace meshd::cni
+}  // namespace meshd::store
