@@ -47,6 +47,18 @@ class CniNodeDaemon : public ::testing::Test {
   std::string conflist_path(const std::string& name = "05-meshd.conflist") const {
     return node_->cni_conf_dir() + "/" + name;
   }
+  // ADD through meshd-cni alone, with the plugin entry of the conflist meshd
+  // wrote (as a runtime would run the chain's first plugin).
+  PluginRun add_pod_from_conflist(const Netns& pod, const std::string& container_id) {
+    auto list = json::parse(read_file(conflist_path())).as_object();
+    auto conf = list["plugins"].as_array()[0].as_object();
+    conf["name"] = list["name"];
+    conf["cniVersion"] = list["cniVersion"];
+    return run_in_node(node_->ns->name(), plugin_path(),
+                       {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", container_id},
+                        {"CNI_NETNS", pod.path()}, {"CNI_IFNAME", "eth0"}},
+                       json::serialize(conf));
+  }
   bool wait_for_log(const std::string& needle) {
     return MeshCluster::eventually([&] { return cluster_->log(*node_).find(needle) != std::string::npos; },
                                    10s);
@@ -152,14 +164,7 @@ TEST_F(CniNodeDaemon, PodsAboveALoweredMeshMtuAreNamed) {
       << cluster_->log(*node_);
   // A pod made from meshd's conflist gets the mesh MTU of now.
   Netns pod("cmp");
-  auto list = json::parse(read_file(conflist_path())).as_object();
-  auto conf = list["plugins"].as_array()[0].as_object();
-  conf["name"] = list["name"];
-  conf["cniVersion"] = list["cniVersion"];
-  auto add = run_in_node(node_->ns->name(), plugin_path(),
-                         {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "big-pod"},
-                          {"CNI_NETNS", pod.path()}, {"CNI_IFNAME", "eth0"}},
-                         json::serialize(conf));
+  auto add = add_pod_from_conflist(pod, "big-pod");
   ASSERT_EQ(add.exit_code, 0) << add.out;
   ASSERT_NE(pod.out("ip -o link show eth0").find("mtu 1420"), std::string::npos);
   EXPECT_EQ(cluster_->log(*node_).find("above the mesh MTU"), std::string::npos);
@@ -185,14 +190,7 @@ TEST_F(CniNodeDaemon, PodsAboveAMeshMtuLoweredByTheUnderlayAreNamed) {
       << cluster_->log(*node_);
   ASSERT_TRUE(cluster_->converged());
   Netns pod("cmp");
-  auto list = json::parse(read_file(conflist_path())).as_object();
-  auto conf = list["plugins"].as_array()[0].as_object();
-  conf["name"] = list["name"];
-  conf["cniVersion"] = list["cniVersion"];
-  auto add = run_in_node(node_->ns->name(), plugin_path(),
-                         {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "early-pod"},
-                          {"CNI_NETNS", pod.path()}, {"CNI_IFNAME", "eth0"}},
-                         json::serialize(conf));
+  auto add = add_pod_from_conflist(pod, "early-pod");
   ASSERT_EQ(add.exit_code, 0) << add.out;
   ASSERT_NE(pod.out("ip -o link show eth0").find("mtu 1440"), std::string::npos);
 
