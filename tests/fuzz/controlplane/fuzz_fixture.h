@@ -46,4 +46,9 @@ inline NodeTable fixed_table() {
   return t;
 }
 
+// The sync envelope target's receiver: member 2 at this clock, expecting
+// envelopes from member 1.
+inline constexpr std::uint64_t kEnvelopeNowMs = 1'800'000'000'000;
+inline constexpr std::uint64_t kEnvelopeWindowMs = 120'000;
+
 }  // namespace meshd::controlplane::fuzzing

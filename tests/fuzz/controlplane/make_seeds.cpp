@@ -1,6 +1,7 @@
 // Writes the seeds of the control-plane fuzz targets:
 //   build/bin/controlplane_fuzz_seeds tests/fuzz/controlplane/seeds
 #include "fuzz_fixture.h"
+#include "meshd/controlplane/sync_channel.h"
 #include "meshd/controlplane/sync_message.h"
 
 #include <fstream>
@@ -79,5 +80,12 @@ int main(int argc, char** argv) {
   k.fill(0x77);
   pending.pending_key = PendingKey{meshd::keys::PublicKey(k), 9000};
   write(dir + "/record/record_pending_key.bin", encode_record(pending).data());
+
+  // Sync envelopes from member 1 to member 2, inside the target's window.
+  const auto from = fuzzing::fixed_key(1);
+  const auto to = fuzzing::fixed_key(2).public_key();
+  write(dir + "/envelope/push.bin",
+        seal_envelope(from, to, fuzzing::kEnvelopeNowMs - 1000, encode_message(push)));
+  write(dir + "/envelope/empty.bin", seal_envelope(from, to, fuzzing::kEnvelopeNowMs, {}));
   return 0;
 }
