@@ -4,6 +4,8 @@
 #include "store/row_codec.h"
 #include "store/sql_util.h"
 
+#include <cstring>
+
 namespace meshd::store {
 
 using detail::guarded;
@@ -12,7 +14,7 @@ namespace {
 
 Result<std::optional<ClusterInfo>> read(Database& db) {
   SQLite::Statement st(db.sql(),
-                       "SELECT cluster_id, cidr, node_prefix_length, created_at FROM cluster");
+                       "SELECT cluster_id, cidr, node_prefix_length, created_at, founder FROM cluster");
   if (!st.executeStep()) return std::optional<ClusterInfo>{};
   ClusterInfo c;
   c.id = st.getColumn(0).getString();
@@ -23,6 +25,12 @@ Result<std::optional<ClusterInfo>> read(Database& db) {
   if (!len) return Error::invalid("stored cluster in " + db.path() + ": " + len.error().message);
   c.node_prefix_length = *len;
   c.created_at = st.getColumn(3).getInt64();
+  // The CHECK holds for rows meshd wrote, not for a planted file.
+  auto founder = st.getColumn(4);
+  if (founder.getBytes() != 32)
+    return Error::invalid("stored cluster founder in " + db.path() + " has " +
+                          std::to_string(founder.getBytes()) + " bytes, expected 32");
+  std::memcpy(c.founder.data(), founder.getBlob(), 32);
   return std::optional<ClusterInfo>{c};
 }
 
@@ -52,11 +60,12 @@ Result<void> ClusterRepo::set(const ClusterInfo& info) {
                        (*existing)->cidr.to_string() + "); a node is founded once"};
     SQLite::Statement st(db_.sql(),
                          "INSERT INTO cluster (singleton, cluster_id, cidr, node_prefix_length, "
-                         "created_at) VALUES (1, ?, ?, ?, ?)");
+                         "created_at, founder) VALUES (1, ?, ?, ?, ?, ?)");
     st.bind(1, info.id);
     st.bind(2, info.cidr.network().to_string());
     st.bind(3, static_cast<int>(info.node_prefix_length));
     st.bind(4, static_cast<std::int64_t>(info.created_at));
+    st.bind(5, info.founder.data(), static_cast<int>(info.founder.size()));
     st.exec();
     tx.commit();
     return {};

@@ -6,6 +6,7 @@
 #include "common/ip.h"
 #include "common/result.h"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +20,9 @@ struct ClusterInfo {
   IpPrefix cidr;                        // pod network of the whole cluster
   std::uint8_t node_prefix_length = 0;  // each node's pod CIDR length, e.g. 24
   std::int64_t created_at = 0;          // unix seconds
+  // Ed25519 identity public key of the founding node, the root of trust.
+  // All zero for a cluster stored before schema v5.
+  std::array<std::uint8_t, 32> founder{};
   auto operator<=>(const ClusterInfo&) const = default;
 };
 

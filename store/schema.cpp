@@ -106,11 +106,34 @@ CREATE TABLE ipam_cursors (
 ) STRICT;
 )sql";
 
+// v5: the node table as the control plane keeps it: one row per identity
+// holding the exact bytes its owner (record) or remover (tombstone) signed.
+// SQLite INTEGER is signed 64-bit, so a version is stored as its
+// two's-complement bit pattern: every tombstone's UINT64_MAX is -1. The
+// unsigned, name-keyed `nodes` table of v1 is dropped: it held no signed
+// bytes to convert, and the daemon never wrote to it. The cluster
+// remembers its founder's identity key, the root of trust (zero for a
+// cluster stored before v5).
+constexpr const char* kV5 = R"sql(
+CREATE TABLE signed_records (
+  identity  BLOB    PRIMARY KEY CHECK (length(identity) = 32),
+  tombstone INTEGER NOT NULL CHECK (tombstone IN (0, 1)),
+  version   INTEGER NOT NULL,
+  body      BLOB    NOT NULL CHECK (length(body) BETWEEN 1 AND 4096),
+  signature BLOB    NOT NULL CHECK (length(signature) = 64),
+  CHECK ((tombstone = 1) = (version = -1))
+) STRICT;
+DROP TABLE nodes;
+ALTER TABLE cluster ADD COLUMN founder BLOB NOT NULL
+  DEFAULT x'0000000000000000000000000000000000000000000000000000000000000000' CHECK (length(founder) = 32);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kV1},
     {2, "token last use, prune indexes", kV2},
     {3, "lease host interface and claimant", kV3},
     {4, "IPAM allocation cursor per network", kV4},
+    {5, "signed node records and tombstones, cluster founder", kV5},
 };
 
 }  // namespace

@@ -10,7 +10,7 @@
 #include "store/database.h"
 #include "store/events.h"
 #include "store/local_node.h"
-#include "store/nodes.h"
+#include "store/records.h"
 #include "store/tokens.h"
 
 #include <SQLiteCpp/Database.h>
@@ -37,25 +37,27 @@ void shrink(const std::string& path) {
 
 void full(const std::string& path) {
   Database db(DatabaseOptions{.path = path});
-  ClusterRepo(db).set({"c-seed", IpPrefix::parse("10.244.0.0/16").value(), 24, 1700000000}).value();
+  ClusterInfo cluster{"c-seed", IpPrefix::parse("10.244.0.0/16").value(), 24, 1700000000};
+  cluster.founder.fill(9);
+  ClusterRepo(db).set(cluster).value();
   LocalNodeRepo local(db);
   local.set_name("node-a").value();
   local.set_pod_cidr(IpPrefix::parse("10.244.1.0/24").value(), true).value();
   local.set_mtu(1420).value();
   local.set_wg_private_key(keys::PrivateKey::generate()).value();
   local.set_identity_key(keys::IdentitySecretKey::generate()).value();
-  NodeRecord r;
-  r.name = "node-b";
-  r.wg_public_key.fill(7);
-  r.identity_public_key.fill(9);
-  r.endpoints = {Endpoint::parse("192.0.2.10:51820").value(),
-                 Endpoint::parse("[2001:db8::10]:51820").value()};
-  r.pod_cidr = IpPrefix::parse("10.244.2.0/24").value();
-  r.version = 3;
-  r.admitted_by = "node-a";
-  r.admission_proof = {1, 2, 3};
-  r.signature = {4, 5, 6};
-  NodeRepo(db).upsert(r).value();
+  SignedRow record;
+  record.identity.fill(9);
+  record.version = 3;
+  record.body.assign(120, 0x5a);
+  record.signature.fill(4);
+  SignedRow tomb;
+  tomb.identity.fill(11);
+  tomb.tombstone = true;
+  tomb.version = kTombstoneRowVersion;
+  tomb.body.assign(80, 0x6b);
+  tomb.signature.fill(5);
+  RecordRepo(db).put(std::vector{record, tomb}).value();
   keys::Token t = keys::Token::generate();
   Token row = stored_form(t);
   row.usages_left = 3;

@@ -9,7 +9,7 @@
 #include "store/database.h"
 #include "store/events.h"
 #include "store/local_node.h"
-#include "store/nodes.h"
+#include "store/records.h"
 #include "store/tokens.h"
 
 #include <fcntl.h>
@@ -69,7 +69,7 @@ void read_everything(meshd::store::Database& db) {
   (void)local.get();
   (void)local.wg_private_key();
   (void)local.identity_key();
-  (void)NodeRepo(db).list(NodeFilter::all);
+  (void)RecordRepo(db).load_all();
   (void)TokenRepo(db).list();
   (void)EventRepo(db).list(100);
 }

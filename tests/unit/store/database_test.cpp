@@ -4,6 +4,7 @@
 #include "store/events.h"
 #include "store/ipam.h"
 #include "store/local_node.h"
+#include "store/records.h"
 #include "store/tokens.h"
 #include "store_test_util.h"
 
@@ -152,6 +153,41 @@ TEST(StoreDatabase, MigratingFromV1KeepsDataAndEnablesV2Features) {
   auto replay = tokens.consume("abc123", accept, old_nonce, 210);
   ASSERT_TRUE(replay && std::holds_alternative<TokenRefused>(*replay));
   EXPECT_EQ(std::get<TokenRefused>(*replay).reason_for_operator_log(), TokenRefusal::replayed);
+}
+
+TEST(StoreDatabase, MigratingFromV4KeepsTheClusterWithAZeroFounderAndDropsTheUnsignedNodes) {
+  TempDir dir;
+  const auto path = dir.file("v4.db");
+  Database::create_at_version(path, 4);
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("INSERT INTO cluster VALUES (1, 'c-4', '10.244.0.0/16', 24, 400)");
+    raw.exec("INSERT INTO local_node (singleton, name, mtu) VALUES (1, 'node-a', 1380)");
+    raw.exec("INSERT INTO nodes (name, wg_public_key, identity_public_key, version) "
+             "VALUES ('b', zeroblob(32), zeroblob(32), 1)");
+    raw.exec("INSERT INTO ipam_cursors VALUES ('net', '10.244.3.9')");
+  }
+  Database db(DatabaseOptions{.path = path});
+  ASSERT_EQ(db.schema_version(), Database::latest_schema_version());
+
+  auto cluster = ClusterRepo(db).get();
+  ASSERT_TRUE(cluster && *cluster) << (cluster ? "" : cluster.error().message);
+  EXPECT_EQ(**cluster, (ClusterInfo{"c-4", IpPrefix::parse("10.244.0.0/16").value(), 24, 400}));
+  EXPECT_EQ((*cluster)->founder, (std::array<std::uint8_t, 32>{}));
+  EXPECT_EQ(LocalNodeRepo(db).get()->mtu, 1380u);
+  EXPECT_EQ(db.sql().execAndGet("SELECT last_address FROM ipam_cursors").getString(),
+            "10.244.3.9");
+  EXPECT_FALSE(db.sql().tableExists("nodes"));
+
+  // The signed table starts empty and takes rows.
+  RecordRepo records(db);
+  ASSERT_TRUE(records.load_all() && records.load_all()->empty());
+  SignedRow r;
+  r.identity.fill(3);
+  r.version = 1;
+  r.body = {1, 2, 3};
+  ASSERT_TRUE(records.put(std::vector{r}));
+  EXPECT_EQ(records.load_all().value(), std::vector{r});
 }
 
 TEST(StoreDatabase, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {

@@ -4,7 +4,7 @@
 #include "store/database.h"
 #include "store/events.h"
 #include "store/local_node.h"
-#include "store/nodes.h"
+#include "store/records.h"
 #include "store/tokens.h"
 #include "store_test_util.h"
 
@@ -144,97 +144,133 @@ TEST_F(StoreRepos, LocalIdentitySecretMustBe64Bytes) {
   EXPECT_FALSE(*repo.identity_secret());
 }
 
-// ------------------------------------------------------------------ nodes
+// --------------------------------------------------------- signed records
 
-NodeRecord record(const std::string& name, std::uint64_t version) {
-  NodeRecord r;
-  r.name = name;
-  r.wg_public_key.fill(static_cast<std::uint8_t>(name.size()));
-  r.identity_public_key.fill(0x42);
-  r.endpoints = {Endpoint::parse("192.0.2.10:51820").value(),
-                 Endpoint::parse("[2001:db8::10]:51820").value()};
-  r.pod_cidr = prefix("10.244.1.0/24");
+SignedRow row(std::uint8_t who, std::uint64_t version, std::uint8_t fill = 0x10) {
+  SignedRow r;
+  r.identity.fill(who);
   r.version = version;
-  r.admitted_by = "node-a";
-  r.admitted_at = 1000;
-  r.admission_proof = {1, 2, 3};
-  r.signature = {9, 8, 7, 6};
+  r.body.assign(40, fill);
+  r.signature.fill(static_cast<std::uint8_t>(fill + 1));
   return r;
 }
 
-TEST_F(StoreRepos, NodeRecordsRoundTripEveryField) {
-  NodeRepo repo(db_);
-  NodeRecord r = record("node-b", 3);
-  r.last_seen = 1234;
-  r.version = 0xfedcba9876543210ull;  // above INT64_MAX: stored bit for bit
-  ASSERT_TRUE(repo.upsert(r));
-  auto got = repo.get("node-b");
+SignedRow tombstone(std::uint8_t who, std::uint8_t fill = 0x70) {
+  SignedRow r = row(who, kTombstoneRowVersion, fill);
+  r.tombstone = true;
+  return r;
+}
+
+std::vector<SignedRow> load(Database& db) {
+  auto all = RecordRepo(db).load_all();
+  EXPECT_TRUE(all) << all.error().message;
+  return all ? *all : std::vector<SignedRow>{};
+}
+
+TEST_F(StoreRepos, SignedRowsRoundTripEveryByteAndSurviveReopen) {
+  RecordRepo repo(db_);
+  SignedRow big = row(0x02, 0xfedcba9876543210ull);  // above INT64_MAX
+  big.body.assign(kMaxSignedBodyBytes, 0xab);
+  for (std::size_t i = 0; i < big.signature.size(); ++i)
+    big.signature[i] = static_cast<std::uint8_t>(i);
+  const std::vector<SignedRow> rows{big, tombstone(0x01), row(0x03, 0)};
+  ASSERT_TRUE(repo.put(rows));
+
+  Database reopened(DatabaseOptions{.path = path_});
+  // By identity, each exactly as put.
+  EXPECT_EQ(load(reopened), (std::vector<SignedRow>{rows[1], rows[0], rows[2]}));
+}
+
+TEST_F(StoreRepos, ANewerRecordReplacesAndAnOlderOrEqualOneIsIgnored) {
+  RecordRepo repo(db_);
+  ASSERT_TRUE(repo.put(std::vector{row(0x05, 7, 0x20)}));
+
+  ASSERT_TRUE(repo.put(std::vector{row(0x05, 6, 0x30)}));  // older
+  ASSERT_TRUE(repo.put(std::vector{row(0x05, 7, 0x40)}));  // same version, other bytes
+  EXPECT_EQ(load(db_), std::vector{row(0x05, 7, 0x20)});
+
+  ASSERT_TRUE(repo.put(std::vector{row(0x05, 8, 0x50)}));
+  EXPECT_EQ(load(db_), std::vector{row(0x05, 8, 0x50)});
+
+  // Versions compare unsigned: above INT64_MAX is newer, not negative.
+  ASSERT_TRUE(repo.put(std::vector{row(0x05, 0x8000000000000000ull, 0x60)}));
+  ASSERT_TRUE(repo.put(std::vector{row(0x05, 9, 0x61)}));
+  EXPECT_EQ(load(db_), std::vector{row(0x05, 0x8000000000000000ull, 0x60)});
+}
+
+TEST_F(StoreRepos, ATombstoneBeatsEveryRecordAndIsNeverReplaced) {
+  RecordRepo repo(db_);
+  ASSERT_TRUE(repo.put(std::vector{row(0x07, kTombstoneRowVersion - 1)}));
+  ASSERT_TRUE(repo.put(std::vector{tombstone(0x07, 0x71)}));
+  EXPECT_EQ(load(db_), std::vector{tombstone(0x07, 0x71)});
+
+  // No record, however high its version, and no second tombstone replaces it.
+  ASSERT_TRUE(repo.put(std::vector{row(0x07, kTombstoneRowVersion - 1, 0x11)}));
+  ASSERT_TRUE(repo.put(std::vector{tombstone(0x07, 0x72)}));
+  EXPECT_EQ(load(db_), std::vector{tombstone(0x07, 0x71)});
+
+  // A tombstone for an identity never seen is kept too.
+  ASSERT_TRUE(repo.put(std::vector{tombstone(0x08)}));
+  ASSERT_TRUE(repo.put(std::vector{row(0x08, 1)}));
+  EXPECT_EQ(load(db_), (std::vector{tombstone(0x07, 0x71), tombstone(0x08)}));
+}
+
+TEST_F(StoreRepos, ManyRowsInOnePutKeepTheNewestOfEachIdentity) {
+  RecordRepo repo(db_);
+  std::vector<SignedRow> rows;
+  std::vector<SignedRow> expected;
+  for (int i = 0; i < 200; ++i) {
+    const auto who = static_cast<std::uint8_t>(i);
+    // Each identity twice in the batch, newer first for half of them.
+    SignedRow a = row(who, 3, 0x20), b = row(who, 4, 0x21);
+    if (i % 2) std::swap(a, b);
+    rows.push_back(a);
+    rows.push_back(b);
+    expected.push_back(row(who, 4, 0x21));
+  }
+  rows.push_back(tombstone(0x09));
+  rows.push_back(row(0x09, 5));
+  expected[9] = tombstone(0x09);
+  ASSERT_TRUE(repo.put(rows));
+  EXPECT_EQ(load(db_), expected);
+}
+
+TEST_F(StoreRepos, AMalformedRowRefusesTheWholePut) {
+  RecordRepo repo(db_);
+  SignedRow empty = row(0x01, 1);
+  empty.body.clear();
+  SignedRow huge = row(0x01, 1);
+  huge.body.assign(kMaxSignedBodyBytes + 1, 0);
+  SignedRow low_tomb = tombstone(0x01);
+  low_tomb.version = 3;
+  SignedRow max_record = row(0x01, kTombstoneRowVersion);
+  const std::pair<SignedRow, const char*> cases[] = {
+      {empty, "body of 0 bytes, expected 1 to 4096"},
+      {huge, "body of 4097 bytes, expected 1 to 4096"},
+      {low_tomb, "a tombstone's version must be 18446744073709551615, not 3"},
+      {max_record, "version 18446744073709551615 is reserved for tombstones"},
+  };
+  for (const auto& [bad, message] : cases) {
+    SCOPED_TRACE(message);
+    auto r = repo.put(std::vector{row(0x02, 1), bad});
+    ASSERT_FALSE(r);
+    EXPECT_TRUE(r.error().is(EINVAL));
+    EXPECT_NE(r.error().message.find(message), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("01010101..."), std::string::npos) << r.error().message;
+  }
+  EXPECT_TRUE(load(db_).empty());  // the good row of each batch was not written either
+}
+
+TEST_F(StoreRepos, ClusterFounderRoundTrips) {
+  ClusterInfo info{"c-1", prefix("10.244.0.0/16"), 24, 1700000000};
+  for (std::size_t i = 0; i < info.founder.size(); ++i)
+    info.founder[i] = static_cast<std::uint8_t>(0xa0 + i);
+  ASSERT_TRUE(ClusterRepo(db_).set(info));
+  Database reopened(DatabaseOptions{.path = path_});
+  auto got = ClusterRepo(reopened).get();
   ASSERT_TRUE(got && *got);
-  EXPECT_EQ(**got, r);
-  EXPECT_FALSE(*repo.get("nobody"));
-}
-
-TEST_F(StoreRepos, NodeUpsertRefusesAnOlderVersionAndADifferentRecordWithTheSameVersion) {
-  NodeRepo repo(db_);
-  ASSERT_TRUE(repo.upsert(record("node-b", 5)));
-
-  auto older = repo.upsert(record("node-b", 4));
-  ASSERT_FALSE(older);
-  EXPECT_TRUE(older.error().is(ESTALE));
-  EXPECT_NE(older.error().message.find("version 4 is older than the stored version 5"),
-            std::string::npos)
-      << older.error().message;
-
-  NodeRecord forged = record("node-b", 5);
-  forged.endpoints = {Endpoint::parse("198.51.100.1:51820").value()};
-  auto same = repo.upsert(forged);
-  ASSERT_FALSE(same);
-  EXPECT_TRUE(same.error().is(EEXIST));
-
-  EXPECT_TRUE(repo.upsert(record("node-b", 5)));  // identical re-delivery is fine
-  NodeRecord newer = record("node-b", 6);
-  newer.endpoints = {Endpoint::parse("198.51.100.1:51820").value()};
-  ASSERT_TRUE(repo.upsert(newer));
-  EXPECT_EQ((*repo.get("node-b"))->endpoints, newer.endpoints);
-  EXPECT_EQ((*repo.get("node-b"))->version, 6u);
-}
-
-TEST_F(StoreRepos, RemovedNodesAreTombstonedAndStayRemoved) {
-  NodeRepo repo(db_);
-  ASSERT_TRUE(repo.upsert(record("node-c", 1)));
-  ASSERT_TRUE(repo.upsert(record("node-b", 1)));
-  ASSERT_TRUE(repo.upsert(record("node-d", 1)));
-  ASSERT_TRUE(repo.mark_removed("node-c", 5000));
-  ASSERT_TRUE(repo.mark_removed("node-c", 6000));  // idempotent, keeps the first time
-
-  auto live = repo.list();
-  ASSERT_TRUE(live);
-  ASSERT_EQ(live->size(), 2u);
-  EXPECT_EQ((*live)[0].name, "node-b");
-  EXPECT_EQ((*live)[1].name, "node-d");
-  auto all = repo.list(NodeFilter::all);
-  ASSERT_EQ(all->size(), 3u);
-  EXPECT_TRUE((*all)[1].removed);
-  EXPECT_EQ((*all)[1].removed_at, 5000);
-
-  // A newer record relayed later does not resurrect it.
-  ASSERT_TRUE(repo.upsert(record("node-c", 2)));
-  EXPECT_TRUE((*repo.get("node-c"))->removed);
-  EXPECT_EQ(repo.list()->size(), 2u);
-
-  auto unknown = repo.mark_removed("ghost", 1);
-  ASSERT_FALSE(unknown);
-  EXPECT_TRUE(unknown.error().is(ENOENT));
-}
-
-TEST_F(StoreRepos, LastSeenOnlyMovesForward) {
-  NodeRepo repo(db_);
-  ASSERT_TRUE(repo.upsert(record("node-b", 1)));
-  ASSERT_TRUE(repo.set_last_seen("node-b", 300));
-  ASSERT_TRUE(repo.set_last_seen("node-b", 200));
-  EXPECT_EQ((*repo.get("node-b"))->last_seen, 300);
-  EXPECT_EQ((*repo.get("node-b"))->version, 1u);
-  EXPECT_TRUE(repo.set_last_seen("ghost", 1).error().is(ENOENT));
+  EXPECT_EQ((*got)->founder, info.founder);
+  EXPECT_EQ(**got, info);
 }
 
 // ----------------------------------------------------------------- tokens

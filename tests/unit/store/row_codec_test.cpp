@@ -5,7 +5,7 @@
 #include "store/cluster.h"
 #include "store/database.h"
 #include "store/local_node.h"
-#include "store/nodes.h"
+#include "store/records.h"
 #include "store_test_util.h"
 
 #include <SQLiteCpp/Database.h>
@@ -52,7 +52,8 @@ TEST(StoreRowCodec, RepositoriesRefuseOutOfRangeRowsInsteadOfWrappingThem) {
   const auto path = dir.file("meshd.db");
   Database db(DatabaseOptions{.path = path});
   // 280 once read back as 24 (280 mod 256), -1 as an MTU of 4294967295.
-  db.sql().exec("INSERT INTO cluster VALUES (1, 'c-1', '10.244.0.0/16', 280, 1)");
+  db.sql().exec("INSERT INTO cluster (singleton, cluster_id, cidr, node_prefix_length, created_at) "
+                "VALUES (1, 'c-1', '10.244.0.0/16', 280, 1)");
   db.sql().exec("INSERT INTO local_node (singleton, name, mtu) VALUES (1, 'n', -1)");
   auto c = ClusterRepo(db).get();
   ASSERT_FALSE(c);
@@ -80,8 +81,7 @@ TEST(StoreRowCodec, KeysOfTheWrongLengthAreRefusedNotTrusted) {
     raw.exec("PRAGMA ignore_check_constraints = ON");
     raw.exec("INSERT INTO local_node (singleton, wg_private_key, identity_secret) "
              "VALUES (1, x'010203', x'040506')");
-    raw.exec("INSERT INTO nodes (name, wg_public_key, identity_public_key, version) "
-             "VALUES ('b', x'07', zeroblob(32), 1)");
+    raw.exec("INSERT INTO signed_records VALUES (x'07', 0, 1, x'01', zeroblob(64))");
   }
   Database db(DatabaseOptions{.path = path});
   LocalNodeRepo local(db);
@@ -95,11 +95,59 @@ TEST(StoreRowCodec, KeysOfTheWrongLengthAreRefusedNotTrusted) {
   auto wg = local.wg_private_key();
   ASSERT_FALSE(wg);
   EXPECT_NE(wg.error().message.find("has 3 bytes, expected 32"), std::string::npos);
-  auto node = NodeRepo(db).get("b");
-  ASSERT_FALSE(node);
-  EXPECT_NE(node.error().message.find("stored WireGuard public key of node b has 1 bytes"),
+  auto rows = RecordRepo(db).load_all();
+  ASSERT_FALSE(rows);
+  EXPECT_TRUE(rows.error().is(EINVAL));
+  EXPECT_NE(rows.error().message.find("identity of 1 bytes, expected 32"), std::string::npos)
+      << rows.error().message;
+}
+
+// The schema's CHECKs keep meshd's own writes in shape; these rows were
+// planted past them, each breaking one rule that load_all() checks again.
+TEST(StoreRowCodec, SignedRowsThatBreakTheTableRulesAreRefused) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"x'01', 0, 1, x'01', zeroblob(64)", "identity of 1 bytes, expected 32"},
+      {"zeroblob(32), 2, 1, x'01', zeroblob(64)", "tombstone flag 2, expected 0 or 1"},
+      {"zeroblob(32), 0, 1, x'01', zeroblob(63)", "signature of 63 bytes, expected 64"},
+      {"zeroblob(32), 0, 1, x'', zeroblob(64)", "body of 0 bytes, expected 1 to 4096"},
+      {"zeroblob(32), 0, 1, zeroblob(4097), zeroblob(64)", "body of 4097 bytes"},
+      {"zeroblob(32), 1, 5, x'01', zeroblob(64)", "a tombstone's version must be"},
+      {"zeroblob(32), 0, -1, x'01', zeroblob(64)", "is reserved for tombstones"},
+  };
+  for (const auto& [values, message] : cases) {
+    SCOPED_TRACE(values);
+    test::TempDir dir;
+    const auto path = dir.file("meshd.db");
+    { Database db(DatabaseOptions{.path = path}); }
+    {
+      SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+      raw.exec("PRAGMA ignore_check_constraints = ON");
+      raw.exec(std::string("INSERT INTO signed_records VALUES (") + values + ")");
+    }
+    Database db(DatabaseOptions{.path = path});
+    auto rows = RecordRepo(db).load_all();
+    ASSERT_FALSE(rows);
+    EXPECT_TRUE(rows.error().is(EINVAL));
+    EXPECT_NE(rows.error().message.find(message), std::string::npos) << rows.error().message;
+  }
+}
+
+TEST(StoreRowCodec, AFounderOfTheWrongLengthIsRefused) {
+  test::TempDir dir;
+  const auto path = dir.file("meshd.db");
+  { Database db(DatabaseOptions{.path = path}); }
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA ignore_check_constraints = ON");
+    raw.exec("INSERT INTO cluster VALUES (1, 'c-1', '10.244.0.0/16', 24, 1, x'0102')");
+  }
+  Database db(DatabaseOptions{.path = path});
+  auto c = ClusterRepo(db).get();
+  ASSERT_FALSE(c);
+  EXPECT_TRUE(c.error().is(EINVAL));
+  EXPECT_NE(c.error().message.find("stored cluster founder in " + path + " has 2 bytes, expected 32"),
             std::string::npos)
-      << node.error().message;
+      << c.error().message;
 }
 
 }  // namespace
