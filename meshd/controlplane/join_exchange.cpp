@@ -342,7 +342,11 @@ Result<JoinAnswer> answer_join(std::span<const std::uint8_t> request_frame, std:
       case MergeOutcome::kAcceptedNameHeld: early = JoinRefusal::kNameHeld; return false;
       default: early = JoinRefusal::kInvalidName; return false;
     }
-    cidr = lowest_free_cidr(table);
+    if (const SignedRecord* held = table.find(claims->identity);
+        held && held->record.name == claims->name)
+      cidr = held->record.pod_cidr;
+    else
+      cidr = lowest_free_cidr(table, member.reserved);
     if (!cidr) {
       early = JoinRefusal::kCidrFull;
       return false;

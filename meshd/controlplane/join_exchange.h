@@ -118,6 +118,9 @@ class JoinTokenStore {
 struct JoinMemberContext {
   const keys::IdentitySecretKey& identity;  // signs the admission
   const NodeTable& table;                   // cluster, allocation, name check, records sent
+  // CIDRs this member handed out in replies whose node's record is not in
+  // the table yet: the allocation skips them.
+  std::span<const IpPrefix> reserved = {};
 };
 
 // What the member decided, for its own log and counters; `reply` goes back.
@@ -135,7 +138,10 @@ struct JoinAnswer {
 // give the same reply bytes (the uniform refusal). A caller that proved the
 // token gets a sealed answer: admitted, or the refusal's reason. Clock skew,
 // name and CIDR checks come before the token's use is spent, so a refusal
-// the joiner can fix costs no use.
+// the joiner can fix costs no use. An identity whose record is already in
+// the table under the same name (a node retrying a join whose reply it
+// lost, after its record spread) is admitted again with that record's CIDR;
+// any other admission gets lowest_free_cidr(table, member.reserved).
 Result<JoinAnswer> answer_join(std::span<const std::uint8_t> request_frame, std::uint64_t now_ms,
                                JoinTokenStore& tokens, const JoinMemberContext& member,
                                const JoinNonce& reply_nonce);

@@ -258,12 +258,17 @@ bool next_block(IpPrefix& p) {
 }  // namespace
 
 std::optional<IpPrefix> lowest_free_cidr(const NodeTable& table) {
+  return lowest_free_cidr(table, {});
+}
+
+std::optional<IpPrefix> lowest_free_cidr(const NodeTable& table, std::span<const IpPrefix> reserved) {
   const ClusterParams& p = table.params();
   if (p.node_prefix_length < p.cluster_cidr.length || p.node_prefix_length == 0 ||
       p.node_prefix_length > p.cluster_cidr.max_length())
     return std::nullopt;
   std::vector<IpPrefix> taken;
   for (const auto& id : table.members()) taken.push_back(table.find(id)->record.pod_cidr);
+  for (const IpPrefix& r : reserved) taken.push_back(r.network());
   std::sort(taken.begin(), taken.end());
   IpPrefix c{p.cluster_cidr.network().address, p.node_prefix_length};
   // The lowest free block is among the first taken.size() + 1 candidates.

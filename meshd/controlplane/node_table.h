@@ -134,6 +134,9 @@ bool precedes(const NodeRecord& a, const NodeRecord& b);
 // claims (records in effect or not: a losing claim is not reused until its
 // owner is re-admitted or removed). Nothing when the cluster CIDR is full.
 std::optional<IpPrefix> lowest_free_cidr(const NodeTable& table);
+// The same, also skipping `reserved`: CIDRs a member handed out in a join
+// reply whose node's record has not arrived yet.
+std::optional<IpPrefix> lowest_free_cidr(const NodeTable& table, std::span<const IpPrefix> reserved);
 
 // What an admitting member checks before it admits `name` for `identity`:
 // kAccepted, kRemovedIdentity, kInvalidField (bad name) or kAcceptedNameHeld

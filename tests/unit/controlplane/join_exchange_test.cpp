@@ -3,6 +3,7 @@
 // store::TokenRepo over SQLite), and the joiner opening the reply.
 #include "cluster_fixture.h"
 #include "meshd/controlplane/join_exchange.h"
+#include "meshd/controlplane/token_store_adapter.h"
 #include "store/database.h"
 #include "store/tokens.h"
 
@@ -92,25 +93,9 @@ class FakeTokenStore final : public JoinTokenStore, public Store {
 };
 
 // The real store: TokenRepo over an in-memory SQLite database.
-class RepoTokenStore final : public JoinTokenStore, public Store {
+class RepoTokenStore final : public Store {
  public:
-  Result<Outcome> consume(const std::string& id, const Proof& proof,
-                          std::span<const std::uint8_t> nonce, std::int64_t now) override {
-    auto r = repo_.consume(
-        id, [&](const store::Token& stored) { return proof(stored.verifier); }, nonce, now);
-    if (!r) return r.error();
-    if (std::holds_alternative<store::Token>(*r)) return Outcome::kAccepted;
-    auto reason = std::get<store::TokenRefused>(*r).reason_for_operator_log();
-    if (!reason) return Outcome::kUnproven;
-    switch (*reason) {
-      case store::TokenRefusal::revoked: return Outcome::kRevoked;
-      case store::TokenRefusal::expired: return Outcome::kExpired;
-      case store::TokenRefusal::exhausted: return Outcome::kUsedUp;
-      case store::TokenRefusal::replayed: return Outcome::kReplayed;
-    }
-    return Outcome::kUnproven;
-  }
-  JoinTokenStore& tokens() override { return *this; }
+  JoinTokenStore& tokens() override { return tokens_; }
   void add(const keys::Token& t, const TokenSpec& spec) override {
     store::Token row = store::stored_form(t);
     row.expires_at = spec.expires_at;
@@ -127,6 +112,7 @@ class RepoTokenStore final : public JoinTokenStore, public Store {
  private:
   store::Database db_{store::DatabaseOptions{.path = ":memory:"}};
   store::TokenRepo repo_{db_};
+  StoreJoinTokens tokens_{repo_};
 };
 
 struct Joiner {
@@ -157,7 +143,8 @@ class JoinExchange : public ::testing::TestWithParam<bool> {
           std::optional<JoinNonce> nonce = std::nullopt) {
     JoinNonce n = nonce.value_or(random_nonce());
     auto req = make_join_request(presented, claims, n);
-    auto ans = answer_join(req, member_now, store_->tokens(), {founder_, table_}, random_nonce());
+    auto ans = answer_join(req, member_now, store_->tokens(), {founder_, table_, reserved_},
+                           random_nonce());
     EXPECT_TRUE(ans) << ans.error().message;
     auto out = open_join_reply(ans->reply, presented, claims, n);
     return Run{req, *ans, out};
@@ -170,6 +157,7 @@ class JoinExchange : public ::testing::TestWithParam<bool> {
 
   keys::IdentitySecretKey founder_ = keys::IdentitySecretKey::generate();
   NodeTable table_{params_for(founder_)};
+  std::vector<IpPrefix> reserved_;
   std::unique_ptr<Store> store_;
 };
 
@@ -382,10 +370,42 @@ TEST_P(JoinExchange, AMemberMayRejoinUnderItsOwnName) {
   store_->add(token, {.uses = 1});
   Joiner j;
   // j already holds "node-a" in the table (e.g. it lost its disk but kept its identity).
-  table_.merge(signed_record(j.identity, founder_, "node-a", testing::nth_cidr(1), 2000));
+  // Its CIDR is not the lowest free one, so a fresh allocation would differ.
+  table_.merge(signed_record(j.identity, founder_, "node-a", testing::nth_cidr(3), 2000));
   Run r = run(token, j.claims("node-a"));
   ASSERT_TRUE(r.outcome);
-  EXPECT_TRUE(std::holds_alternative<JoinAdmitted>(*r.outcome));
+  ASSERT_TRUE(std::holds_alternative<JoinAdmitted>(*r.outcome));
+  // Re-admitted with the CIDR its record holds, not a second one.
+  EXPECT_EQ(std::get<JoinAdmitted>(*r.outcome).pod_cidr, testing::nth_cidr(3));
+  EXPECT_EQ(r.answer.pod_cidr, testing::nth_cidr(3));
+}
+
+TEST_P(JoinExchange, AnIdentityRejoiningUnderANewNameGetsAFreshCidr) {
+  auto token = keys::Token::generate();
+  store_->add(token, {.uses = 1});
+  Joiner j;
+  table_.merge(signed_record(j.identity, founder_, "node-a", testing::nth_cidr(3), 2000));
+  Run r = run(token, j.claims("node-b"));
+  ASSERT_TRUE(r.outcome);
+  ASSERT_TRUE(std::holds_alternative<JoinAdmitted>(*r.outcome));
+  EXPECT_EQ(std::get<JoinAdmitted>(*r.outcome).pod_cidr, testing::nth_cidr(1));
+}
+
+TEST_P(JoinExchange, JoinsAnsweredBackToBackGetDifferentCidrsWhenTheFirstIsReserved) {
+  auto token = keys::Token::generate();
+  store_->add(token, {.uses = 2});
+  Joiner a, b;
+  Run ra = run(token, a.claims("node-a"));
+  ASSERT_TRUE(ra.answer.pod_cidr);
+  // The member holds a's CIDR until a's record arrives.
+  reserved_.push_back(*ra.answer.pod_cidr);
+  Run rb = run(token, b.claims("node-b"));
+  ASSERT_TRUE(rb.answer.pod_cidr);
+  EXPECT_EQ(*ra.answer.pod_cidr, testing::nth_cidr(1));
+  EXPECT_EQ(*rb.answer.pod_cidr, testing::nth_cidr(2));
+  ASSERT_TRUE(rb.outcome);
+  ASSERT_TRUE(std::holds_alternative<JoinAdmitted>(*rb.outcome));
+  EXPECT_EQ(std::get<JoinAdmitted>(*rb.outcome).pod_cidr, testing::nth_cidr(2));
 }
 
 TEST_P(JoinExchange, FieldsOfANewerVersionAreIgnored) {
