@@ -20,7 +20,8 @@ std::string endpoint_text(const std::optional<Endpoint>& e) {
 
 }  // namespace
 
-DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current) {
+DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current,
+                       const AppliedEndpoints& applied) {
   DevicePlan plan;
   wg::WgDevice change;
   change.name = desired.name;
@@ -52,6 +53,7 @@ DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current)
   for (const auto& p : desired.peers) want[p.public_key] = &p;
 
   for (const auto& [key, d] : want) {
+    if (d->endpoint) plan.endpoints.emplace(key, *d->endpoint);
     auto it = have.find(key);
     if (it == have.end()) {
       wg::WgPeer add;
@@ -70,7 +72,12 @@ DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current)
     upd.public_key = key;
     upd.update_only = true;
     bool changed = false;
-    if (d->endpoint && d->endpoint != c.endpoint) {
+    // Compared with what we asked for last, not with the device's: a device
+    // endpoint that moved since is WireGuard roaming, and setting ours back
+    // would cut the peer off until its next packet moved it again.
+    auto last = applied.find(key);
+    bool desired_moved = last == applied.end() || d->endpoint != last->second;
+    if (d->endpoint && desired_moved && d->endpoint != c.endpoint) {
       upd.endpoint = d->endpoint;
       plan.notes.push_back("peer " + key.short_id() + " endpoint " + endpoint_text(c.endpoint) +
                            " -> " + endpoint_text(d->endpoint));

@@ -7,12 +7,17 @@
 #include "netlink/rtnl.h"
 #include "netlink/wg_device.h"
 
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 namespace meshd::dataplane {
+
+// The endpoint meshd last asked for, per peer key: what the desired state
+// said when the peer was added or its endpoint last set (or found already so).
+using AppliedEndpoints = std::map<keys::PublicKey, Endpoint>;
 
 // The WireGuard change: a partial WgDevice with one entry per peer to add,
 // update or remove (never replace_peers: that would reset every session).
@@ -22,8 +27,19 @@ struct DevicePlan {
   std::optional<wg::WgDevice> change;
   std::vector<std::string> notes;
   std::size_t peers_added = 0, peers_updated = 0, peers_removed = 0;
+  // What the caller keeps as `applied` for the next plan once `change` has
+  // been applied (or at once when there is none): the desired endpoint of
+  // every desired peer that has one.
+  AppliedEndpoints endpoints;
 };
-DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current);
+// Endpoints: WireGuard roams (a peer's authenticated packets from a new
+// address move its endpoint there: https://www.wireguard.com/#built-in-roaming),
+// so a device endpoint that differs from the desired one is not
+// drift. A peer's endpoint is set when the peer is added, and when its
+// desired endpoint differs from `applied`'s entry for its key; with no
+// entry (a first pass) it is set when the device's differs.
+DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current,
+                       const AppliedEndpoints& applied = {});
 
 struct AddressOps {
   std::vector<IpPrefix> add;

@@ -91,14 +91,19 @@ void Reconciler::sync_peers(Pass& pass) {
     pass.report.errors.push_back(current.error().message);
     return;
   }
-  DevicePlan dplan = plan_device(pass.desired.device, *current);
+  DevicePlan dplan = plan_device(pass.desired.device, *current, endpoints_);
   pass.report.peers = current->peers.size() + dplan.peers_added - dplan.peers_removed;
-  if (!dplan.change) return;
+  if (!dplan.change) {
+    endpoints_ = std::move(dplan.endpoints);
+    return;
+  }
   if (auto r = backend.set_device(*dplan.change); !r) {
+    // The old memory stays, so the next pass plans the same endpoints again.
     pass.report.errors.push_back(r.error().message);
     pass.report.peers = current->peers.size();
     return;
   }
+  endpoints_ = std::move(dplan.endpoints);
   if (dplan.notes.size() <= 20) {
     for (auto& n : dplan.notes) pass.report.changes.push_back(std::move(n));
   } else {

@@ -71,6 +71,9 @@ class Reconciler {
   ReconcilerOptions opts_;
   bool last_full_ok_ = false;    // the last full pass had no errors
   std::size_t last_routes_ = 0;  // our routes after it
+  // The endpoints the last applied device plan asked for: a device endpoint
+  // is set again only when the desired one moves from this (plan_device).
+  AppliedEndpoints endpoints_;
 };
 
 }  // namespace meshd::dataplane

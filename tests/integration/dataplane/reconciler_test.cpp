@@ -30,6 +30,7 @@ class FakeBackend : public WgBackend {
   }
   Result<wg::WgDevice> get_device(const std::string&) override { return dev.clone(); }
   Result<void> set_device(const wg::WgDevice& change) override {
+    if (fail_set) return Error::from_errno(EIO, "set device " + change.name + " (test)");
     if (change.listen_port) dev.listen_port = change.listen_port;
     if (change.private_key) dev.private_key = change.private_key->clone();
     for (const auto& p : change.peers) {
@@ -54,6 +55,7 @@ class FakeBackend : public WgBackend {
 
   wg::WgDevice dev;
   bool restarted = false;
+  bool fail_set = false;
 };
 
 class ReconcilerPasses : public ::testing::Test {
@@ -164,6 +166,36 @@ TEST_F(ReconcilerPasses, AWireGuardPassRunsFullyAfterTheImplementationRestarted)
   EXPECT_TRUE(pass->backend_restarted);
   EXPECT_TRUE(has_peer(2) && has_peer(3));
   EXPECT_TRUE(has_route("10.77.2.0/24")) << ns_->out("ip route");
+}
+
+// WireGuard roaming across passes: the reconciler remembers the endpoints it
+// applied, so a roamed one stays, and one whose setting failed is retried.
+TEST_F(ReconcilerPasses, ARoamedEndpointSurvivesPassesAndAFailedSetIsRetried) {
+  auto ep = [](const char* s) { return *Endpoint::parse(s); };
+  desired_.device.peers[0].endpoint = ep("10.0.0.2:51820");
+  Reconciler rec({&backend_, &*rtnl_});
+  ASSERT_TRUE(rec.apply(desired_, PassScope::kFull));
+  ASSERT_EQ(backend_.dev.peers.at(0).endpoint, ep("10.0.0.2:51820"));
+
+  backend_.dev.peers.at(0).endpoint = ep("192.0.2.7:40001");  // the peer roamed
+  for (auto scope : {PassScope::kWireGuard, PassScope::kFull}) {
+    auto pass = rec.apply(desired_, scope);
+    ASSERT_TRUE(pass);
+    EXPECT_FALSE(says(*pass, "endpoint"));
+    EXPECT_EQ(backend_.dev.peers.at(0).endpoint, ep("192.0.2.7:40001"));
+  }
+
+  // The desired endpoint moves, but the device refuses the change.
+  desired_.device.peers[0].endpoint = ep("10.0.0.9:51820");
+  backend_.fail_set = true;
+  auto failed = rec.apply(desired_, PassScope::kWireGuard);
+  ASSERT_TRUE(failed);
+  EXPECT_FALSE(failed->ok());
+  backend_.fail_set = false;
+  auto retried = rec.apply(desired_, PassScope::kWireGuard);
+  ASSERT_TRUE(retried);
+  EXPECT_TRUE(retried->ok());
+  EXPECT_EQ(backend_.dev.peers.at(0).endpoint, ep("10.0.0.9:51820"));
 }
 
 }  // namespace

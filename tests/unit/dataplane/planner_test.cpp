@@ -156,6 +156,105 @@ TEST(PlanDevice, EmptyDesiredRemovesEveryPeerOneByOne) {
   for (const auto& p : plan.change->peers) EXPECT_TRUE(p.remove);
 }
 
+// WireGuard roams: a peer's authenticated packets from a new address move
+// its endpoint on the device. The planner sets an endpoint when the peer is
+// added or its desired endpoint moves from the one last applied, never
+// because the device's differs.
+TEST(PlanDeviceEndpoints, ARoamedEndpointIsLeftAlone) {
+  auto want = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}));
+  auto have = device(peer(1, "192.0.2.7:40001", {"10.244.1.0/24"}));  // roamed
+  AppliedEndpoints applied{{pk(1), E("10.0.0.1:51820")}};
+  auto plan = plan_device(want, have, applied);
+  EXPECT_FALSE(plan.change);
+  EXPECT_EQ(plan.endpoints, applied);
+
+  // Another field of the roamed peer changes: that field alone is sent.
+  auto want2 = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24", "10.244.9.0/24"}));
+  auto plan2 = plan_device(want2, have, applied);
+  ASSERT_TRUE(plan2.change);
+  ASSERT_EQ(plan2.change->peers.size(), 1u);
+  EXPECT_FALSE(plan2.change->peers[0].endpoint);
+  EXPECT_TRUE(plan2.change->peers[0].replace_allowed_ips);
+}
+
+TEST(PlanDeviceEndpoints, ADesiredChangeIsAppliedOverARoamedOne) {
+  auto want = device(peer(1, "10.0.0.9:51820", {"10.244.1.0/24"}));
+  auto have = device(peer(1, "192.0.2.7:40001", {"10.244.1.0/24"}));
+  AppliedEndpoints applied{{pk(1), E("10.0.0.1:51820")}};
+  auto plan = plan_device(want, have, applied);
+  ASSERT_TRUE(plan.change);
+  ASSERT_EQ(plan.change->peers.size(), 1u);
+  EXPECT_TRUE(plan.change->peers[0].update_only);
+  EXPECT_EQ(plan.change->peers[0].endpoint, E("10.0.0.9:51820"));
+  EXPECT_EQ(plan.endpoints, (AppliedEndpoints{{pk(1), E("10.0.0.9:51820")}}));
+}
+
+TEST(PlanDeviceEndpoints, ADesiredChangeToWhereThePeerRoamedSendsNothing) {
+  auto want = device(peer(1, "192.0.2.7:40001", {"10.244.1.0/24"}));
+  auto have = device(peer(1, "192.0.2.7:40001", {"10.244.1.0/24"}));
+  auto plan = plan_device(want, have, {{pk(1), E("10.0.0.1:51820")}});
+  EXPECT_FALSE(plan.change);
+  EXPECT_EQ(plan.endpoints, (AppliedEndpoints{{pk(1), E("192.0.2.7:40001")}}));
+}
+
+TEST(PlanDeviceEndpoints, ANewPeerGetsItsEndpoint) {
+  auto want = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(2, "10.0.0.2:51820", {"10.244.2.0/24"}));
+  auto have = device(peer(1, "192.0.2.7:40001", {"10.244.1.0/24"}));
+  // Peer 2 was on the device before and someone removed it (`wg set ...
+  // remove`): its memory says the same endpoint, and it is still added with it.
+  AppliedEndpoints applied{{pk(1), E("10.0.0.1:51820")}, {pk(2), E("10.0.0.2:51820")}};
+  auto plan = plan_device(want, have, applied);
+  ASSERT_TRUE(plan.change);
+  ASSERT_EQ(plan.change->peers.size(), 1u);
+  EXPECT_EQ(plan.change->peers[0].public_key, pk(2));
+  EXPECT_FALSE(plan.change->peers[0].update_only);
+  EXPECT_EQ(plan.change->peers[0].endpoint, E("10.0.0.2:51820"));
+  EXPECT_EQ(plan.peers_added, 1u);
+}
+
+TEST(PlanDeviceEndpoints, APeerRemovedAndAddedAgainGetsItsEndpointAgain) {
+  AppliedEndpoints applied;
+  auto want = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}));
+  auto added = plan_device(want, device(), applied);
+  ASSERT_TRUE(added.change);
+  applied = added.endpoints;
+  EXPECT_EQ(applied.count(pk(1)), 1u);
+
+  // It roamed, then its record went away: removed, and forgotten.
+  auto roamed = device(peer(1, "192.0.2.7:40001", {"10.244.1.0/24"}));
+  auto removed = plan_device(device(), roamed, applied);
+  ASSERT_TRUE(removed.change);
+  EXPECT_TRUE(removed.change->peers.at(0).remove);
+  applied = removed.endpoints;
+  EXPECT_TRUE(applied.empty());
+
+  // Back again: added with the desired endpoint, not the one it had roamed to.
+  auto again = plan_device(want, device(), applied);
+  ASSERT_TRUE(again.change);
+  ASSERT_EQ(again.change->peers.size(), 1u);
+  EXPECT_FALSE(again.change->peers[0].update_only);
+  EXPECT_EQ(again.change->peers[0].endpoint, E("10.0.0.1:51820"));
+
+  // Removed and back within one pass (the removal never reached the device,
+  // which still has the roamed peer): forgotten, so the endpoint is set.
+  auto quick = plan_device(want, roamed, removed.endpoints);
+  ASSERT_TRUE(quick.change);
+  EXPECT_EQ(quick.change->peers.at(0).endpoint, E("10.0.0.1:51820"));
+}
+
+TEST(PlanDeviceEndpoints, WithoutMemoryTheDevicesEndpointIsCompared) {
+  // A first pass (meshd started over a device that kept its peers): the
+  // desired endpoint is set where the device's differs, and remembered.
+  auto want = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(2, nullptr, {"10.244.2.0/24"}));
+  auto have = device(peer(1, "192.0.2.7:40001", {"10.244.1.0/24"}), peer(2, "192.0.2.8:40002", {"10.244.2.0/24"}));
+  auto plan = plan_device(want, have);
+  ASSERT_TRUE(plan.change);
+  ASSERT_EQ(plan.change->peers.size(), 1u);
+  EXPECT_EQ(plan.change->peers[0].endpoint, E("10.0.0.1:51820"));
+  // A peer with no desired endpoint keeps whatever it has and is not remembered.
+  EXPECT_EQ(plan.endpoints, (AppliedEndpoints{{pk(1), E("10.0.0.1:51820")}}));
+}
+
 nl::Route route(const char* dst, int oif, std::uint8_t proto = nl::kMeshdRouteProtocol,
                 const char* src = nullptr) {
   nl::Route r;
