@@ -16,6 +16,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsystemd-dev systemd
   libcli11-dev libtomlplusplus-dev
+  libssl-dev openssl                   # the API's TLS listener; tests make certificates with openssl
   linux-libc-dev
   # runtime
   wireguard-tools wireguard-go iproute2

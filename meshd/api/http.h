@@ -3,9 +3,13 @@
 // (the listener that turns bytes into a Request is a separate, thin edge).
 #pragma once
 
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace meshd::api {
@@ -31,5 +35,16 @@ struct Response {
 
   std::string_view header(std::string_view name) const;
 };
+
+// An answer that is not ready yet (long polling): the server calls `poll`
+// again every few hundred milliseconds, without blocking its loop, until it
+// returns a response or `max_wait` has passed; then it calls poll(true),
+// which must return one. Handlers that can answer at once return a Response.
+struct Pending {
+  std::function<std::optional<Response>(bool last)> poll;
+  std::chrono::milliseconds max_wait{0};
+};
+
+using Reply = std::variant<Response, Pending>;
 
 }  // namespace meshd::api

@@ -82,6 +82,13 @@ Response error_response(const ApiError& e) {
 std::string_view target_path(std::string_view target) { return target.substr(0, target.find('?')); }
 
 void Router::add(std::string method, std::string pattern, Handler handler) {
+  add_deferring(std::move(method), std::move(pattern),
+                [h = std::move(handler)](const Request& req, const PathParams& p) -> Reply {
+                  return h(req, p);
+                });
+}
+
+void Router::add_deferring(std::string method, std::string pattern, DeferringHandler handler) {
   if (pattern.empty() || pattern.front() != '/')
     throw std::logic_error("route pattern must start with '/': " + pattern);
   for (const Route& r : routes_)
@@ -92,7 +99,38 @@ void Router::add(std::string method, std::string pattern, Handler handler) {
       Route{std::move(method), std::move(pattern), std::move(segments), std::move(handler)});
 }
 
+namespace {
+Response internal_error() {
+  // Its text may quote anything the handler held, so it is not sent.
+  return error_response({500, "internal", "the request failed inside meshd"});
+}
+}  // namespace
+
 Response Router::handle(const Request& req) const {
+  Reply r = dispatch(req);
+  if (auto* done = std::get_if<Response>(&r)) return std::move(*done);
+  return *poll(std::get<Pending>(r), true);
+}
+
+std::optional<Response> Router::poll(const Pending& p, bool last) {
+  try {
+    std::optional<Response> r = p.poll ? p.poll(last) : std::nullopt;
+    if (!r && last) return internal_error();
+    return r;
+  } catch (const ApiErrorException& e) {
+    return error_response(e.error());
+  } catch (const std::exception&) {
+    return internal_error();
+  }
+}
+
+std::vector<RouteInfo> Router::routes() const {
+  std::vector<RouteInfo> out;
+  for (const Route& r : routes_) out.push_back({r.method, r.pattern});
+  return out;
+}
+
+Reply Router::dispatch(const Request& req) const {
   if (req.body.size() > opts_.max_body_bytes)
     return error_response({413, "body_too_large",
                            "the body is " + std::to_string(req.body.size()) +
@@ -122,8 +160,7 @@ Response Router::handle(const Request& req) const {
     } catch (const ApiErrorException& e) {
       return error_response(e.error());
     } catch (const std::exception&) {
-      // Its text may quote anything the handler held, so it is not sent.
-      return error_response({500, "internal", "the request failed inside meshd"});
+      return internal_error();
     }
   }
   if (allowed.empty())

@@ -23,6 +23,13 @@ namespace meshd::api {
 
 using PathParams = std::map<std::string, std::string, std::less<>>;
 using Handler = std::function<Response(const Request&, const PathParams&)>;
+// A handler that may defer its answer (http.h's Pending).
+using DeferringHandler = std::function<Reply(const Request&, const PathParams&)>;
+
+struct RouteInfo {
+  std::string method;
+  std::string pattern;  // as registered, e.g. "/v1/tokens/{id}"
+};
 
 struct RouterOptions {
   std::size_t max_body_bytes = 16 * 1024;  // every body the API takes is a few hundred bytes
@@ -35,8 +42,18 @@ class Router {
   // `pattern` starts with "/", e.g. "/v1/tokens/{id}". Registering the same
   // method and pattern twice is a broken invariant (throws std::logic_error).
   void add(std::string method, std::string pattern, Handler handler);
+  void add_deferring(std::string method, std::string pattern, DeferringHandler handler);
 
+  // The answer, or a Pending the caller keeps polling (the server does).
+  Reply dispatch(const Request& req) const;
+  // The answer now: a Pending is polled once as its last call (no waiting).
   Response handle(const Request& req) const;
+  // One call of a Pending's poll, with an escaping exception turned into 500
+  // internal as for handlers; with `last` a missing answer is a 500 too.
+  static std::optional<Response> poll(const Pending& p, bool last);
+
+  // Every registered route, in registration order.
+  std::vector<RouteInfo> routes() const;
 
   const RouterOptions& options() const { return opts_; }
 
@@ -45,7 +62,7 @@ class Router {
     std::string method;
     std::string pattern;
     std::vector<std::string> segments;
-    Handler handler;
+    DeferringHandler handler;
   };
   RouterOptions opts_;
   std::vector<Route> routes_;
