@@ -103,6 +103,39 @@ const toml::table* table_or_null(const toml::table& root, const std::string& sou
   bad(source, name, "expected a table ([" + std::string(name) + "])");
 }
 
+bool unspecified(const IpAddress& a) {
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a.bytes[i] != 0) return false;
+  return true;
+}
+
+constexpr const char* kEndpointForm = "\"a.b.c.d:port\" or \"[ipv6]:port\" (no host names)";
+
+// An "address:port" key. `any_address`: whether 0.0.0.0 / [::] (every local
+// address) makes sense, as for a listener; never for a peer to connect to.
+std::optional<Endpoint> endpoint(Section& sec, const std::string& source, const std::string& key,
+                                 bool any_address, bool empty_is_none = false) {
+  auto text = sec.get<std::string>(key, (std::string("a string, ") + kEndpointForm).c_str());
+  if (!text || (empty_is_none && text->empty())) return std::nullopt;
+  auto e = Endpoint::parse(*text);
+  if (!e) bad(source, sec.where(key), std::string("expected ") + kEndpointForm + ", got \"" + *text + "\"");
+  if (e->port == 0) bad(source, sec.where(key), "expected a port from 1 to 65535, got \"" + *text + "\"");
+  if (!any_address && unspecified(e->address))
+    bad(source, sec.where(key),
+        "expected a concrete address to reach, not " + e->address.to_string() + " (\"" + *text + "\")");
+  return *e;
+}
+
+// An absolute path, or "" where `empty_ok`.
+std::string abs_path(Section& sec, const std::string& source, const std::string& key, std::string def,
+                 bool empty_ok) {
+  std::string v = sec.str(key, std::move(def));
+  if (v.empty() && empty_ok) return v;
+  if (v.empty() || v.front() != '/')
+    bad(source, sec.where(key), "expected an absolute path, got \"" + v + "\"");
+  return v;
+}
+
 }  // namespace
 
 Config parse_config(std::string_view text, const std::string& source) {
@@ -117,12 +150,14 @@ Config parse_config(std::string_view text, const std::string& source) {
   }
 
   static const std::set<std::string> kSections = {"node", "wireguard", "userspace", "state",
-                                                   "reconcile", "cni", "peers"};
+                                                   "reconcile", "cni", "cluster", "join",
+                                                   "api", "peers"};
   for (const auto& [k, v] : root) {
     (void)v;
     if (!kSections.count(std::string(k.str())))
       bad(source, std::string(k.str()),
-          "unknown section (expected one of node, wireguard, userspace, state, reconcile, cni, peers)");
+          "unknown section (expected one of node, wireguard, userspace, state, reconcile, cni, "
+          "cluster, join, api, peers)");
   }
 
   Config c;
@@ -210,6 +245,108 @@ Config parse_config(std::string_view text, const std::string& source) {
   if (!c.cni_log_file.empty() && c.cni_log_file.front() != '/')
     bad(source, "cni.log_file", "expected an absolute path, got \"" + c.cni_log_file + "\"");
   cni.reject_unknown();
+
+  const toml::table* cluster_table = table_or_null(root, source, "cluster");
+  const toml::table* join_table = table_or_null(root, source, "join");
+  c.cluster_mode = cluster_table || join_table;
+  if (c.cluster_mode && c.pod_cidr)
+    bad(source, "node.pod_cidr",
+        "is the static mode's pod CIDR; with a [" +
+            std::string(cluster_table ? "cluster" : "join") +
+            "] section the cluster allocates each node's pod CIDR: remove node.pod_cidr, or the "
+            "[cluster] and [join] sections for static mode");
+
+  Section cl(cluster_table, source, "cluster");
+  if (auto cidr = cl.get<std::string>("cidr", "a string like \"10.244.0.0/16\"")) {
+    auto p = IpPrefix::parse(*cidr);
+    if (!p) bad(source, "cluster.cidr", p.error().message);
+    if (p->network() != *p)
+      bad(source, "cluster.cidr",
+          "\"" + *cidr + "\" has host bits set; did you mean " + p->network().to_string() + "?");
+    c.cluster_cidr = *p;
+  }
+  // A node's CIDR needs room for its gateway and pods: at least a /30 (v4)
+  // or /126 (v6), and the cluster must hold more than one node.
+  const int max_node = c.cluster_cidr.address.is_v4() ? 30 : 126;
+  const bool prefix_set = cl.has("node_prefix");
+  c.node_prefix_length =
+      static_cast<std::uint8_t>(cl.integer("node_prefix", c.node_prefix_length, 1, 128));
+  if (c.node_prefix_length <= c.cluster_cidr.length || c.node_prefix_length > max_node)
+    bad(source, "cluster.node_prefix",
+        std::string(prefix_set ? "" : "(default) ") + "/" + std::to_string(c.node_prefix_length) +
+            " does not fit cluster.cidr " + c.cluster_cidr.to_string() + ": expected " +
+            (c.cluster_cidr.length + 1 > max_node
+                 ? "a larger cluster.cidr (a node prefix is at most /" + std::to_string(max_node) + ")"
+                 : "a length from " + std::to_string(c.cluster_cidr.length + 1) + " to " +
+                       std::to_string(max_node)));
+  if (auto e = endpoint(cl, source, "join_listen", true)) c.join_listen = *e;
+  c.sync_port = static_cast<std::uint16_t>(cl.integer("sync_port", c.sync_port, 1, 65535));
+  // Both are TCP listeners: a wildcard join listener holds its port on the
+  // mesh address too, where the sync channel binds.
+  if (c.sync_port == c.join_listen.port && unspecified(c.join_listen.address))
+    bad(source, "cluster.sync_port",
+        std::to_string(c.sync_port) + " is also cluster.join_listen's port (" +
+            c.join_listen.to_string() + ", every address); expected another port");
+  c.anti_entropy_interval_ms = static_cast<unsigned>(
+      cl.integer("anti_entropy_interval_ms", c.anti_entropy_interval_ms, 100, 600000));
+  c.advertise_endpoint = endpoint(cl, source, "advertise_endpoint", false, true);
+  cl.reject_unknown();
+
+  Section jn(join_table, source, "join");
+  c.join_target = endpoint(jn, source, "target", false);
+  c.join_token_file = abs_path(jn, source, "token_file", "", true);
+  jn.reject_unknown();
+  if (join_table && !c.join_target)
+    bad(source, "join.target",
+        "missing: [join] needs target, a member's cluster.join_listen \"address:port\", and "
+        "token_file");
+  if (c.join_target && c.join_token_file.empty())
+    bad(source, "join.token_file",
+        "missing: joining through join.target needs token_file, the absolute path of a 0600 file "
+        "holding the bootstrap token \"id.secret\"");
+
+  Section api(table_or_null(root, source, "api"), source, "api");
+  c.api_socket = abs_path(api, source, "socket", c.api_socket, true);
+  // sockaddr_un.sun_path holds 108 bytes, the terminating NUL included.
+  if (c.api_socket.size() > 107)
+    bad(source, "api.socket",
+        "expected a path of at most 107 bytes (a unix socket address), got " +
+            std::to_string(c.api_socket.size()));
+  c.api_socket_group = api.str("socket_group", "");
+  if (!c.api_socket_group.empty() &&
+      (c.api_socket_group.size() > 32 || c.api_socket_group.front() == '-' ||
+       c.api_socket_group.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                            "0123456789._-") != std::string::npos))
+    bad(source, "api.socket_group",
+        "expected a group name of 1-32 characters of [A-Za-z0-9._-], not starting with '-', got \"" +
+            c.api_socket_group + "\"");
+  if (!c.api_socket_group.empty() && c.api_socket.empty())
+    bad(source, "api.socket_group", "is set but api.socket is \"\" (no unix socket); remove one");
+  c.api_listen = endpoint(api, source, "listen", true);
+  c.api_bearer_token_file = abs_path(api, source, "bearer_token_file", "", true);
+  c.api_tls_cert_file = abs_path(api, source, "tls_cert_file", "", true);
+  c.api_tls_key_file = abs_path(api, source, "tls_key_file", "", true);
+  c.api_max_connections =
+      static_cast<std::size_t>(api.integer(
+      "max_connections", static_cast<std::int64_t>(c.api_max_connections), 1, 4096));
+  c.api_idle_timeout_ms =
+      static_cast<unsigned>(api.integer("idle_timeout_ms", c.api_idle_timeout_ms, 100, 3600000));
+  api.reject_unknown();
+  if (c.api_listen && c.api_bearer_token_file.empty())
+    bad(source, "api.bearer_token_file",
+        "missing: a TCP listener (api.listen " + c.api_listen->to_string() +
+            ") needs bearer_token_file, the absolute path of a 0600 file holding the token clients send");
+  const std::pair<const char*, const std::string*> tcp_only[] = {
+      {"bearer_token_file", &c.api_bearer_token_file},
+      {"tls_cert_file", &c.api_tls_cert_file},
+      {"tls_key_file", &c.api_tls_key_file}};
+  for (const auto& [key, value] : tcp_only)
+    if (!c.api_listen && !value->empty())
+      bad(source, std::string("api.") + key,
+          "applies only to a TCP listener, and api.listen is not set; set api.listen or remove it");
+  if (c.api_tls_cert_file.empty() != c.api_tls_key_file.empty())
+    bad(source, c.api_tls_cert_file.empty() ? "api.tls_cert_file" : "api.tls_key_file",
+        "missing: TLS needs both api.tls_cert_file and api.tls_key_file");
 
   if (const toml::node* n = root.get("peers")) {
     const toml::array* arr = n->as_array();

@@ -7,6 +7,7 @@
 #include "common/ip.h"
 #include "common/result.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,7 +35,42 @@ struct Config {
 
   // [node]
   std::string node_name;
-  std::optional<IpPrefix> pod_cidr;  // static pod CIDR (until the control plane allocates)
+  std::optional<IpPrefix> pod_cidr;  // static mode's pod CIDR; refused together with [cluster]/[join]
+
+  // Cluster mode: on when the file has a [cluster] or [join] section (the
+  // daemon also stays in cluster mode when its store already holds a
+  // cluster). `[node] pod_cidr` is the static mode's; setting it together
+  // with [cluster] or [join] is an error that says so.
+  bool cluster_mode = false;
+
+  // [cluster]
+  IpPrefix cluster_cidr = IpPrefix{IpAddress::v4(10, 244, 0, 0), 16};  // "cidr"; founding only
+  std::uint8_t node_prefix_length = 24;  // "node_prefix": longer than cluster_cidr's, <= 30 (v4) / 126 (v6)
+  // "join_listen": where members answer joins (TCP). An unspecified address
+  // (0.0.0.0, [::]) means every address; Endpoint holds it as such.
+  Endpoint join_listen = Endpoint{IpAddress::v4(0, 0, 0, 0), 51821};
+  std::uint16_t sync_port = 51822;           // "sync_port": the sync channel, on the node's mesh address
+  unsigned anti_entropy_interval_ms = 1000;  // "anti_entropy_interval_ms", 100 .. 600000
+  // "advertise_endpoint": where peers reach this node's WireGuard. Absent or
+  // "" = auto (the address of the route towards the join target, else the
+  // default route, with [wireguard] listen_port).
+  std::optional<Endpoint> advertise_endpoint;
+
+  // [join]
+  std::optional<Endpoint> join_target;  // "target": a member's join_listen "address:port"
+  std::string join_token_file;          // "token_file": holds "id.secret"; NOT the API's bearer token file
+
+  // [api]
+  std::string api_socket = "/run/meshd/meshd.sock";  // "socket"; "" = no unix socket
+  std::string api_socket_group;          // "socket_group": group owning the socket (mode 0660); "" = meshd's
+  std::optional<Endpoint> api_listen;    // "listen": TCP "address:port"; none by default
+  std::string api_bearer_token_file;     // "bearer_token_file": 0600 file; required for a TCP listener
+  // "tls_cert_file", "tls_key_file": both or neither; the daemon requires
+  // them on any listen address other than loopback or the node's mesh
+  // address (which the parser cannot know).
+  std::string api_tls_cert_file, api_tls_key_file;
+  std::size_t api_max_connections = 64;  // "max_connections", 1 .. 4096
+  unsigned api_idle_timeout_ms = 30000;  // "idle_timeout_ms", 100 .. 3600000
 
   // [wireguard]
   std::string interface = "meshd0";

@@ -1,5 +1,6 @@
 #include "meshd/config/config.h"
 #include "tests/support/config_error.h"
+#include "tests/support/temp_dir.h"
 
 #include "common/ifname.h"
 
@@ -114,6 +115,263 @@ TEST(Config, InterfaceNamesFollowTheOneRuleAndTheMessageSaysTheForm) {
                          "meshd.toml")
                 .interface,
             "wg.mesh-0_a");
+}
+
+// ------------------------------------------------- cluster, join and API keys
+
+TEST(Config, ClusterJoinAndApiDefaults) {
+  auto c = parse_config("", "meshd.toml");
+  EXPECT_FALSE(c.cluster_mode);
+  EXPECT_EQ(c.cluster_cidr.to_string(), "10.244.0.0/16");
+  EXPECT_EQ(c.node_prefix_length, 24);
+  EXPECT_EQ(c.join_listen.to_string(), "0.0.0.0:51821");
+  EXPECT_TRUE(c.join_listen.address.is_v4());
+  EXPECT_EQ(c.sync_port, 51822);
+  EXPECT_EQ(c.anti_entropy_interval_ms, 1000u);
+  EXPECT_FALSE(c.advertise_endpoint);
+  EXPECT_FALSE(c.join_target);
+  EXPECT_EQ(c.join_token_file, "");
+  EXPECT_EQ(c.api_socket, "/run/meshd/meshd.sock");
+  EXPECT_EQ(c.api_socket_group, "");
+  EXPECT_FALSE(c.api_listen);
+  EXPECT_EQ(c.api_bearer_token_file, "");
+  EXPECT_EQ(c.api_tls_cert_file, "");
+  EXPECT_EQ(c.api_tls_key_file, "");
+  EXPECT_EQ(c.api_max_connections, 64u);
+  EXPECT_EQ(c.api_idle_timeout_ms, 30000u);
+}
+
+TEST(Config, AClusterOrJoinSectionTurnsClusterModeOnEvenEmpty) {
+  EXPECT_TRUE(parse_config("[cluster]\n", "meshd.toml").cluster_mode);
+  EXPECT_TRUE(parse_config("[join]\ntarget = \"192.0.2.1:51821\"\ntoken_file = \"/t\"\n", "meshd.toml")
+                  .cluster_mode);
+  EXPECT_FALSE(parse_config("[api]\n[node]\nname = \"a\"\n", "meshd.toml").cluster_mode);
+  // [cluster] alone keeps every default.
+  auto c = parse_config("[cluster]\n", "meshd.toml");
+  EXPECT_EQ(c.cluster_cidr.to_string(), "10.244.0.0/16");
+  EXPECT_EQ(c.node_prefix_length, 24);
+}
+
+TEST(Config, EveryClusterJoinAndApiKey) {
+  auto c = parse_config(R"(
+[cluster]
+cidr = "fd00:10::/48"
+node_prefix = 64
+join_listen = "[::]:7001"
+sync_port = 7002
+anti_entropy_interval_ms = 250
+advertise_endpoint = "[2001:db8::5]:51900"
+[join]
+target = "[2001:db8::1]:7001"
+token_file = "/etc/meshd/join-token"
+[api]
+socket = "/run/m/api.sock"
+socket_group = "meshd-admin"
+listen = "192.0.2.5:8443"
+bearer_token_file = "/etc/meshd/api-token"
+tls_cert_file = "/etc/meshd/api.crt"
+tls_key_file = "/etc/meshd/api.key"
+max_connections = 8
+idle_timeout_ms = 5000
+)", "meshd.toml");
+  EXPECT_TRUE(c.cluster_mode);
+  EXPECT_EQ(c.cluster_cidr.to_string(), "fd00:10::/48");
+  EXPECT_EQ(c.node_prefix_length, 64);
+  EXPECT_EQ(c.join_listen.to_string(), "[::]:7001");
+  EXPECT_EQ(c.sync_port, 7002);
+  EXPECT_EQ(c.anti_entropy_interval_ms, 250u);
+  ASSERT_TRUE(c.advertise_endpoint);
+  EXPECT_EQ(c.advertise_endpoint->to_string(), "[2001:db8::5]:51900");
+  ASSERT_TRUE(c.join_target);
+  EXPECT_EQ(c.join_target->to_string(), "[2001:db8::1]:7001");
+  EXPECT_EQ(c.join_token_file, "/etc/meshd/join-token");
+  EXPECT_EQ(c.api_socket, "/run/m/api.sock");
+  EXPECT_EQ(c.api_socket_group, "meshd-admin");
+  ASSERT_TRUE(c.api_listen);
+  EXPECT_EQ(c.api_listen->to_string(), "192.0.2.5:8443");
+  EXPECT_EQ(c.api_bearer_token_file, "/etc/meshd/api-token");
+  EXPECT_EQ(c.api_tls_cert_file, "/etc/meshd/api.crt");
+  EXPECT_EQ(c.api_tls_key_file, "/etc/meshd/api.key");
+  EXPECT_EQ(c.api_max_connections, 8u);
+  EXPECT_EQ(c.api_idle_timeout_ms, 5000u);
+
+  // "" = auto for the advertised endpoint and no unix socket.
+  auto d = parse_config("[cluster]\nadvertise_endpoint = \"\"\n[api]\nsocket = \"\"\n", "meshd.toml");
+  EXPECT_FALSE(d.advertise_endpoint);
+  EXPECT_EQ(d.api_socket, "");
+  // A node prefix at the bounds: /30 in v4, /126 in v6, one longer than the cluster's.
+  EXPECT_EQ(parse_config("[cluster]\nnode_prefix = 30\n", "m").node_prefix_length, 30);
+  EXPECT_EQ(parse_config("[cluster]\nnode_prefix = 17\n", "m").node_prefix_length, 17);
+  EXPECT_EQ(parse_config("[cluster]\ncidr = \"fd00::/64\"\nnode_prefix = 126\n", "m").node_prefix_length, 126);
+}
+
+// Each message in full: the file, the key, what is wrong and what to write.
+TEST(Config, ClusterJoinAndApiErrorsSayTheKeyAndTheExpectedForm) {
+  const std::pair<const char*, const char*> cases[] = {
+      // Cross-key: static pod CIDR with cluster mode.
+      {"[node]\npod_cidr = \"10.244.1.0/24\"\n[cluster]\n",
+       "meshd.toml: node.pod_cidr: is the static mode's pod CIDR; with a [cluster] section the "
+       "cluster allocates each node's pod CIDR: remove node.pod_cidr, or the [cluster] and [join] "
+       "sections for static mode"},
+      {"[node]\npod_cidr = \"10.244.1.0/24\"\n[join]\ntarget = \"192.0.2.1:51821\"\ntoken_file = \"/t\"\n",
+       "meshd.toml: node.pod_cidr: is the static mode's pod CIDR; with a [join] section the "
+       "cluster allocates each node's pod CIDR: remove node.pod_cidr, or the [cluster] and [join] "
+       "sections for static mode"},
+      // Cross-key: join target and token file go together.
+      {"[join]\ntarget = \"192.0.2.1:51821\"\n",
+       "meshd.toml: join.token_file: missing: joining through join.target needs token_file, the "
+       "absolute path of a 0600 file holding the bootstrap token \"id.secret\""},
+      {"[join]\ntoken_file = \"/etc/meshd/join-token\"\n",
+       "meshd.toml: join.target: missing: [join] needs target, a member's cluster.join_listen "
+       "\"address:port\", and token_file"},
+      {"[join]\n",
+       "meshd.toml: join.target: missing: [join] needs target, a member's cluster.join_listen "
+       "\"address:port\", and token_file"},
+      // Cross-key: the node prefix must fit the cluster CIDR.
+      {"[cluster]\nnode_prefix = 16\n",
+       "meshd.toml: cluster.node_prefix: /16 does not fit cluster.cidr 10.244.0.0/16: expected a "
+       "length from 17 to 30"},
+      {"[cluster]\nnode_prefix = 31\n",
+       "meshd.toml: cluster.node_prefix: /31 does not fit cluster.cidr 10.244.0.0/16: expected a "
+       "length from 17 to 30"},
+      {"[cluster]\ncidr = \"10.0.0.0/25\"\n",
+       "meshd.toml: cluster.node_prefix: (default) /24 does not fit cluster.cidr 10.0.0.0/25: "
+       "expected a length from 26 to 30"},
+      {"[cluster]\ncidr = \"fd00::/48\"\n",
+       "meshd.toml: cluster.node_prefix: (default) /24 does not fit cluster.cidr fd00::/48: "
+       "expected a length from 49 to 126"},
+      {"[cluster]\ncidr = \"10.0.0.0/30\"\nnode_prefix = 30\n",
+       "meshd.toml: cluster.node_prefix: /30 does not fit cluster.cidr 10.0.0.0/30: expected a "
+       "larger cluster.cidr (a node prefix is at most /30)"},
+      {"[cluster]\nnode_prefix = 0\n",
+       "meshd.toml: cluster.node_prefix: expected an integer from 1 to 128, got 0"},
+      {"[cluster]\ncidr = \"10.244.1.0/16\"\n",
+       "meshd.toml: cluster.cidr: \"10.244.1.0/16\" has host bits set; did you mean 10.244.0.0/16?"},
+      {"[cluster]\ncidr = 16\n", "meshd.toml: cluster.cidr: expected a string like \"10.244.0.0/16\""},
+      // Cross-key: a wildcard join listener holds the sync port too.
+      {"[cluster]\nsync_port = 51821\n",
+       "meshd.toml: cluster.sync_port: 51821 is also cluster.join_listen's port (0.0.0.0:51821, "
+       "every address); expected another port"},
+      // Endpoints.
+      {"[cluster]\njoin_listen = \"0.0.0.0\"\n",
+       "meshd.toml: cluster.join_listen: expected \"a.b.c.d:port\" or \"[ipv6]:port\" (no host "
+       "names), got \"0.0.0.0\""},
+      {"[cluster]\njoin_listen = \"0.0.0.0:0\"\n",
+       "meshd.toml: cluster.join_listen: expected a port from 1 to 65535, got \"0.0.0.0:0\""},
+      {"[cluster]\nadvertise_endpoint = \"0.0.0.0:51820\"\n",
+       "meshd.toml: cluster.advertise_endpoint: expected a concrete address to reach, not 0.0.0.0 "
+       "(\"0.0.0.0:51820\")"},
+      {"[join]\ntarget = \"member.example:51821\"\ntoken_file = \"/t\"\n",
+       "meshd.toml: join.target: expected \"a.b.c.d:port\" or \"[ipv6]:port\" (no host names), got "
+       "\"member.example:51821\""},
+      {"[join]\ntarget = \"[::]:51821\"\ntoken_file = \"/t\"\n",
+       "meshd.toml: join.target: expected a concrete address to reach, not :: (\"[::]:51821\")"},
+      {"[join]\ntarget = 51821\n",
+       "meshd.toml: join.target: expected a string, \"a.b.c.d:port\" or \"[ipv6]:port\" (no host names)"},
+      {"[api]\nlisten = \"localhost:8443\"\nbearer_token_file = \"/t\"\n",
+       "meshd.toml: api.listen: expected \"a.b.c.d:port\" or \"[ipv6]:port\" (no host names), got "
+       "\"localhost:8443\""},
+      // Ranges.
+      {"[cluster]\nsync_port = 0\n", "meshd.toml: cluster.sync_port: expected an integer from 1 to 65535, got 0"},
+      {"[cluster]\nanti_entropy_interval_ms = 99\n",
+       "meshd.toml: cluster.anti_entropy_interval_ms: expected an integer from 100 to 600000, got 99"},
+      {"[cluster]\nanti_entropy_interval_ms = 600001\n",
+       "meshd.toml: cluster.anti_entropy_interval_ms: expected an integer from 100 to 600000, got 600001"},
+      {"[api]\nmax_connections = 0\n",
+       "meshd.toml: api.max_connections: expected an integer from 1 to 4096, got 0"},
+      {"[api]\nidle_timeout_ms = 50\n",
+       "meshd.toml: api.idle_timeout_ms: expected an integer from 100 to 3600000, got 50"},
+      // Paths.
+      {"[join]\ntarget = \"192.0.2.1:51821\"\ntoken_file = \"join-token\"\n",
+       "meshd.toml: join.token_file: expected an absolute path, got \"join-token\""},
+      {"[api]\nsocket = \"meshd.sock\"\n", "meshd.toml: api.socket: expected an absolute path, got \"meshd.sock\""},
+      {"[api]\nlisten = \"127.0.0.1:8443\"\nbearer_token_file = \"./t\"\n",
+       "meshd.toml: api.bearer_token_file: expected an absolute path, got \"./t\""},
+      // The API's cross-key rules.
+      {"[api]\nlisten = \"127.0.0.1:8443\"\n",
+       "meshd.toml: api.bearer_token_file: missing: a TCP listener (api.listen 127.0.0.1:8443) "
+       "needs bearer_token_file, the absolute path of a 0600 file holding the token clients send"},
+      {"[api]\nbearer_token_file = \"/t\"\n",
+       "meshd.toml: api.bearer_token_file: applies only to a TCP listener, and api.listen is not "
+       "set; set api.listen or remove it"},
+      {"[api]\ntls_cert_file = \"/c\"\ntls_key_file = \"/k\"\n",
+       "meshd.toml: api.tls_cert_file: applies only to a TCP listener, and api.listen is not set; "
+       "set api.listen or remove it"},
+      {"[api]\nlisten = \"192.0.2.5:8443\"\nbearer_token_file = \"/t\"\ntls_cert_file = \"/c\"\n",
+       "meshd.toml: api.tls_key_file: missing: TLS needs both api.tls_cert_file and api.tls_key_file"},
+      {"[api]\nlisten = \"192.0.2.5:8443\"\nbearer_token_file = \"/t\"\ntls_key_file = \"/k\"\n",
+       "meshd.toml: api.tls_cert_file: missing: TLS needs both api.tls_cert_file and api.tls_key_file"},
+      {"[api]\nsocket = \"\"\nsocket_group = \"meshd\"\n",
+       "meshd.toml: api.socket_group: is set but api.socket is \"\" (no unix socket); remove one"},
+      {"[api]\nsocket_group = \"-x\"\n",
+       "meshd.toml: api.socket_group: expected a group name of 1-32 characters of [A-Za-z0-9._-], "
+       "not starting with '-', got \"-x\""},
+      // Unknown keys and sections.
+      {"[cluster]\nnode_prefix_length = 24\n",
+       "meshd.toml: cluster.node_prefix_length: unknown key (check its spelling)"},
+      {"[join]\ntoken = \"abc123.secret\"\n", "meshd.toml: join.token: unknown key (check its spelling)"},
+      {"[api]\nport = 1\n", "meshd.toml: api.port: unknown key (check its spelling)"},
+      {"[clutser]\n",
+       "meshd.toml: clutser: unknown section (expected one of node, wireguard, userspace, state, "
+       "reconcile, cni, cluster, join, api, peers)"},
+      {"cluster = 1\n", "meshd.toml: cluster: expected a table ([cluster])"},
+  };
+  for (const auto& [text, message] : cases) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(error_of(text), message);
+  }
+  // A unix socket address holds at most 107 bytes of path.
+  const std::string long_path = "/" + std::string(107, 's');
+  EXPECT_EQ(error_of("[api]\nsocket = \"" + long_path + "\"\n"),
+            "meshd.toml: api.socket: expected a path of at most 107 bytes (a unix socket address), got 108");
+  EXPECT_EQ(error_of("[api]\nsocket = \"" + long_path.substr(1) + "\"\n").find("at most 107"),
+            std::string::npos);  // 107 bytes: the absolute-path rule speaks, not the length
+}
+
+// The example in docs/examples is what an operator copies: it must parse, as
+// the founder's file it is and with its [join] lines switched on.
+TEST(Config, TheExampleFileParsesAsAFounderAndAsAJoiner) {
+  const std::string path = std::string(MESHD_SOURCE_DIR) + "/docs/examples/meshd.toml";
+  auto founder = load_config(path);
+  EXPECT_TRUE(founder.cluster_mode);
+  EXPECT_FALSE(founder.pod_cidr);
+  EXPECT_FALSE(founder.join_target);
+  EXPECT_EQ(founder.node_name, "node-a");
+  EXPECT_EQ(founder.cluster_cidr.to_string(), "10.244.0.0/16");
+  EXPECT_FALSE(founder.api_listen);
+  // Apart from the node's name, every value in it is the default.
+  auto defaults = parse_config("[cluster]\n", path);
+  EXPECT_EQ(founder.join_listen, defaults.join_listen);
+  EXPECT_EQ(founder.sync_port, defaults.sync_port);
+  EXPECT_EQ(founder.anti_entropy_interval_ms, defaults.anti_entropy_interval_ms);
+  EXPECT_EQ(founder.advertise_endpoint, defaults.advertise_endpoint);
+  EXPECT_EQ(founder.api_socket, defaults.api_socket);
+  EXPECT_EQ(founder.api_max_connections, defaults.api_max_connections);
+  EXPECT_EQ(founder.api_idle_timeout_ms, defaults.api_idle_timeout_ms);
+  EXPECT_EQ(founder.resync_interval_ms, defaults.resync_interval_ms);
+  EXPECT_EQ(founder.listen_port, defaults.listen_port);
+
+  std::string text = testing::read_file(path);
+  for (const char* line : {"# [join]\n", "# target = ", "# token_file = ", "# listen = ",
+                           "# bearer_token_file = ", "# tls_cert_file = ", "# tls_key_file = "}) {
+    auto at = text.find(line);
+    ASSERT_NE(at, std::string::npos) << line;
+    text.erase(at, 2);
+  }
+  auto joiner = parse_config(text, path);
+  ASSERT_TRUE(joiner.join_target);
+  EXPECT_EQ(joiner.join_target->to_string(), "192.0.2.10:51821");
+  EXPECT_EQ(joiner.join_token_file, "/etc/meshd/join-token");
+  ASSERT_TRUE(joiner.api_listen);
+  EXPECT_EQ(joiner.api_listen->to_string(), "127.0.0.1:8443");
+  EXPECT_EQ(joiner.api_bearer_token_file, "/etc/meshd/api-token");
+  EXPECT_EQ(joiner.api_tls_cert_file, "/etc/meshd/api.crt");
+  EXPECT_EQ(joiner.api_tls_key_file, "/etc/meshd/api.key");
+
+  // The static mode's pod_cidr, switched on as well, is the documented error.
+  const std::string with_pod_cidr = text.replace(text.find("# pod_cidr"), 2, "");
+  EXPECT_NE(testing::config_error_of(with_pod_cidr).find("node.pod_cidr: is the static mode's"),
+            std::string::npos);
 }
 
 }  // namespace
