@@ -10,19 +10,12 @@
 #include "common/result.h"
 
 #include <cstdint>
-#include <span>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace meshd::store::codec {
 
-// nodes.endpoints: space-separated endpoints, "192.0.2.1:51820 [2001:db8::1]:51820".
-// Decoding splits at any ASCII whitespace and accepts an empty list.
-std::string encode_endpoints(std::span<const Endpoint> endpoints);
-Result<std::vector<Endpoint>> decode_endpoints(std::string_view text);
-
-// Prefix columns (cluster.cidr, nodes.pod_cidr, local_node.pod_cidr): what
+// Prefix columns (cluster.cidr, local_node.pod_cidr): what
 // IpPrefix::to_string() wrote.
 Result<IpPrefix> decode_prefix(std::string_view text);
 

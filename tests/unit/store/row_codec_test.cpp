@@ -14,21 +14,6 @@
 namespace meshd::store {
 namespace {
 
-TEST(StoreRowCodec, EndpointsRoundTripAndRefuseJunk) {
-  const std::vector<Endpoint> eps{Endpoint::parse("192.0.2.1:51820").value(),
-                                  Endpoint::parse("[2001:db8::1]:443").value()};
-  const std::string text = codec::encode_endpoints(eps);
-  EXPECT_EQ(text, "192.0.2.1:51820 [2001:db8::1]:443");
-  EXPECT_EQ(codec::decode_endpoints(text).value(), eps);
-  EXPECT_EQ(codec::decode_endpoints("  192.0.2.1:51820\t[2001:db8::1]:443\n").value(), eps);
-  EXPECT_TRUE(codec::decode_endpoints("").value().empty());
-  for (const char* bad : {"192.0.2.1", "host:51820", "192.0.2.1:51820 x", "[::1]:70000"}) {
-    SCOPED_TRACE(bad);
-    EXPECT_FALSE(codec::decode_endpoints(bad));
-  }
-  EXPECT_FALSE(codec::decode_endpoints(std::string_view("192.0.2.1:5\0" "1820", 12)));
-}
-
 TEST(StoreRowCodec, NodePrefixLengthAndMtuMustBeInRange) {
   const IpPrefix v4 = IpPrefix::parse("10.244.0.0/16").value();
   EXPECT_EQ(codec::decode_node_prefix_length(24, v4).value(), 24);
