@@ -1,6 +1,7 @@
 #include "meshd/api/metrics.h"
 
 #include <cstdio>
+#include <map>
 
 namespace meshd::api {
 
@@ -35,7 +36,32 @@ std::string escape_label_value(std::string_view v) {
   return out;
 }
 
-std::string render_metrics(const StatusSnapshot& s, bool ready) {
+namespace {
+
+std::string label(std::string_view name, std::string_view value) {
+  return "{" + std::string(name) + "=\"" + escape_label_value(value) + "\"}";
+}
+
+std::string format_bound(double b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", b);
+  return buf;
+}
+
+void by_label(std::string& out, std::string_view name, std::string_view help,
+              std::string_view label_name, const std::map<std::string, std::uint64_t>& values) {
+  // A family with no samples says nothing; its label values are open-ended
+  // (reasons, outcomes), so there is no fixed set to print as zeros.
+  if (values.empty()) return;
+  family(out, name, "counter", help);
+  for (const auto& [key, n] : values)
+    sample(out, name, static_cast<double>(n), label(label_name, key));
+}
+
+}  // namespace
+
+std::string render_metrics(const StatusSnapshot& s, bool ready,
+                           const std::optional<ClusterMetrics>& cluster) {
   std::string out;
   family(out, "meshd_info", "gauge", "Always 1; the labels name the WireGuard backend and device.");
   sample(out, "meshd_info", 1,
@@ -49,11 +75,29 @@ std::string render_metrics(const StatusSnapshot& s, bool ready) {
   sample(out, "meshd_pod_cidr_settled", s.pod_cidr && s.pod_cidr_settled ? 1 : 0);
   family(out, "meshd_peers", "gauge", "WireGuard peers configured on the device.");
   sample(out, "meshd_peers", static_cast<double>(s.peer_count));
+  family(out, "meshd_peers_reachable", "gauge",
+         "WireGuard peers with a recent handshake (reachable).");
+  sample(out, "meshd_peers_reachable", static_cast<double>(s.peers_reachable));
   family(out, "meshd_reconciles_total", "counter", "Reconcile passes since meshd started.");
   sample(out, "meshd_reconciles_total", static_cast<double>(s.reconcile.passes));
   family(out, "meshd_reconcile_errors_total", "counter",
          "Reconcile passes that failed since meshd started.");
   sample(out, "meshd_reconcile_errors_total", static_cast<double>(s.reconcile.failures));
+  {
+    const DurationHistogram& h = s.reconcile.durations;
+    family(out, "meshd_reconcile_duration_seconds", "histogram",
+           "How long reconcile passes took since meshd started.");
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < DurationHistogram::kBounds.size(); ++i) {
+      cumulative += h.counts[i];
+      sample(out, "meshd_reconcile_duration_seconds_bucket", static_cast<double>(cumulative),
+             label("le", format_bound(DurationHistogram::kBounds[i])));
+    }
+    sample(out, "meshd_reconcile_duration_seconds_bucket", static_cast<double>(h.count),
+           label("le", "+Inf"));
+    sample(out, "meshd_reconcile_duration_seconds_sum", h.sum_seconds);
+    sample(out, "meshd_reconcile_duration_seconds_count", static_cast<double>(h.count));
+  }
   // Absent before the first pass: a 0 timestamp would read as 1970.
   if (s.reconcile.last_at_ms) {
     family(out, "meshd_last_reconcile_timestamp_seconds", "gauge",
@@ -64,6 +108,64 @@ std::string render_metrics(const StatusSnapshot& s, bool ready) {
            "How long the last reconcile pass took.");
     sample(out, "meshd_last_reconcile_duration_seconds", s.reconcile.last_duration_seconds);
   }
+  if (s.cni_leases_in_use && s.cni_leases_free) {
+    family(out, "meshd_cni_leases", "gauge",
+           "Pod addresses in this node's pod CIDR, leased by the CNI plugin (in_use) or free.");
+    sample(out, "meshd_cni_leases", static_cast<double>(*s.cni_leases_in_use),
+           label("state", "in_use"));
+    sample(out, "meshd_cni_leases", static_cast<double>(*s.cni_leases_free), label("state", "free"));
+  }
+  if (!cluster) return out;
+
+  std::size_t in_effect = 0;
+  for (const NodeSnapshot& n : cluster->nodes) in_effect += n.in_effect ? 1 : 0;
+  family(out, "meshd_nodes", "gauge",
+         "Node records in effect in this node's table, this node included.");
+  sample(out, "meshd_nodes", static_cast<double>(in_effect));
+  // Per peer: the records in effect other than this node's own (a record that
+  // lost its claim is not configured as a peer).
+  std::vector<const NodeSnapshot*> peers;
+  for (const NodeSnapshot& n : cluster->nodes)
+    if (!n.self && n.in_effect) peers.push_back(&n);
+  bool any_handshake = false;
+  for (const NodeSnapshot* p : peers) any_handshake |= p->stats.last_handshake_age_seconds.has_value();
+  if (any_handshake) {
+    family(out, "meshd_peer_last_handshake_age_seconds", "gauge",
+           "Seconds since the last WireGuard handshake with the peer (absent: never).");
+    for (const NodeSnapshot* p : peers)
+      if (p->stats.last_handshake_age_seconds)
+        sample(out, "meshd_peer_last_handshake_age_seconds", *p->stats.last_handshake_age_seconds,
+               label("peer", p->name));
+  }
+  if (!peers.empty()) {
+    family(out, "meshd_peer_receive_bytes_total", "counter",
+           "Bytes received from the peer over WireGuard.");
+    for (const NodeSnapshot* p : peers)
+      sample(out, "meshd_peer_receive_bytes_total", static_cast<double>(p->stats.rx_bytes),
+             label("peer", p->name));
+    family(out, "meshd_peer_transmit_bytes_total", "counter",
+           "Bytes sent to the peer over WireGuard.");
+    for (const NodeSnapshot* p : peers)
+      sample(out, "meshd_peer_transmit_bytes_total", static_cast<double>(p->stats.tx_bytes),
+             label("peer", p->name));
+  }
+  const ControlPlaneCounters& c = cluster->counters;
+  family(out, "meshd_sync_messages_total", "counter",
+         "Control-plane sync messages received (in) and sent (out).");
+  sample(out, "meshd_sync_messages_total", static_cast<double>(c.sync_messages_in),
+         label("direction", "in"));
+  sample(out, "meshd_sync_messages_total", static_cast<double>(c.sync_messages_out),
+         label("direction", "out"));
+  family(out, "meshd_sync_bytes_total", "counter",
+         "Control-plane sync bytes received (in) and sent (out).");
+  sample(out, "meshd_sync_bytes_total", static_cast<double>(c.sync_bytes_in),
+         label("direction", "in"));
+  sample(out, "meshd_sync_bytes_total", static_cast<double>(c.sync_bytes_out),
+         label("direction", "out"));
+  by_label(out, "meshd_records_rejected_total", "Node records refused by the merge, by reason.",
+           "reason", c.records_rejected);
+  by_label(out, "meshd_join_attempts_total", "Join attempts at this node's join listener, by outcome.",
+           "outcome", c.join_attempts);
   return out;
 }
 

@@ -3,12 +3,19 @@
 #include "keys/token.h"
 #include "meshd/api/json_body.h"
 #include "meshd/api/metrics.h"
+#include "store/events.h"
 #include "store/tokens.h"
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <tuple>
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -63,6 +70,12 @@ json::value status_json(const StatusSnapshot& s) {
       {"pod_cidr", optional_value(s.pod_cidr)},
       {"pod_cidr_settled", s.pod_cidr.has_value() && s.pod_cidr_settled},
       {"peers", s.peer_count},
+      {"peers_reachable", s.peers_reachable},
+      {"cni_leases",
+       s.cni_leases_in_use && s.cni_leases_free
+           ? json::value(json::object{{"in_use", *s.cni_leases_in_use},
+                                      {"free", *s.cni_leases_free}})
+           : json::value(nullptr)},
       {"last_reconcile",
        r.last_at_ms ? json::value(json::object{{"at_ms", *r.last_at_ms},
                                                {"duration_seconds", r.last_duration_seconds},
@@ -71,6 +84,99 @@ json::value status_json(const StatusSnapshot& s) {
       {"reconciles", r.passes},
       {"reconcile_errors", r.failures},
   };
+}
+
+json::value node_json(const NodeSnapshot& n) {
+  json::array endpoints;
+  for (const std::string& e : n.endpoints) endpoints.emplace_back(e);
+  const PeerStats& st = n.stats;
+  return json::object{
+      {"name", n.name},
+      {"identity", n.identity},
+      {"public_key", n.public_key},
+      {"endpoints", std::move(endpoints)},
+      {"pod_cidr", n.pod_cidr},
+      {"version", n.version},
+      {"admitted_at_ms", n.admitted_at_ms},
+      {"self", n.self},
+      {"in_effect", n.in_effect},
+      {"stats",
+       json::object{{"last_handshake_age_seconds", st.last_handshake_age_seconds
+                                                       ? json::value(*st.last_handshake_age_seconds)
+                                                       : json::value(nullptr)},
+                    {"rx_bytes", st.rx_bytes},
+                    {"tx_bytes", st.tx_bytes},
+                    {"reachable", st.reachable}}},
+  };
+}
+
+// A TOML basic string (TOML 1.0 "Basic strings"): quotes, backslashes and
+// control characters escaped.
+std::string toml_string(std::string_view v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// The query of an origin-form target as name -> value. Strict, like bodies:
+// a parameter a route does not take is an error; values are not
+// percent-decoded (every parameter taken is a decimal integer).
+ApiResult<std::map<std::string, std::string, std::less<>>> query_params(
+    std::string_view target, std::initializer_list<std::string_view> allowed) {
+  std::map<std::string, std::string, std::less<>> out;
+  std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return out;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    std::size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    std::size_t eq = pair.find('=');
+    std::string_view name = pair.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      std::string list;
+      for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      // Not quoted: a query may hold anything, a pasted token too.
+      return ApiError::bad_request("unknown_parameter",
+                                   "a query parameter this route does not take; it takes " + list);
+    }
+    if (out.contains(name))
+      return ApiError::bad_request("invalid_value",
+                                   "query parameter \"" + std::string(name) + "\" given twice");
+    out.emplace(std::string(name), std::string(value));
+  }
+  return out;
+}
+
+// A query parameter that must be a decimal integer in [lo, hi]; `fallback`
+// when absent.
+ApiResult<std::int64_t> int_param(const std::map<std::string, std::string, std::less<>>& params,
+                                  std::string_view name, std::int64_t fallback, std::int64_t lo,
+                                  std::int64_t hi) {
+  auto it = params.find(name);
+  if (it == params.end()) return {boost::system::in_place_value, fallback};
+  const std::string& v = it->second;
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi)
+    return ApiError::bad_request("invalid_value", "query parameter \"" + std::string(name) +
+                                                      "\" must be an integer from " +
+                                                      std::to_string(lo) + " to " +
+                                                      std::to_string(hi));
+  return {boost::system::in_place_value, n};
 }
 
 class Api {
@@ -98,13 +204,91 @@ class Api {
   Response metrics() const {
     Response r;
     r.content_type = std::string(kPrometheusContentType);
-    r.body = render_metrics(opts_.status->status(), opts_.status->ready());
+    std::optional<ClusterMetrics> cluster;
+    if (opts_.cluster)
+      cluster = ClusterMetrics{opts_.cluster->nodes(), opts_.cluster->counters()};
+    r.body = render_metrics(opts_.status->status(), opts_.status->ready(), cluster);
     return r;
+  }
+
+  std::vector<NodeSnapshot> sorted_nodes() const {
+    std::vector<NodeSnapshot> nodes;
+    if (opts_.cluster) nodes = opts_.cluster->nodes();
+    std::stable_sort(nodes.begin(), nodes.end(), [](const NodeSnapshot& a, const NodeSnapshot& b) {
+      return std::tie(a.name, b.in_effect) < std::tie(b.name, a.in_effect);  // in effect first
+    });
+    return nodes;
+  }
+
+  Response list_nodes() const {
+    json::array out;
+    for (const NodeSnapshot& n : sorted_nodes()) out.push_back(node_json(n));
+    return json_response(200, json::object{{"nodes", std::move(out)}});
+  }
+
+  ApiResult<Response> one_node(const std::string& name) const {
+    // The record in effect if there is one (sorted first), else the first held.
+    for (const NodeSnapshot& n : sorted_nodes())
+      if (n.name == name) return json_response(200, node_json(n));
+    // Not quoted: a path segment may be a token pasted by mistake.
+    return ApiError{404, "node_not_found", "this node holds no record of a node by that name"};
+  }
+
+  // Long polling: with wait=S and nothing after `since`, a Pending that asks
+  // the store again each time the server polls (every ~200 ms), so nothing
+  // blocks the loop and the daemon needs no hook.
+  ApiResult<Reply> events(const Request& req) const {
+    auto params = query_params(req.target, {"since", "limit", "wait"});
+    if (!params) return params.error();
+    auto since = int_param(*params, "since", 0, 0, std::numeric_limits<std::int64_t>::max());
+    if (!since) return since.error();
+    auto limit = int_param(*params, "limit", kDefaultEventLimit, 1, kMaxEventLimit);
+    if (!limit) return limit.error();
+    auto wait = int_param(*params, "wait", 0, 0, kMaxEventWaitSeconds);
+    if (!wait) return wait.error();
+
+    auto page = [this, since = *since, limit = *limit]() -> ApiResult<json::object> {
+      json::array out;
+      std::int64_t next = since;
+      if (opts_.events) {
+        auto listed = opts_.events->list(static_cast<std::size_t>(limit), since);
+        if (!listed) return store_failed("list events", listed.error());
+        for (const store::Event& e : *listed) {
+          out.push_back(json::object{{"id", e.id},
+                                     {"at", e.at},
+                                     {"kind", e.kind},
+                                     {"node", e.node},
+                                     {"message", e.message}});
+          next = std::max(next, e.id);
+        }
+      }
+      return json::object{{"events", std::move(out)}, {"next", next}};
+    };
+    auto first = page();
+    if (!first) return first.error();
+    if (*wait == 0 || !first->at("events").as_array().empty() || !opts_.events)
+      return Reply{json_response(200, *first)};
+    return Reply{Pending{
+        .poll = [page](bool last) -> std::optional<Response> {
+          auto p = page();
+          if (!p) return error_response(p.error());
+          if (p->at("events").as_array().empty() && !last) return std::nullopt;
+          return json_response(200, *p);
+        },
+        .max_wait = std::chrono::seconds(*wait)}};
   }
 
   // Body (every field optional): {"ttl_seconds": int (default 24 h; 0 = never
   // expires), "uses": int >= 1 or null (unlimited), "description": string}.
   ApiResult<Response> create_token(const Request& req) const {
+    std::optional<ClusterSnapshot> cluster;
+    if (opts_.cluster) cluster = opts_.cluster->cluster();
+    // A bootstrap token admits a node into a cluster; a static node has none
+    // to admit it into, and a token that can never work would mislead.
+    if (!cluster)
+      return ApiError{409, "not_a_cluster",
+                      "this node runs in static mode (no [cluster] or [join] in its config): "
+                      "there is no cluster to join, so no bootstrap tokens are issued"};
     auto body = parse_object_body(req.body);
     if (!body) return body.error();
     if (auto r = only_fields(*body, {"ttl_seconds", "uses", "description"}); !r) return r.error();
@@ -145,13 +329,24 @@ class Api {
       auto created = opts_.tokens->create(row);
       if (!created && created.error().is(EEXIST)) continue;
       if (!created) return store_failed("store the new token", created.error());
+      json::value join_target = cluster->join_target.empty()
+                                    ? json::value(nullptr)
+                                    : json::value(cluster->join_target);
+      // What a joiner puts in its config; the token goes in the file, never
+      // in these lines.
+      std::string config = "[join]\n";
+      if (!cluster->join_target.empty())
+        config += "target = " + toml_string(cluster->join_target) + "\n";
+      config += "token_file = " + toml_string(kJoinTokenPath) + "\n";
       Response r = json_response(
           201, json::object{{"id", row.id},
                             {"token", token.reveal()},  // the only time the secret leaves meshd
                             {"description", row.description},
                             {"created_at", row.created_at},
                             {"expires_at", optional_value(row.expires_at)},
-                            {"uses_left", optional_value(row.usages_left)}});
+                            {"uses_left", optional_value(row.usages_left)},
+                            {"join_target", std::move(join_target)},
+                            {"config", std::move(config)}});
       r.headers.emplace_back("Location", "/v1/tokens/" + row.id);
       return r;
     }
@@ -207,6 +402,11 @@ Router make_router(ApiOptions opts) {
              [api](const Request&, const PathParams&) { return api->status(); });
   router.add("GET", "/metrics",
              [api](const Request&, const PathParams&) { return api->metrics(); });
+  router.add("GET", "/v1/nodes",
+             [api](const Request&, const PathParams&) { return api->list_nodes(); });
+  router.add("GET", "/v1/nodes/{name}", [api](const Request&, const PathParams& p) {
+    return answer(api->one_node(p.at("name")));
+  });
   router.add("POST", "/v1/tokens", [api](const Request& req, const PathParams&) {
     return answer(api->create_token(req));
   });
@@ -214,6 +414,11 @@ Router make_router(ApiOptions opts) {
              [api](const Request&, const PathParams&) { return answer(api->list_tokens()); });
   router.add("DELETE", "/v1/tokens/{id}", [api](const Request&, const PathParams& p) {
     return answer(api->revoke_token(p.at("id")));
+  });
+  router.add_deferring("GET", "/v1/events", [api](const Request& req, const PathParams&) -> Reply {
+    auto r = api->events(req);
+    if (!r) return error_response(r.error());
+    return std::move(*r);
   });
   return router;
 }

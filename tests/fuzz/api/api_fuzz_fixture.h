@@ -10,6 +10,7 @@
 #include "keys/token.h"
 #include "meshd/api/routes.h"
 #include "store/database.h"
+#include "store/events.h"
 #include "store/tokens.h"
 
 #include <boost/json.hpp>
@@ -38,6 +39,25 @@ struct FixedStatus : StatusSource {
   }
 };
 
+struct FixedCluster : ClusterSource {
+  std::optional<ClusterSnapshot> cluster() const override {
+    return ClusterSnapshot{.cluster_id = "c0ffee",
+                           .cidr = "10.244.0.0/16",
+                           .node_prefix_length = 24,
+                           .join_target = "192.0.2.1:51821",
+                           .settled = true};
+  }
+  std::vector<NodeSnapshot> nodes() const override {
+    NodeSnapshot self{.name = "alpha", .pod_cidr = "10.244.1.0/24", .self = true};
+    NodeSnapshot peer{.name = "beta", .endpoints = {"192.0.2.2:51820"}, .pod_cidr = "10.244.2.0/24"};
+    peer.stats = {.last_handshake_age_seconds = 3, .rx_bytes = 1, .tx_bytes = 2, .reachable = true};
+    return {self, peer};
+  }
+  ControlPlaneCounters counters() const override {
+    return {.sync_messages_in = 1, .records_rejected = {{"stale", 1}}, .join_attempts = {{"admitted", 1}}};
+  }
+};
+
 class Fixture {
  public:
   Response handle(const Request& req) {
@@ -50,13 +70,17 @@ class Fixture {
  private:
   void renew() {
     router_.reset();
+    events_.reset();
     repo_.reset();
     db_ = std::make_unique<store::Database>(store::DatabaseOptions{.path = ":memory:"});
     repo_ = std::make_unique<store::TokenRepo>(*db_);
-    router_ =
-        std::make_unique<Router>(make_router({.status = &status_, .tokens = repo_.get(), .now = [] {
-                                                return std::int64_t{1'800'000'000};
-                                              }}));
+    events_ = std::make_unique<store::EventRepo>(*db_);
+    (void)events_->append(1'800'000'000, "node-joined", "beta", "joined");
+    router_ = std::make_unique<Router>(make_router({.status = &status_,
+                                                   .tokens = repo_.get(),
+                                                   .cluster = &cluster_,
+                                                   .events = events_.get(),
+                                                   .now = [] { return std::int64_t{1'800'000'000}; }}));
   }
 
   static bool carries(const Request& req, const std::string& s) {
@@ -97,8 +121,10 @@ class Fixture {
   }
 
   FixedStatus status_;
+  FixedCluster cluster_;
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<store::TokenRepo> repo_;
+  std::unique_ptr<store::EventRepo> events_;
   std::unique_ptr<Router> router_;
   unsigned calls_ = 0;
   std::string secret_;  // of the last token made

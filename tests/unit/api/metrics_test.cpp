@@ -53,7 +53,80 @@ TEST(ApiMetrics, FamiliesAndValues) {
   for (std::size_t p = 0; (p = m.find("# HELP ", p)) != std::string::npos; ++p) ++helps;
   for (std::size_t p = 0; (p = m.find("# TYPE ", p)) != std::string::npos; ++p) ++types;
   EXPECT_EQ(helps, types);
-  EXPECT_EQ(types, 9u);
+  EXPECT_EQ(types, 11u);
+}
+
+ClusterMetrics two_peers() {
+  NodeSnapshot self{.name = "alpha", .self = true};
+  NodeSnapshot beta{.name = "beta"};
+  beta.stats = {.last_handshake_age_seconds = 12.5, .rx_bytes = 1000, .tx_bytes = 2000, .reachable = true};
+  NodeSnapshot gamma{.name = "gam\"ma"};  // never a handshake
+  NodeSnapshot lost{.name = "beta", .in_effect = false};
+  ClusterMetrics c{.nodes = {self, beta, gamma, lost}};
+  c.counters = {.sync_messages_in = 10,
+                .sync_messages_out = 11,
+                .sync_bytes_in = 1200,
+                .sync_bytes_out = 1300,
+                .records_rejected = {{"stale", 3}, {"bad_signature", 1}},
+                .join_attempts = {{"admitted", 2}, {"refused_expired", 1}, {"rate_limited", 4}}};
+  return c;
+}
+
+TEST(ApiMetrics, ClusterFamiliesAndValues) {
+  StatusSnapshot s = busy_node();
+  s.peers_reachable = 1;
+  s.cni_leases_in_use = 5;
+  s.cni_leases_free = 248;
+  s.reconcile.durations.observe(0.003);
+  s.reconcile.durations.observe(0.2);
+  s.reconcile.durations.observe(0.2);
+  s.reconcile.durations.observe(30);
+  std::string m = render_metrics(s, true, two_peers());
+  for (const char* line : {
+           "# TYPE meshd_nodes gauge",
+           "meshd_nodes 3",
+           "meshd_peers_reachable 1",
+           "# TYPE meshd_peer_last_handshake_age_seconds gauge",
+           "meshd_peer_last_handshake_age_seconds{peer=\"beta\"} 12.5",
+           "# TYPE meshd_peer_receive_bytes_total counter",
+           "meshd_peer_receive_bytes_total{peer=\"beta\"} 1000",
+           "meshd_peer_receive_bytes_total{peer=\"gam\\\"ma\"} 0",
+           "meshd_peer_transmit_bytes_total{peer=\"beta\"} 2000",
+           "# TYPE meshd_reconcile_duration_seconds histogram",
+           "meshd_reconcile_duration_seconds_bucket{le=\"0.005\"} 1",
+           "meshd_reconcile_duration_seconds_bucket{le=\"0.1\"} 1",
+           "meshd_reconcile_duration_seconds_bucket{le=\"0.25\"} 3",
+           "meshd_reconcile_duration_seconds_bucket{le=\"10\"} 3",
+           "meshd_reconcile_duration_seconds_bucket{le=\"+Inf\"} 4",
+           "meshd_reconcile_duration_seconds_count 4",
+           "meshd_reconcile_duration_seconds_sum 30.402999999999999",
+           "meshd_sync_messages_total{direction=\"in\"} 10",
+           "meshd_sync_messages_total{direction=\"out\"} 11",
+           "meshd_sync_bytes_total{direction=\"in\"} 1200",
+           "meshd_sync_bytes_total{direction=\"out\"} 1300",
+           "meshd_records_rejected_total{reason=\"stale\"} 3",
+           "meshd_records_rejected_total{reason=\"bad_signature\"} 1",
+           "meshd_join_attempts_total{outcome=\"admitted\"} 2",
+           "meshd_join_attempts_total{outcome=\"rate_limited\"} 4",
+           "meshd_cni_leases{state=\"in_use\"} 5",
+           "meshd_cni_leases{state=\"free\"} 248",
+       })
+    EXPECT_TRUE(has_line(m, line)) << line << "\n" << m;
+  // A peer without a handshake has no age sample (0 would read as "just now"),
+  // and neither self nor a record that lost its claim is a peer.
+  EXPECT_EQ(m.find("meshd_peer_last_handshake_age_seconds{peer=\"gam"), std::string::npos);
+  EXPECT_EQ(m.find("peer=\"alpha\""), std::string::npos);
+  std::size_t beta_rx = 0;
+  for (std::size_t p = 0; (p = m.find("meshd_peer_receive_bytes_total{peer=\"beta\"}", p)) != std::string::npos; ++p)
+    ++beta_rx;
+  EXPECT_EQ(beta_rx, 1u);
+}
+
+TEST(ApiMetrics, StaticModeHasNoControlPlaneFamilies) {
+  std::string m = render_metrics(busy_node(), true);
+  for (const char* name : {"meshd_nodes", "meshd_sync_", "meshd_join_attempts", "meshd_peer_",
+                           "meshd_records_rejected", "meshd_cni_leases"})
+    EXPECT_EQ(m.find(name), std::string::npos) << name;
 }
 
 TEST(ApiMetrics, BeforeTheFirstReconcileThereIsNoTimestamp) {
@@ -76,9 +149,18 @@ TEST(ApiMetrics, LabelValuesAreEscaped) {
 TEST(ApiMetrics, PromtoolAcceptsThePage) {
   const char* promtool = "/usr/bin/promtool";
   MESHD_REQUIRE(::access(promtool, X_OK) == 0, "promtool (Debian package prometheus)");
-  for (bool ready : {false, true}) {
+  for (int variant = 0; variant < 3; ++variant) {
+    const bool ready = variant > 0;
     StatusSnapshot s = ready ? busy_node() : StatusSnapshot{};
-    auto r = meshd::testing::run_process({promtool, "check", "metrics"}, render_metrics(s, ready));
+    std::optional<ClusterMetrics> cluster;
+    if (variant == 2) {
+      cluster = two_peers();
+      s.cni_leases_in_use = 1;
+      s.cni_leases_free = 2;
+      s.reconcile.durations.observe(0.02);
+    }
+    auto r = meshd::testing::run_process({promtool, "check", "metrics"},
+                                         render_metrics(s, ready, cluster));
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     // promtool prints lint findings (naming, missing HELP) and still may exit 0 on some; none
     // expected.

@@ -4,6 +4,7 @@
 
 #include "keys/token.h"
 #include "store/database.h"
+#include "store/events.h"
 #include "store/tokens.h"
 #include "tests/support/temp_dir.h"
 
@@ -28,13 +29,44 @@ struct FakeStatus : StatusSource {
   StatusSnapshot status() const override { return snapshot; }
 };
 
+struct FakeCluster : ClusterSource {
+  std::optional<ClusterSnapshot> snapshot = ClusterSnapshot{.cluster_id = "c0ffee",
+                                                            .cidr = "10.244.0.0/16",
+                                                            .node_prefix_length = 24,
+                                                            .join_target = "192.0.2.1:51821",
+                                                            .settled = true};
+  std::vector<NodeSnapshot> records;
+  ControlPlaneCounters cp;
+  std::optional<ClusterSnapshot> cluster() const override { return snapshot; }
+  std::vector<NodeSnapshot> nodes() const override { return records; }
+  ControlPlaneCounters counters() const override { return cp; }
+};
+
+NodeSnapshot node(std::string name, bool self = false) {
+  NodeSnapshot n;
+  n.name = std::move(name);
+  n.identity = "MCowBQYDK2VwAyEAz4bXt2xwI1y5Bzq1Jb3oEXtKW4UXmKq9vO3iQ7Lk8wY=";
+  n.public_key = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+  n.endpoints = {"192.0.2.7:51820"};
+  n.pod_cidr = "10.244.7.0/24";
+  n.version = 3;
+  n.admitted_at_ms = 1'800'000'000'000;
+  n.self = self;
+  if (!self) n.stats = {.last_handshake_age_seconds = 12.5, .rx_bytes = 1000, .tx_bytes = 2000, .reachable = true};
+  return n;
+}
+
 class ApiRoutes : public ::testing::Test {
  protected:
   ApiRoutes()
       : db_(store::DatabaseOptions{.path = dir_.file("meshd.db")}),
         repo_(db_),
-        router_(
-            make_router({.status = &status_, .tokens = &repo_, .now = [this] { return now_; }})) {}
+        events_(db_),
+        router_(make_router({.status = &status_,
+                             .tokens = &repo_,
+                             .cluster = &cluster_,
+                             .events = &events_,
+                             .now = [this] { return now_; }})) {}
 
   Response call(std::string method, std::string target, std::string body = "") {
     return router_.handle({std::move(method), std::move(target), {}, std::move(body)});
@@ -58,7 +90,9 @@ class ApiRoutes : public ::testing::Test {
   meshd::testing::TempDir dir_{"meshd-api"};
   store::Database db_;
   store::TokenRepo repo_;
+  store::EventRepo events_;
   FakeStatus status_;
+  FakeCluster cluster_;
   std::int64_t now_ = 1'800'000'000;
   Router router_;
 };
@@ -294,6 +328,9 @@ TEST_F(ApiRoutes, TokenSecretAppearsOnlyInTheCreateResponse) {
       call("GET", "/v1/tokens/" + token),
       call("GET", "/v1/" + token),
       call("GET", "/v1/tokens?token=" + token),
+      call("GET", "/v1/nodes/" + token),
+      call("GET", "/v1/events?" + token),
+      call("GET", "/v1/events?since=" + token),
       call("POST", "/v1/tokens", R"({")" + token + R"(": 1})"),
       call("POST", "/v1/tokens", R"({"description": ")" + token + "\x01\"}"),
       call("POST", "/v1/tokens", R"({"ttl_seconds": ")" + token + "\"}"),
@@ -306,6 +343,157 @@ TEST_F(ApiRoutes, TokenSecretAppearsOnlyInTheCreateResponse) {
     EXPECT_EQ(r.body.find(secret), std::string::npos);
     for (const auto& [k, v] : r.headers) EXPECT_EQ(v.find(secret), std::string::npos);
   }
+}
+
+TEST_F(ApiRoutes, StatusHasReachablePeersAndCniLeases) {
+  json::object o = json_of(call("GET", "/v1/status"));
+  EXPECT_EQ(o.at("peers_reachable"), 0);
+  EXPECT_TRUE(o.at("cni_leases").is_null());
+  status_.snapshot.peers_reachable = 2;
+  status_.snapshot.cni_leases_in_use = 5;
+  status_.snapshot.cni_leases_free = 248;
+  o = json_of(call("GET", "/v1/status"));
+  EXPECT_EQ(o.at("peers_reachable"), 2);
+  EXPECT_EQ(o.at("cni_leases"), (json::value{{"in_use", 5}, {"free", 248}}));
+}
+
+TEST_F(ApiRoutes, CreateAnswersTheJoinTargetAndTheJoinersConfigLines) {
+  json::object o = created("{}");
+  EXPECT_EQ(o.at("join_target"), "192.0.2.1:51821");
+  EXPECT_EQ(o.at("config"),
+            "[join]\ntarget = \"192.0.2.1:51821\"\ntoken_file = \"/etc/meshd/join-token\"\n");
+  // The secret is in "token" only, not in the config lines.
+  std::string token(o.at("token").as_string());
+  EXPECT_EQ(o.at("config").as_string().find(token.substr(token.find('.') + 1)), std::string::npos);
+
+  cluster_.snapshot->join_target.clear();  // not known yet
+  o = created("{}");
+  EXPECT_TRUE(o.at("join_target").is_null());
+  EXPECT_EQ(o.at("config"), "[join]\ntoken_file = \"/etc/meshd/join-token\"\n");
+}
+
+TEST_F(ApiRoutes, StaticModeIssuesNoTokensButListsAndRevokes) {
+  json::object made = created("{}");
+  cluster_.snapshot.reset();
+  expect_error(call("POST", "/v1/tokens", "{}"), 409, "not_a_cluster");
+  Router no_source = make_router({.status = &status_, .tokens = &repo_});
+  Response r = no_source.handle({"POST", "/v1/tokens", {}, "{}"});
+  expect_error(r, 409, "not_a_cluster");
+  EXPECT_EQ(repo_.list()->size(), 1u);
+  EXPECT_EQ(no_source.handle({"GET", "/v1/tokens", {}, ""}).status, 200);
+  EXPECT_EQ(
+      no_source.handle({"DELETE", "/v1/tokens/" + std::string(made.at("id").as_string()), {}, ""})
+          .status,
+      204);
+}
+
+TEST_F(ApiRoutes, NodesListsEveryRecordByNameWithItsStats) {
+  NodeSnapshot lost = node("beta");
+  lost.in_effect = false;
+  lost.version = 1;
+  NodeSnapshot never = node("gamma");
+  never.stats = {};
+  cluster_.records = {never, lost, node("alpha", true), node("beta")};
+  json::object o = json_of(call("GET", "/v1/nodes"));
+  const json::array& list = o.at("nodes").as_array();
+  ASSERT_EQ(list.size(), 4u);
+  std::vector<std::string> names;
+  for (const auto& n : list) names.emplace_back(n.at("name").as_string());
+  EXPECT_EQ(names, (std::vector<std::string>{"alpha", "beta", "beta", "gamma"}));
+  EXPECT_EQ(list[1].at("in_effect"), true) << "the record in effect comes first";
+  EXPECT_EQ(list[2].at("in_effect"), false);
+  EXPECT_EQ(list[0].at("self"), true);
+  const json::object& beta = list[1].as_object();
+  EXPECT_EQ(beta.at("identity").as_string(), node("x").identity);
+  EXPECT_EQ(beta.at("public_key").as_string(), node("x").public_key);
+  EXPECT_EQ(beta.at("endpoints"), (json::array{"192.0.2.7:51820"}));
+  EXPECT_EQ(beta.at("pod_cidr"), "10.244.7.0/24");
+  EXPECT_EQ(beta.at("version"), 3);
+  EXPECT_EQ(beta.at("admitted_at_ms"), 1'800'000'000'000);
+  EXPECT_EQ(beta.at("stats"), (json::value{{"last_handshake_age_seconds", 12.5},
+                                           {"rx_bytes", 1000},
+                                           {"tx_bytes", 2000},
+                                           {"reachable", true}}));
+  EXPECT_TRUE(list[3].at("stats").at("last_handshake_age_seconds").is_null());
+  EXPECT_EQ(list[3].at("stats").at("reachable"), false);
+}
+
+TEST_F(ApiRoutes, OneNodeByNameOr404) {
+  NodeSnapshot lost = node("beta");
+  lost.in_effect = false;
+  lost.version = 1;
+  cluster_.records = {lost, node("beta"), node("alpha", true)};
+  json::object o = json_of(call("GET", "/v1/nodes/beta"));
+  EXPECT_EQ(o.at("name"), "beta");
+  EXPECT_EQ(o.at("in_effect"), true);
+  EXPECT_EQ(o.at("version"), 3);
+  Response missing = call("GET", "/v1/nodes/delta-secret");
+  expect_error(missing, 404, "node_not_found");
+  EXPECT_EQ(missing.body.find("delta-secret"), std::string::npos);
+}
+
+TEST_F(ApiRoutes, NodesInStaticModeAreAnEmptyTable) {
+  Router no_source = make_router({.status = &status_, .tokens = &repo_});
+  Response r = no_source.handle({"GET", "/v1/nodes", {}, ""});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"nodes":[]})");
+  EXPECT_EQ(no_source.handle({"GET", "/v1/nodes/alpha", {}, ""}).status, 404);
+}
+
+TEST_F(ApiRoutes, EventsAfterACursorInPagesOfLimit) {
+  for (int i = 1; i <= 5; ++i)
+    ASSERT_TRUE(events_.append(now_ + i, "node-joined", "n" + std::to_string(i), "joined"));
+  json::object o = json_of(call("GET", "/v1/events"));
+  ASSERT_EQ(o.at("events").as_array().size(), 5u);
+  EXPECT_EQ(o.at("events").as_array()[0],
+            (json::value{{"id", 1}, {"at", now_ + 1}, {"kind", "node-joined"}, {"node", "n1"},
+                         {"message", "joined"}}));
+  EXPECT_EQ(o.at("next"), 5);
+  o = json_of(call("GET", "/v1/events?since=2&limit=2"));
+  ASSERT_EQ(o.at("events").as_array().size(), 2u);
+  EXPECT_EQ(o.at("events").as_array()[0].at("id"), 3);
+  EXPECT_EQ(o.at("next"), 4);
+  o = json_of(call("GET", "/v1/events?since=5"));
+  EXPECT_TRUE(o.at("events").as_array().empty());
+  EXPECT_EQ(o.at("next"), 5) << "with nothing newer the cursor stays";
+}
+
+TEST_F(ApiRoutes, EventsRefuseBadQueries) {
+  for (const char* q : {"since=-1", "since=x", "limit=0", "limit=1001", "wait=61", "wait=1.5",
+                        "since=1&since=2", "since="}) {
+    SCOPED_TRACE(q);
+    expect_error(call("GET", std::string("/v1/events?") + q), 400, "invalid_value");
+  }
+  expect_error(call("GET", "/v1/events?follow=1"), 400, "unknown_parameter");
+}
+
+TEST_F(ApiRoutes, EventsWithWaitArePendingUntilAnEventArrives) {
+  Reply first = router_.dispatch({"GET", "/v1/events?since=0&wait=30", {}, ""});
+  ASSERT_TRUE(std::holds_alternative<Pending>(first));
+  const Pending& p = std::get<Pending>(first);
+  EXPECT_EQ(p.max_wait, std::chrono::seconds(30));
+  EXPECT_FALSE(Router::poll(p, false)) << "nothing yet";
+  ASSERT_TRUE(events_.append(now_, "node-removed", "n9", "removed by an operator"));
+  auto r = Router::poll(p, false);
+  ASSERT_TRUE(r);
+  json::object o = json_of(*r);
+  ASSERT_EQ(o.at("events").as_array().size(), 1u);
+  EXPECT_EQ(o.at("next"), 1);
+
+  // The wait over with nothing newer: an empty page with the cursor unchanged.
+  Reply later = router_.dispatch({"GET", "/v1/events?since=1&wait=1", {}, ""});
+  ASSERT_TRUE(std::holds_alternative<Pending>(later));
+  auto last = Router::poll(std::get<Pending>(later), true);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->body, R"({"events":[],"next":1})");
+  // Something already there: answered at once.
+  EXPECT_TRUE(std::holds_alternative<Response>(
+      router_.dispatch({"GET", "/v1/events?since=0&wait=30", {}, ""})));
+}
+
+TEST_F(ApiRoutes, EventsStoreFailureIs500) {
+  db_.sql().exec("DROP TABLE events");
+  expect_error(call("GET", "/v1/events"), 500, "store_error");
 }
 
 }  // namespace
