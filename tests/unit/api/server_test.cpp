@@ -5,6 +5,7 @@
 #include "meshd/api/server.h"
 
 #include "meshd/api/error.h"
+#include "tests/support/eventually.h"
 #include "tests/support/prerequisite.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -153,6 +154,11 @@ Router test_router(std::atomic<int>* polls = nullptr, std::atomic<bool>* release
     Response ok;
     ok.body = R"({"status":"ok"})";
     return ok;
+  });
+  r.add("GET", "/big", [](const Request&, const PathParams&) {
+    Response big;
+    big.body = "\"" + std::string(16 << 20, 'b') + "\"";  // more than socket buffers hold
+    return big;
   });
   r.add("POST", "/echo", [](const Request& req, const PathParams&) {
     Response ok;
@@ -482,6 +488,32 @@ TEST(ApiServer, TlsListenerSpeaksOnlyTls) {
   ::SSL_CTX_free(ctx);
 }
 
+TEST(ApiServer, TlsBelow12IsRefused) {
+  MESHD_REQUIRE(::access("/usr/bin/openssl", X_OK) == 0, "openssl (Debian package openssl)");
+  Certificate cert;
+  ASSERT_TRUE(cert.made);
+  Router router = test_router();
+  ServerOptions o = tcp_options();
+  o.tls_cert_file = cert.cert;
+  o.tls_key_file = cert.key;
+  Running s(o, router);
+  SSL_CTX* ctx = ::SSL_CTX_new(::TLS_client_method());
+  ASSERT_NE(ctx, nullptr);
+  ::SSL_CTX_set_security_level(ctx, 0);  // let this client offer TLS 1.1 at all
+  ::SSL_CTX_set_min_proto_version(ctx, TLS1_1_VERSION);
+  ::SSL_CTX_set_max_proto_version(ctx, TLS1_1_VERSION);
+  {
+    Client old = Client::tcp(s.port());
+    EXPECT_FALSE(old.start_tls(ctx));
+  }
+  ::SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+  {
+    Client ok = Client::tcp(s.port());
+    EXPECT_TRUE(ok.start_tls(ctx)) << "the same client with 1.2 allowed connects";
+  }
+  ::SSL_CTX_free(ctx);
+}
+
 TEST(ApiServer, TlsWithOnlyACertificateOrABadKeyIsRefused) {
   MESHD_REQUIRE(::access("/usr/bin/openssl", X_OK) == 0, "openssl (Debian package openssl)");
   Certificate cert;
@@ -580,6 +612,20 @@ TEST(ApiServer, ReadAndIdleTimeoutsCloseStalledConnections) {
   EXPECT_TRUE(half.closed_by_server());
   EXPECT_TRUE(idle.closed_by_server());
   EXPECT_EQ(s.counters().timeouts, 3u);
+}
+
+TEST(ApiServer, WriteTimeoutClosesAConnectionThatDoesNotTakeItsAnswer) {
+  testing::TempDir dir("meshd-api-srv");
+  Router router = test_router();
+  Running s({.unix_socket = dir.file("api.sock"), .write_timeout = 100ms}, router);
+  Client c = Client::unix_socket(dir.file("api.sock"));
+  ASSERT_TRUE(c.send(get("/big")));  // and never read
+  EXPECT_TRUE(testing::eventually([&] { return s.counters().timeouts == 1; }));
+  EXPECT_EQ(s.open_connections(), 0u);
+  // Others are served meanwhile and after.
+  Client other = Client::unix_socket(dir.file("api.sock"));
+  ASSERT_TRUE(other.send(get("/v1/healthz")));
+  ASSERT_TRUE(other.read_response());
 }
 
 TEST(ApiServer, OversizedHeaderIs431AndOversizedBodyIs413) {
