@@ -8,11 +8,20 @@
 #include "meshd/dataplane/kernel_backend.h"
 #include "meshd/dataplane/reconciler.h"
 #include "meshd/dataplane/userspace_backend.h"
+#include "common/pod_network.h"
+#include "common/secret_file.h"
+#include "meshd/api/routes.h"
+#include "meshd/api/server.h"
+#include "meshd/daemon/cluster_member.h"
 #include "meshd/daemon/cni_install.h"
 #include "meshd/daemon/runtime_dir.h"
 #include "meshd/daemon/service_manager.h"
 #include "netlink/rtnl.h"
+#include "store/cluster.h"
 #include "store/database.h"
+#include "store/events.h"
+#include "store/ipam.h"
+#include "store/tokens.h"
 #include "store/local_node.h"
 
 #include <boost/asio/io_context.hpp>
@@ -137,7 +146,7 @@ std::unique_ptr<dataplane::WgBackend> make_backend(const config::Config& cfg, st
   return std::make_unique<dataplane::UserspaceBackend>(uo);
 }
 
-class Daemon {
+class Daemon final : public api::StatusSource {
  public:
   explicit Daemon(DaemonOptions opts)
       : opts_(std::move(opts)),
@@ -153,10 +162,20 @@ class Daemon {
 
   int run();
 
+  // api::StatusSource
+  bool ready() const override { return ready_; }
+  api::StatusSnapshot status() const override;
+
  private:
+  void start_api();
+  void start_api_tcp();
+  std::map<keys::PublicKey, api::PeerStats> peer_stats() const;
   void open_state();
   void apply_node_settings();
   void load_desired();
+  void compose_peers();
+  void start_cluster();
+  void cluster_changed();
   void reload();
   bool reconcile(dataplane::PassScope scope);
   void refresh_mtu();
@@ -184,7 +203,21 @@ class Daemon {
   dataplane::EventScope event_scope_;  // what of the kernel's events concerns the mesh
 
   dataplane::LocalSpec local_;
-  std::vector<dataplane::PeerSpec> peers_;
+  std::vector<dataplane::PeerSpec> peers_;         // static and cluster peers
+  std::vector<dataplane::PeerSpec> static_peers_;  // validated [[peers]]
+  std::unique_ptr<ClusterMember> cluster_;         // cluster mode only
+  std::unique_ptr<store::TokenRepo> tokens_;
+  std::unique_ptr<store::EventRepo> events_repo_;
+  std::optional<api::Router> router_;
+  std::unique_ptr<api::Server> api_server_;  // the unix socket
+  std::unique_ptr<api::Server> api_tcp_;     // TCP, once its address exists
+  std::optional<api::ServerOptions> api_tcp_options_;
+  api::ReconcileSnapshot reconcile_stats_;
+  std::size_t last_peer_count_ = 0;
+  // The device's peer statistics, read at most once a second for the API.
+  mutable std::map<keys::PublicKey, api::PeerStats> peer_stats_;
+  mutable std::chrono::steady_clock::time_point peer_stats_at_{};
+  int exit_code_ = 0;
   std::vector<dataplane::Rejection> rejected_;
   std::vector<std::string> mtu_notes_;
 
@@ -254,14 +287,16 @@ void Daemon::load_desired() {
   local_.public_key = private_key_->public_key();
   local_.private_key = &*private_key_;
   local_.listen_port = cfg_.listen_port;
-  local_.pod_cidr = cfg_.pod_cidr;
+  local_.pod_cidr = cluster_ ? cluster_->pod_cidr() : cfg_.pod_cidr;
   rejected_.clear();
-  peers_ = dataplane::validate_static_peers(cfg_.peers, local_, cfg_.persistent_keepalive, rejected_);
+  static_peers_ =
+      dataplane::validate_static_peers(cfg_.peers, local_, cfg_.persistent_keepalive, rejected_);
   // From here on the validated peers are the ones meshd uses (a reload reads
   // the file again): the configured texts of a thousand peers are ~0.3 MB.
   std::vector<config::StaticPeer>().swap(cfg_.peers);
-  peers_.shrink_to_fit();
+  static_peers_.shrink_to_fit();
   for (const auto& r : rejected_) log_->warn("peer {} rejected: {}", r.peer, r.reason);
+  compose_peers();
   mtu_notes_.clear();
   local_.mtu = derive_mtu(cfg_, peers_, *rtnl_, mtu_notes_, event_scope_.underlay_index,
                           event_scope_.mtu_probe);
@@ -277,6 +312,164 @@ void Daemon::load_desired() {
   if (auto r = repo.set_mtu(local_.mtu); !r) log_->warn("{}", r.error().message);
   write_cni_conflist();
   warn_pods_above_mtu(cfg_, *db_, *rtnl_, local_.mtu, *log_);
+}
+
+api::StatusSnapshot Daemon::status() const {
+  api::StatusSnapshot s;
+  s.backend = std::string(backend_->kind());
+  s.interface = cfg_.interface;
+  s.mtu = static_cast<int>(local_.mtu);
+  s.public_key = private_key_->public_key().to_base64();
+  if (local_.pod_cidr) s.pod_cidr = local_.pod_cidr->to_string();
+  auto ln = store::LocalNodeRepo(*db_).get();
+  s.pod_cidr_settled = ln && ln->pod_cidr_settled && !pod_cidr_withdrawn_;
+  s.peer_count = last_peer_count_;
+  for (const auto& [key, st] : peer_stats())
+    if (st.reachable) ++s.peers_reachable;
+  s.reconcile = reconcile_stats_;
+  if (local_.pod_cidr) {
+    if (auto leases = store::Ipam(*db_).list(cfg_.cni_network); leases) {
+      std::uint64_t in_use = 0;
+      for (const auto& l : *leases)
+        if (local_.pod_cidr->contains(l.address)) ++in_use;
+      // Network, gateway and broadcast are never leased.
+      std::uint64_t size = std::uint64_t{1} << (32 - local_.pod_cidr->length);
+      s.cni_leases_in_use = in_use;
+      s.cni_leases_free = size > 3 + in_use ? size - 3 - in_use : 0;
+    }
+  }
+  return s;
+}
+
+// WireGuard's session keys expire 180 s after a handshake (REJECT_AFTER_TIME);
+// a peer that keeps no session past that is not reachable.
+std::map<keys::PublicKey, api::PeerStats> Daemon::peer_stats() const {
+  auto now = std::chrono::steady_clock::now();
+  if (now - peer_stats_at_ < 1s) return peer_stats_;
+  peer_stats_at_ = now;
+  peer_stats_.clear();
+  auto dev = backend_->get_device(cfg_.interface);
+  if (!dev) return peer_stats_;
+  auto wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& p : dev->peers) {
+    api::PeerStats st;
+    st.rx_bytes = p.rx_bytes;
+    st.tx_bytes = p.tx_bytes;
+    if (p.last_handshake_sec) {
+      double age = wall - (static_cast<double>(p.last_handshake_sec) + p.last_handshake_nsec / 1e9);
+      st.last_handshake_age_seconds = std::max(0.0, age);
+      st.reachable = age < 180;
+    }
+    peer_stats_[p.public_key] = st;
+  }
+  return peer_stats_;
+}
+
+// The REST API on the daemon's own loop: the unix socket (file permissions
+// decide who manages), and TCP only with a bearer token, and TLS off the
+// loopback and mesh addresses.
+void Daemon::start_api() {
+  tokens_ = std::make_unique<store::TokenRepo>(*db_);
+  events_repo_ = std::make_unique<store::EventRepo>(*db_);
+  api::ApiOptions ao;
+  ao.status = this;
+  ao.tokens = tokens_.get();
+  ao.cluster = cluster_.get();
+  ao.events = events_repo_.get();
+  router_.emplace(api::make_router(std::move(ao)));
+  api::ServerOptions so;
+  so.unix_socket = cfg_.api_socket;
+  so.unix_socket_group = cfg_.api_socket_group;
+  so.max_connections = cfg_.api_max_connections;
+  so.idle_timeout = std::chrono::milliseconds(cfg_.api_idle_timeout_ms);
+  if (cfg_.api_listen) {
+    std::optional<IpAddress> mesh;
+    if (cluster_) mesh = cluster_->mesh_address();
+    bool tls = !cfg_.api_tls_cert_file.empty();
+    if (auto why = api::tcp_listener_refusal(*cfg_.api_listen, mesh,
+                                             !cfg_.api_bearer_token_file.empty(), tls))
+      throw ErrorException(fail(EINVAL, "[api] listen " + cfg_.api_listen->to_string() + ": " + *why));
+    auto token = read_secret_file(cfg_.api_bearer_token_file);
+    if (!token) throw ErrorException(fail(token.error().code.value(), "[api] bearer_token_file: " +
+                                                                          token.error().message));
+    // Bound after the first pass (start_api_tcp): the mesh address exists
+    // only once the device carries it.
+    api_tcp_options_ = so;
+    api_tcp_options_->unix_socket.clear();
+    api_tcp_options_->tcp = cfg_.api_listen;
+    api_tcp_options_->bearer_token = std::move(*token);
+    api_tcp_options_->tls_cert_file = cfg_.api_tls_cert_file;
+    api_tcp_options_->tls_key_file = cfg_.api_tls_key_file;
+  }
+  if (so.unix_socket.empty()) return;
+  api_server_ = std::make_unique<api::Server>(ioc_, std::move(so), *router_);
+  log_->info("API on {}", cfg_.api_socket);
+}
+
+void Daemon::start_api_tcp() {
+  if (!api_tcp_options_ || api_tcp_) return;
+  try {
+    api_tcp_ = std::make_unique<api::Server>(ioc_, *api_tcp_options_, *router_);
+  } catch (const std::exception& e) {
+    log_->warn("API on {}: {}; retrying after the next pass", cfg_.api_listen->to_string(), e.what());
+    return;
+  }
+  log_->info("API on {} ({}, bearer token)", api_tcp_->tcp_endpoint()->to_string(),
+             cfg_.api_tls_cert_file.empty() ? "HTTP" : "HTTPS");
+}
+
+// The peers the planner gets: the static ones, then every cluster member in
+// effect (a static peer listing a member's key or CIDR is the operator's
+// mistake; the static one wins, as it was validated first).
+void Daemon::compose_peers() {
+  peers_ = static_peers_;
+  if (!cluster_) return;
+  for (auto& p : cluster_->peers(cfg_.persistent_keepalive)) {
+    bool clash = std::any_of(peers_.begin(), peers_.end(), [&](const dataplane::PeerSpec& q) {
+      if (q.public_key == p.public_key) return true;
+      for (const auto& a : q.allowed_ips)
+        for (const auto& b : p.allowed_ips)
+          if (a.overlaps(b)) return true;
+      return false;
+    });
+    if (clash) {
+      log_->warn("cluster member {} clashes with a static peer (same key or allowed IPs); "
+                 "the static peer is kept",
+                 p.name);
+      continue;
+    }
+    peers_.push_back(std::move(p));
+  }
+}
+
+// The control plane changed the peers, this node's pod CIDR or whether it is
+// settled: the next pass applies it, and the CNI conflist follows settling.
+void Daemon::cluster_changed() {
+  auto cidr = cluster_->pod_cidr();
+  if (cidr != local_.pod_cidr) {
+    local_.pod_cidr = cidr;
+    if (cidr) log_->info("pod CIDR {} (allocated by the cluster)", cidr->to_string());
+  }
+  compose_peers();
+  write_cni_conflist();
+  trigger(0ms, dataplane::PassScope::kFull);
+}
+
+void Daemon::start_cluster() {
+  ClusterMemberOptions o;
+  o.config = &cfg_;
+  o.db = db_.get();
+  o.wg_key = &*private_key_;
+  o.ioc = &ioc_;
+  o.node_name = store::LocalNodeRepo(*db_).get().value().name;
+  o.on_change = [this] { cluster_changed(); };
+  o.peer_stats = [this] { return peer_stats(); };
+  o.on_fatal = [this](int status, const std::string& message) {
+    log_->error("{}", message);
+    exit_code_ = status;
+    ioc_.stop();
+  };
+  cluster_ = std::make_unique<ClusterMember>(std::move(o));
 }
 
 // Pods can be served once the node has a settled pod CIDR: only then does the
@@ -310,7 +503,23 @@ bool Daemon::reconcile(dataplane::PassScope scope) {
   }
   dataplane::DesiredState desired = dataplane::compute_desired(local_, peers_);
   desired.device.private_key = private_key_->clone();
+  auto started = std::chrono::steady_clock::now();
   auto report = reconciler_->apply(desired, scope);
+  reconcile_stats_.last_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+  reconcile_stats_.last_duration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  reconcile_stats_.durations.observe(reconcile_stats_.last_duration_seconds);
+  ++reconcile_stats_.passes;
+  if (!report)
+    reconcile_stats_.last_error = report.error().message;
+  else if (!report->ok())
+    reconcile_stats_.last_error = report->errors.front();
+  else
+    reconcile_stats_.last_error.reset();
+  if (reconcile_stats_.last_error) ++reconcile_stats_.failures;
+  if (report) last_peer_count_ = report->peers;
   if (scope == dataplane::PassScope::kFull || !event_scope_.device_index) {
     // What the next events are matched against: this pass's device and routes.
     if (auto l = rtnl_->get_link(cfg_.interface); l) event_scope_.device_index = l->index;
@@ -339,7 +548,7 @@ void Daemon::write_status(const dataplane::ReconcileReport* report) {
   s["public_key"] = private_key_->public_key().to_base64();
   s["listen_port"] = cfg_.listen_port;
   s["mtu"] = local_.mtu;
-  s["pod_cidr"] = cfg_.pod_cidr ? cfg_.pod_cidr->to_string() : "";
+  s["pod_cidr"] = local_.pod_cidr ? local_.pod_cidr->to_string() : "";
   s["in_sync"] = report && report->ok();
   s["peers"] = report ? report->peers : 0;
   s["routes"] = report ? report->routes : 0;
@@ -397,6 +606,8 @@ void Daemon::trigger(std::chrono::milliseconds delay, dataplane::PassScope scope
     ::malloc_trim(0);
     if (ok) {
       failures_ = 0;
+      if (cluster_) cluster_->data_plane_ready();
+      start_api_tcp();
       if (!ready_) {
         ready_ = true;
         notify_service_manager("READY=1\nSTATUS=mesh in sync");
@@ -462,6 +673,38 @@ void Daemon::reload() {
   keep("userspace.socket_dir", next.userspace_socket_dir, cfg_.userspace_socket_dir);
   keep("state.database", next.database, cfg_.database);
   keep("state.runtime_dir", next.runtime_dir, cfg_.runtime_dir);
+  // The control plane and the API hold their listeners, the cluster and its
+  // join for the process's life: a change needs a restart.
+  auto keep_text = [&](const char* key, auto& now, const auto& running, auto show) {
+    if (now == running) return;
+    log_->warn("reload: {} changed from \"{}\" to \"{}\": needs a restart; keeping \"{}\"", key,
+               show(running), show(now), show(running));
+    now = running;
+  };
+  auto ep = [](const std::optional<Endpoint>& e) { return e ? e->to_string() : std::string(); };
+  auto same = [](const auto& v) { return std::to_string(v); };
+  keep_text("cluster mode ([cluster] or [join])", next.cluster_mode, cfg_.cluster_mode,
+            [](bool b) { return std::string(b ? "on" : "off"); });
+  keep_text("cluster.cidr", next.cluster_cidr, cfg_.cluster_cidr,
+            [](const IpPrefix& p) { return p.to_string(); });
+  keep_text("cluster.node_prefix", next.node_prefix_length, cfg_.node_prefix_length,
+            [](std::uint8_t v) { return std::to_string(v); });
+  keep_text("cluster.join_listen", next.join_listen, cfg_.join_listen,
+            [](const Endpoint& e) { return e.to_string(); });
+  keep_text("cluster.sync_port", next.sync_port, cfg_.sync_port, same);
+  keep_text("cluster.anti_entropy_interval_ms", next.anti_entropy_interval_ms,
+            cfg_.anti_entropy_interval_ms, same);
+  keep_text("cluster.advertise_endpoint", next.advertise_endpoint, cfg_.advertise_endpoint, ep);
+  keep_text("join.target", next.join_target, cfg_.join_target, ep);
+  keep("join.token_file", next.join_token_file, cfg_.join_token_file);
+  keep("api.socket", next.api_socket, cfg_.api_socket);
+  keep("api.socket_group", next.api_socket_group, cfg_.api_socket_group);
+  keep_text("api.listen", next.api_listen, cfg_.api_listen, ep);
+  keep("api.bearer_token_file", next.api_bearer_token_file, cfg_.api_bearer_token_file);
+  keep("api.tls_cert_file", next.api_tls_cert_file, cfg_.api_tls_cert_file);
+  keep("api.tls_key_file", next.api_tls_key_file, cfg_.api_tls_key_file);
+  keep_text("api.max_connections", next.api_max_connections, cfg_.api_max_connections, same);
+  keep_text("api.idle_timeout_ms", next.api_idle_timeout_ms, cfg_.api_idle_timeout_ms, same);
   if (next.backend != cfg_.backend) {
     log_->warn("reload: wireguard.backend changed from \"{}\" to \"{}\": needs a restart; keeping \"{}\"",
                config::to_string(cfg_.backend), config::to_string(next.backend),
@@ -559,6 +802,20 @@ int Daemon::run() {
   backend_ = make_backend(cfg_, backend_why_);
   log_->info("backend: {} ({})", backend_->kind(), backend_why_);
   if (opts_.teardown) return teardown();
+  // Cluster mode: configured, or a cluster already in the store (a restart
+  // never drops out of its cluster because a section was edited away).
+  auto stored_cluster = store::ClusterRepo(*db_).get();
+  if (!stored_cluster) throw ErrorException(stored_cluster.error());
+  if (cfg_.cluster_mode || *stored_cluster) {
+    if (!cfg_.cluster_mode)
+      log_->warn("the store holds cluster {}: running as its member although the configuration "
+                 "has no [cluster] section",
+                 (*stored_cluster)->id);
+    if (cfg_.pod_cidr)
+      throw ErrorException(fail(EINVAL, "[node] pod_cidr is the static mode's, and this node is a "
+                                        "cluster member: remove pod_cidr (the cluster allocates it)"));
+    start_cluster();
+  }
   load_desired();
 
   reconciler_.emplace(dataplane::ReconcilerOptions{backend_.get(), &*rtnl_});
@@ -577,10 +834,12 @@ int Daemon::run() {
   watch_signals();
   watch_events();
   start_watchdog();
+  if (cluster_) cluster_->start();
+  start_api();
   trigger(0ms, dataplane::PassScope::kFull);
   schedule_resync();
   ioc_.run();
-  return 0;
+  return exit_code_;
 }
 
 }  // namespace

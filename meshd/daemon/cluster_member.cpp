@@ -1,0 +1,683 @@
+#include "meshd/daemon/cluster_member.h"
+
+#include "common/pod_network.h"
+#include "common/secret_file.h"
+#include "meshd/controlplane/join_client.h"
+#include "meshd/controlplane/join_server.h"
+#include "meshd/controlplane/sync_channel.h"
+#include "meshd/controlplane/token_store_adapter.h"
+#include "store/cluster.h"
+#include "store/database.h"
+#include "store/events.h"
+#include "store/local_node.h"
+#include "store/records.h"
+#include "store/tokens.h"
+
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace meshd::daemon {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+namespace cp = controlplane;
+
+namespace {
+
+// How long a member keeps a node it admitted as a peer before that node's
+// own record arrives: long enough for a slow first handshake and sync.
+constexpr auto kPendingFor = 10min;
+constexpr auto kJoinTimeout = 10s;
+
+std::shared_ptr<spdlog::logger> cluster_logger() {
+  auto l = spdlog::get("cluster");
+  if (!l) {
+    l = spdlog::default_logger()->clone("cluster");
+    spdlog::register_logger(l);
+  }
+  return l;
+}
+
+std::string random_cluster_id() {
+  std::array<std::uint8_t, 8> b{};
+  ::randombytes_buf(b.data(), b.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (auto x : b) {
+    s.push_back(kHex[x >> 4]);
+    s.push_back(kHex[x & 15]);
+  }
+  return s;
+}
+
+// The source address the kernel would choose towards `dst` (a connected UDP
+// socket sends nothing; it only resolves the route).
+std::optional<IpAddress> source_towards(const IpAddress& dst) {
+  Endpoint e{dst, 9};
+  sockaddr_storage ss{};
+  socklen_t len = static_cast<socklen_t>(e.to_sockaddr(ss));
+  int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  std::optional<IpAddress> out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+    sockaddr_storage local{};
+    socklen_t ll = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) == 0)
+      if (auto ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&local), ll); ep)
+        out = ep->address;
+  }
+  ::close(fd);
+  return out;
+}
+
+bool unspecified(const IpAddress& a) {
+  return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+store::SignedRow row_of(const cp::SignedRecord& r) {
+  store::SignedRow row;
+  row.identity = r.record.identity.bytes();
+  row.version = r.record.version;
+  row.body = r.body;
+  row.signature = r.signature;
+  return row;
+}
+
+store::SignedRow row_of(const cp::SignedTombstone& t) {
+  store::SignedRow row;
+  row.identity = t.tombstone.removed.bytes();
+  row.tombstone = true;
+  row.version = cp::kTombstoneVersion;
+  row.body = t.body;
+  row.signature = t.signature;
+  return row;
+}
+
+std::string refusal_text(cp::JoinRefusal r) {
+  switch (r) {
+    case cp::JoinRefusal::kExpired: return "token expired";
+    case cp::JoinRefusal::kRevoked: return "token revoked";
+    case cp::JoinRefusal::kUsedUp: return "token used up";
+    case cp::JoinRefusal::kNameHeld: return "name held by another node";
+    case cp::JoinRefusal::kCidrFull: return "cluster CIDR full";
+    case cp::JoinRefusal::kClockSkew: return "clock skew";
+    case cp::JoinRefusal::kReplayed: return "join request replayed";
+    case cp::JoinRefusal::kRemoved: return "this identity was removed from the cluster";
+    case cp::JoinRefusal::kInvalidName: return "invalid node name";
+  }
+  return "refused";
+}
+
+}  // namespace
+
+ClusterMember::ClusterMember(ClusterMemberOptions opts)
+    : opts_(std::move(opts)),
+      cfg_(*opts_.config),
+      log_(cluster_logger()),
+      join_timer_(*opts_.ioc),
+      tick_timer_(*opts_.ioc),
+      rng_(std::random_device{}()) {}
+
+ClusterMember::~ClusterMember() = default;
+
+std::uint64_t ClusterMember::now_ms() const {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+void ClusterMember::start() {
+  if (!cp::valid_node_name(opts_.node_name))
+    throw ErrorException(fail(EINVAL, "node name \"" + opts_.node_name +
+                                          "\": a cluster node's name must be 1-63 characters of "
+                                          "[a-z0-9.-], starting and ending with a letter or digit; "
+                                          "set [node] name"));
+  store::LocalNodeRepo local(*opts_.db);
+  // The identity outlives restarts like the WireGuard key: generated once,
+  // before the first join attempt, so a retried join is the same node.
+  auto stored = local.identity_key();
+  if (!stored) throw ErrorException(stored.error());
+  if (*stored) {
+    identity_ = std::move(**stored);
+  } else {
+    identity_ = keys::IdentitySecretKey::generate();
+    if (auto r = local.set_identity_key(*identity_); !r) throw ErrorException(r.error());
+    log_->info("generated this node's identity key (public {})", identity_->public_key().short_id());
+  }
+  token_repo_ = std::make_unique<store::TokenRepo>(*opts_.db);
+  join_tokens_ = std::make_unique<cp::StoreJoinTokens>(*token_repo_);
+
+  store::ClusterRepo clusters(*opts_.db);
+  auto info = clusters.get();
+  if (!info) throw ErrorException(info.error());
+  if (*info) {
+    cp::ClusterParams params;
+    params.cluster_id = (*info)->id;
+    params.cluster_cidr = (*info)->cidr;
+    params.node_prefix_length = (*info)->node_prefix_length;
+    params.founder = keys::IdentityPublicKey((*info)->founder);
+    load(params);
+    return;
+  }
+  if (cfg_.join_target) {
+    log_->info("joining the cluster through {}", cfg_.join_target->to_string());
+    join_timer_.expires_after(0ms);
+    join_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) join_attempt();
+    });
+    return;
+  }
+  found();
+}
+
+// A restart: the store holds the cluster, the table and this node's record.
+void ClusterMember::load(const cp::ClusterParams& params) {
+  cp::NodeTable table(params);
+  store::RecordRepo repo(*opts_.db);
+  auto rows = repo.load_all();
+  if (!rows) throw ErrorException(rows.error());
+  std::size_t refused = 0;
+  for (const auto& row : *rows) {
+    keys::Signature sig = row.signature;
+    auto o = row.tombstone ? table.merge_tombstone_bytes(row.body, sig)
+                           : table.merge_record_bytes(row.body, sig);
+    if (!cp::accepted(o)) ++refused;
+    persisted_[keys::IdentityPublicKey(row.identity)] = row.version;
+  }
+  if (refused) log_->warn("{} stored records no longer accepted", refused);
+  const auto* own = table.find(identity_->public_key());
+  if (!own)
+    throw ErrorException(fail(ENOENT, "the store holds cluster " + params.cluster_id +
+                                          " but not this node's record: remove " + cfg_.database +
+                                          " to join again with a new token"));
+  own_cidr_ = own->record.pod_cidr;
+  engine_ = std::make_unique<cp::SyncEngine>(identity_->public_key(), std::move(table));
+  persisted_hash_ = engine_->table().hash();
+  log_->info("member of cluster {} (from the store): pod CIDR {}, {} records", params.cluster_id,
+             own_cidr_->to_string(), engine_->table().record_count());
+  // An allocation the members acknowledged before the restart stays
+  // settled (pods keep being served across a restart); anything else waits
+  // for the acknowledgements again.
+  auto stored = store::LocalNodeRepo(*opts_.db).get();
+  if (!stored) throw ErrorException(stored.error());
+  const auto* mine = engine_->table().find(identity_->public_key());
+  settled_ = stored->pod_cidr == own_cidr_ && stored->pod_cidr_settled &&
+             engine_->table().in_effect(mine->record);
+  if (auto r = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, settled_); !r)
+    throw ErrorException(r.error());
+  start_join_server();
+  start_timers();
+  if (opts_.on_change) opts_.on_change();
+}
+
+std::optional<Endpoint> ClusterMember::advertised_endpoint() const {
+  if (cfg_.advertise_endpoint) return cfg_.advertise_endpoint;
+  std::optional<IpAddress> addr;
+  if (cfg_.join_target) addr = source_towards(cfg_.join_target->address);
+  if (!addr && !cfg_.join_listen.address.empty() && !unspecified(cfg_.join_listen.address))
+    addr = cfg_.join_listen.address;
+  if (!addr) addr = source_towards(IpAddress::parse("192.0.2.1").value());  // the default route's source
+  if (!addr) return std::nullopt;
+  return Endpoint{*addr, cfg_.listen_port};
+}
+
+void ClusterMember::found() {
+  cp::ClusterParams params;
+  params.cluster_id = random_cluster_id();
+  params.cluster_cidr = cfg_.cluster_cidr;
+  params.node_prefix_length = cfg_.node_prefix_length;
+  params.founder = identity_->public_key();
+  cp::NodeTable empty(params);
+  auto cidr = cp::lowest_free_cidr(empty);
+  if (!cidr) throw ErrorException(fail(EINVAL, "cluster CIDR holds no node prefix"));
+  std::uint64_t now = now_ms();
+  cp::NodeRecord r;
+  r.cluster_id = params.cluster_id;
+  r.name = opts_.node_name;
+  r.wg_public_key = opts_.wg_key->public_key();
+  r.identity = identity_->public_key();
+  if (auto ep = advertised_endpoint()) r.endpoints.push_back(*ep);
+  r.pod_cidr = *cidr;
+  r.version = 1;
+  r.admission = cp::admit(*identity_, params.cluster_id, r.name, r.identity, *cidr, now);
+  auto own = cp::sign_record(r, *identity_);
+  become_member(params, {}, own);
+  log_->info("founded cluster {}: pod CIDR {}", params.cluster_id, cidr->to_string());
+  event("cluster-founded", opts_.node_name, "founded cluster " + params.cluster_id);
+}
+
+void ClusterMember::join_attempt() {
+  auto retry = [this](const std::string& why) {
+    join_failures_ = std::min(join_failures_ + 1, 5u);
+    auto delay = std::chrono::seconds(1 << (join_failures_ - 1));  // 1 .. 16 s
+    log_->warn("join through {} failed: {}; retrying in {}s", cfg_.join_target->to_string(), why,
+               delay.count());
+    join_timer_.expires_after(delay);
+    join_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) join_attempt();
+    });
+  };
+  const std::string target = cfg_.join_target->to_string();
+  auto text = read_secret_file(cfg_.join_token_file);
+  if (!text) {
+    opts_.on_fatal(1, "join token file: " + text.error().message);
+    return;
+  }
+  auto token = keys::Token::parse(*text);
+  sodium_memzero(text->data(), text->size());
+  if (!token) {
+    opts_.on_fatal(1, "join token file " + cfg_.join_token_file + ": " + token.error().message);
+    return;
+  }
+  cp::JoinClaims claims;
+  claims.name = opts_.node_name;
+  claims.wg_public_key = opts_.wg_key->public_key();
+  claims.identity = identity_->public_key();
+  if (auto ep = advertised_endpoint()) claims.endpoints.push_back(*ep);
+  claims.timestamp = now_ms();
+  cp::JoinNonce nonce{};
+  ::randombytes_buf(nonce.data(), nonce.size());
+  auto request = cp::make_join_request(*token, claims, nonce);
+  auto reply = cp::join_roundtrip(*cfg_.join_target, request, kJoinTimeout);
+  if (!reply) return retry(reply.error().message);
+  auto outcome = cp::open_join_reply(*reply, *token, claims, nonce);
+  if (!outcome) return retry("the reply does not verify: " + outcome.error().message);
+  if (auto* refused = std::get_if<cp::JoinRefused>(&*outcome)) {
+    std::string reason = refused->reason ? refusal_text(*refused->reason) : "bootstrap token refused";
+    if (refused->reason == cp::JoinRefusal::kClockSkew) {
+      auto skew = static_cast<std::int64_t>(refused->member_time) -
+                  static_cast<std::int64_t>(claims.timestamp);
+      reason += ": this node's clock is " + std::to_string(std::llabs(skew) / 1000) + " s " +
+                (skew > 0 ? "behind" : "ahead of") + " the member's; allowed: " +
+                std::to_string(cp::kJoinWindowMs / 1000) + " s";
+    }
+    opts_.on_fatal(kExitJoinRefused, "join refused by " + target + ": " + reason);
+    return;
+  }
+  auto& admitted = std::get<cp::JoinAdmitted>(*outcome);
+  cp::NodeRecord r;
+  r.cluster_id = admitted.cluster.cluster_id;
+  r.name = claims.name;
+  r.wg_public_key = claims.wg_public_key;
+  r.identity = claims.identity;
+  r.endpoints = claims.endpoints;
+  r.pod_cidr = admitted.pod_cidr;
+  r.version = 1;
+  r.admission = admitted.admission;
+  auto own = cp::sign_record(r, *identity_);
+  auto cluster_id = admitted.cluster.cluster_id;
+  auto cidr = admitted.pod_cidr;
+  become_member(std::move(admitted.cluster), std::move(admitted.records), own);
+  log_->info("joined cluster {} through {}: pod CIDR {}", cluster_id, target, cidr.to_string());
+  event("cluster-joined", opts_.node_name, "joined through " + target);
+}
+
+void ClusterMember::become_member(cp::ClusterParams params, std::vector<cp::SignedRecord> records,
+                                  const cp::SignedRecord& own) {
+  cp::NodeTable table(params);
+  for (const auto& r : records) table.merge(r);
+  // A node re-admitted after losing its reply may find an older record of
+  // its own in the table; its new version must be above it.
+  cp::SignedRecord mine = own;
+  if (const auto* old = table.find(identity_->public_key()); old && old->record.version >= 1) {
+    cp::NodeRecord r = own.record;
+    r.version = old->record.version + 1;
+    mine = cp::sign_record(r, *identity_);
+  }
+  engine_ = std::make_unique<cp::SyncEngine>(identity_->public_key(), std::move(table));
+  own_cidr_ = mine.record.pod_cidr;
+  cp::Rng rng(rng_());
+  engine_->publish(mine, rng);  // nobody reachable yet: pushed again once the mesh is up
+
+  // The cluster and the table in the store before anything depends on them:
+  // a restart from here on never founds or joins again.
+  store::ClusterInfo info;
+  info.id = params.cluster_id;
+  info.cidr = params.cluster_cidr;
+  info.node_prefix_length = params.node_prefix_length;
+  info.founder = params.founder.bytes();
+  info.created_at = static_cast<std::int64_t>(now_ms() / 1000);
+  persist_new();
+  if (auto r = store::ClusterRepo(*opts_.db).set(info); !r) throw ErrorException(r.error());
+  bool founder = params.founder == identity_->public_key();
+  settled_ = founder;  // a founder has nobody to ask
+  if (auto r = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, settled_); !r)
+    throw ErrorException(r.error());
+  start_join_server();
+  start_timers();
+  after_table_change();
+}
+
+void ClusterMember::start_join_server() {
+  if (join_server_) return;
+  cp::JoinServerOptions o;
+  o.listen = cfg_.join_listen;
+  join_server_ = std::make_unique<cp::JoinServer>(
+      *opts_.ioc, o, [this](std::span<const std::uint8_t> frame, const IpAddress& source) {
+        cp::JoinAnswerResult res;
+        res.reply = answer_join(frame, source, res.failure);
+        return res;
+      });
+  log_->info("answering joins on {}", join_server_->local_endpoint().to_string());
+}
+
+std::vector<std::uint8_t> ClusterMember::answer_join(std::span<const std::uint8_t> frame,
+                                                     const IpAddress& source, bool& failure) {
+  expire_pending();
+  std::vector<IpPrefix> reserved;
+  for (const auto& [id, p] : pending_) reserved.push_back(p.pod_cidr);
+  cp::JoinMemberContext ctx{*identity_, engine_->table(), reserved};
+  cp::JoinNonce nonce{};
+  ::randombytes_buf(nonce.data(), nonce.size());
+  auto a = cp::answer_join(frame, now_ms(), *join_tokens_, ctx, nonce);
+  if (!a) {
+    log_->error("join from {}: {}", source.to_string(), a.error().message);
+    ++join_outcomes_["error"];
+    failure = true;
+    return cp::uniform_refusal();
+  }
+  if (a->admitted) {
+    ++join_outcomes_["admitted"];
+    Pending p{*a->admitted, *a->pod_cidr, std::chrono::steady_clock::now() + kPendingFor};
+    log_->info("admitted {} ({}) from {}: pod CIDR {}", p.claims.name, p.claims.identity.short_id(),
+               source.to_string(), p.pod_cidr.to_string());
+    event("node-admitted", p.claims.name,
+          "admitted from " + source.to_string() + " with pod CIDR " + p.pod_cidr.to_string());
+    pending_[p.claims.identity] = std::move(p);
+    if (opts_.on_change) opts_.on_change();
+  } else if (a->refusal) {
+    std::string why(cp::to_string(*a->refusal));
+    ++join_outcomes_["refused_" + why];
+    failure = true;
+    log_->warn("join from {} refused: {}", source.to_string(), refusal_text(*a->refusal));
+    event("join-refused", "", "from " + source.to_string() + ": " + refusal_text(*a->refusal));
+  } else {
+    ++join_outcomes_["unproven"];
+    failure = true;
+    log_->warn("join from {} refused: bootstrap token refused", source.to_string());
+  }
+  return std::move(a->reply);
+}
+
+void ClusterMember::start_timers() {
+  tick_timer_.expires_after(std::chrono::milliseconds(cfg_.anti_entropy_interval_ms));
+  tick_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    expire_pending();
+    if (sync_) {
+      send(engine_->tick(rng_));
+      if (!engine_->settled()) send(engine_->settle_probe());
+    }
+    after_table_change();
+    start_timers();
+  });
+}
+
+void ClusterMember::data_plane_ready() {
+  if (sync_ || !engine_) return;
+  auto addr = mesh_address();
+  if (!addr) return;
+  cp::SyncChannelOptions o;
+  o.bind_address = *addr;
+  o.port = cfg_.sync_port;
+  try {
+    sync_ = std::make_unique<cp::SyncChannel>(
+        *opts_.ioc, o, *identity_,
+        [this](const IpAddress& source) { return member_at(source); },
+        [this](const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload) {
+          deliver(from, payload);
+        },
+        [this] { return now_ms(); });
+  } catch (const std::exception& e) {
+    log_->warn("sync channel on {}: {}; retrying after the next pass", addr->to_string(), e.what());
+    return;
+  }
+  log_->info("sync on {}:{}", addr->to_string(), sync_->port());
+  // Tell every member this node's record at once (the admitter first: it is
+  // the only one that already has this node as a peer).
+  if (const auto* own = engine_->table().find(identity_->public_key())) {
+    cp::SyncMessage m;
+    m.type = cp::MessageType::kPush;
+    m.records.push_back({own->body, own->signature});
+    auto bytes = cp::encode_message(m);
+    std::vector<cp::Outgoing> out;
+    const auto& admitter = own->record.admission.admitter;
+    if (admitter != identity_->public_key()) out.push_back({admitter, bytes});
+    send(std::move(out));
+  }
+  send(engine_->settle_probe());
+}
+
+void ClusterMember::deliver(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload) {
+  send(engine_->receive(from, payload, rng_));
+  after_table_change();
+}
+
+void ClusterMember::send(std::vector<cp::Outgoing> out) {
+  if (!sync_) return;
+  for (auto& o : out) {
+    auto addr = address_of(o.to);
+    if (!addr) continue;
+    sync_->send(o.to, *addr, std::move(o.bytes));
+  }
+}
+
+std::optional<IpAddress> ClusterMember::address_of(const keys::IdentityPublicKey& id) const {
+  if (const auto* r = engine_->table().find(id)) {
+    if (auto gw = pod_gateway(r->record.pod_cidr)) return *gw;
+    return std::nullopt;
+  }
+  if (auto it = pending_.find(id); it != pending_.end())
+    if (auto gw = pod_gateway(it->second.pod_cidr)) return *gw;
+  return std::nullopt;
+}
+
+std::optional<keys::IdentityPublicKey> ClusterMember::member_at(const IpAddress& source) const {
+  if (!engine_) return std::nullopt;
+  for (const auto& r : engine_->table().view()) {
+    if (r->record.identity == identity_->public_key()) continue;
+    if (auto gw = pod_gateway(r->record.pod_cidr); gw && *gw == source) return r->record.identity;
+  }
+  for (const auto& [id, p] : pending_)
+    if (auto gw = pod_gateway(p.pod_cidr); gw && *gw == source) return id;
+  return std::nullopt;
+}
+
+void ClusterMember::expire_pending() {
+  auto now = std::chrono::steady_clock::now();
+  bool changed = false;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    bool arrived = engine_ && engine_->table().find(it->first);
+    if (arrived || it->second.until < now) {
+      if (!arrived)
+        log_->warn("{} was admitted but its record never arrived; its pod CIDR {} is free again",
+                   it->second.claims.name, it->second.pod_cidr.to_string());
+      it = pending_.erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  if (changed && opts_.on_change) opts_.on_change();
+}
+
+void ClusterMember::persist_new() {
+  std::vector<store::SignedRow> rows;
+  const auto& t = engine_->table();
+  for (const auto& e : t.digest()) {
+    auto it = persisted_.find(e.identity);
+    if (it != persisted_.end() && it->second == e.version) continue;
+    if (e.version == cp::kTombstoneVersion) {
+      if (const auto* ts = t.tombstone(e.identity)) rows.push_back(row_of(*ts));
+    } else if (const auto* r = t.find(e.identity)) {
+      rows.push_back(row_of(*r));
+    }
+  }
+  if (rows.empty()) return;
+  if (auto r = store::RecordRepo(*opts_.db).put(rows); !r) {
+    log_->error("cannot store {} node records: {}", rows.size(), r.error().message);
+    return;
+  }
+  for (const auto& row : rows) persisted_[keys::IdentityPublicKey(row.identity)] = row.version;
+}
+
+void ClusterMember::check_own_record() {
+  const auto* own = engine_->table().find(identity_->public_key());
+  if (!own) return;
+  // A node restored from an older backup takes up the newest version of its
+  // own record that the others hold.
+  if (own->record.pod_cidr != *own_cidr_) {
+    log_->warn("this node's record now holds pod CIDR {} (was {})", own->record.pod_cidr.to_string(),
+               own_cidr_->to_string());
+    own_cidr_ = own->record.pod_cidr;
+  }
+  if (!engine_->table().in_effect(own->record))
+    log_->error("this node's claim on its name or pod CIDR {} lost to an earlier admission; "
+                "it serves no pods until it is removed and joins again",
+                own_cidr_->to_string());
+}
+
+void ClusterMember::after_table_change() {
+  if (!engine_) return;
+  // Settled latches for an allocation: once every member acknowledged this
+  // node's CIDR, a member that joins later was admitted by one that already
+  // held this record, so it cannot take the CIDR away; withdrawing the CNI
+  // network at every join would stop new pods cluster-wide for nothing.
+  // Only losing the claim (check_own_record) or a new CIDR unsettles it.
+  const auto* own = engine_->table().find(identity_->public_key());
+  bool in_effect = own && engine_->table().in_effect(own->record);
+  bool settled = in_effect && (engine_->settled() || (settled_ && own->record.pod_cidr == *own_cidr_));
+  bool changed = engine_->table().hash() != persisted_hash_;
+  if (changed) {
+    persist_new();
+    persisted_hash_ = engine_->table().hash();
+    check_own_record();
+    expire_pending();
+  }
+  if (settled != settled_) {
+    settled_ = settled;
+    if (auto r = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, settled_); !r)
+      log_->error("{}", r.error().message);
+    log_->info("pod CIDR {} {}", own_cidr_->to_string(),
+               settled_ ? "settled: every member acknowledged it" : "no longer settled");
+    changed = true;
+  }
+  if (changed && opts_.on_change) opts_.on_change();
+}
+
+void ClusterMember::event(const std::string& kind, const std::string& node, const std::string& message) {
+  auto at = static_cast<std::int64_t>(now_ms() / 1000);
+  if (auto r = store::EventRepo(*opts_.db).append(at, kind, node, message); !r)
+    log_->warn("cannot record event {}: {}", kind, r.error().message);
+}
+
+std::optional<IpPrefix> ClusterMember::pod_cidr() const { return own_cidr_; }
+
+bool ClusterMember::settled() const { return settled_; }
+
+std::optional<IpAddress> ClusterMember::mesh_address() const {
+  if (!own_cidr_) return std::nullopt;
+  auto gw = pod_gateway(*own_cidr_);
+  if (!gw) return std::nullopt;
+  return *gw;
+}
+
+std::vector<dataplane::PeerSpec> ClusterMember::peers(std::uint16_t keepalive) const {
+  std::vector<dataplane::PeerSpec> out;
+  if (!engine_) return out;
+  for (const auto& r : engine_->table().view()) {
+    if (r->record.identity == identity_->public_key()) continue;
+    dataplane::PeerSpec p;
+    p.name = r->record.name;
+    p.public_key = r->record.wg_public_key;
+    if (!r->record.endpoints.empty()) p.endpoint = r->record.endpoints.front();
+    p.allowed_ips = {r->record.pod_cidr};
+    p.persistent_keepalive = keepalive;
+    out.push_back(std::move(p));
+  }
+  for (const auto& [id, pend] : pending_) {
+    if (engine_->table().find(id)) continue;
+    dataplane::PeerSpec p;
+    p.name = pend.claims.name;
+    p.public_key = pend.claims.wg_public_key;
+    if (!pend.claims.endpoints.empty()) p.endpoint = pend.claims.endpoints.front();
+    p.allowed_ips = {pend.pod_cidr};
+    p.persistent_keepalive = keepalive;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::optional<api::ClusterSnapshot> ClusterMember::cluster() const {
+  if (!engine_) return std::nullopt;
+  const auto& p = engine_->table().params();
+  api::ClusterSnapshot s;
+  s.cluster_id = p.cluster_id;
+  s.cidr = p.cluster_cidr.to_string();
+  s.node_prefix_length = p.node_prefix_length;
+  Endpoint target = cfg_.join_listen;
+  if (target.address.empty() || unspecified(target.address))
+    if (auto ep = advertised_endpoint()) target.address = ep->address;
+  s.join_target = target.to_string();
+  s.settled = settled_;
+  return s;
+}
+
+std::vector<api::NodeSnapshot> ClusterMember::nodes() const {
+  std::vector<api::NodeSnapshot> out;
+  if (!engine_) return out;
+  const auto& t = engine_->table();
+  std::map<keys::PublicKey, api::PeerStats> stats;
+  if (opts_.peer_stats) stats = opts_.peer_stats();
+  for (const auto& id : t.members()) {
+    const auto* r = t.find(id);
+    if (!r) continue;
+    api::NodeSnapshot n;
+    n.name = r->record.name;
+    n.identity = id.to_base64();
+    n.public_key = r->record.wg_public_key.to_base64();
+    for (const auto& e : r->record.endpoints) n.endpoints.push_back(e.to_string());
+    n.pod_cidr = r->record.pod_cidr.to_string();
+    n.version = r->record.version;
+    n.admitted_at_ms = static_cast<std::int64_t>(r->record.admission.admitted_at);
+    n.self = id == identity_->public_key();
+    n.in_effect = t.in_effect(r->record);
+    if (auto it = stats.find(r->record.wg_public_key); it != stats.end() && !n.self)
+      n.stats = it->second;
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+api::ControlPlaneCounters ClusterMember::counters() const {
+  api::ControlPlaneCounters c;
+  if (sync_) {
+    const auto& s = sync_->counters();
+    c.sync_messages_in = s.received;
+    c.sync_messages_out = s.sent;
+    c.sync_bytes_in = s.bytes_in;
+    c.sync_bytes_out = s.bytes_out;
+  }
+  if (engine_) {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(cp::MergeOutcome::kCount); ++i) {
+      auto o = static_cast<cp::MergeOutcome>(i);
+      if (cp::accepted(o)) continue;
+      c.records_rejected[std::string(cp::to_string(o))] = engine_->table().count(o);
+    }
+  }
+  c.join_attempts = join_outcomes_;
+  if (join_server_) {
+    const auto& j = join_server_->counters();
+    c.join_attempts["rate_limited"] = j.rate_limited;
+    c.join_attempts["shed"] = j.shed;
+    c.join_attempts["timeout"] = j.timeouts;
+    c.join_attempts["oversized"] = j.oversized;
+  }
+  return c;
+}
+
+}  // namespace meshd::daemon

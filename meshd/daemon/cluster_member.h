@@ -1,0 +1,152 @@
+// The running control plane of one node: founds the cluster or joins it
+// through a member, keeps the signed node table (in memory and in SQLite),
+// answers joins on the underlay, speaks sync inside the mesh, and tells the
+// daemon when the peers, the pod CIDR or its settled state change.
+//
+// The rules live in meshd/controlplane/ (pure: records, merge, sync, join);
+// this class is their edge: clocks, randomness, sockets, the store, logs.
+// Everything runs on the daemon's one io_context thread.
+#pragma once
+
+#include "common/ip.h"
+#include "meshd/config/config.h"
+#include "keys/identity.h"
+#include "keys/wg_key.h"
+#include "meshd/api/sources.h"
+#include "meshd/controlplane/join_exchange.h"
+#include "meshd/controlplane/sync_engine.h"
+#include "meshd/dataplane/desired_state.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace spdlog {
+class logger;
+}
+namespace meshd::store {
+class Database;
+class TokenRepo;
+}
+namespace meshd::controlplane {
+class JoinServer;
+class SyncChannel;
+class StoreJoinTokens;
+}  // namespace meshd::controlplane
+
+namespace meshd::daemon {
+
+// meshd's exit status when a member refused this node's join: the operator
+// must act (a new token, another name); restarting will not help.
+inline constexpr int kExitJoinRefused = 2;
+
+struct ClusterMemberOptions {
+  const config::Config* config = nullptr;
+  store::Database* db = nullptr;
+  const keys::PrivateKey* wg_key = nullptr;  // this node's WireGuard key (its public half goes in the record)
+  boost::asio::io_context* ioc = nullptr;
+  std::string node_name;
+  // The peers, the pod CIDR or whether it is settled changed: the daemon
+  // computes its desired state again and reconciles.
+  std::function<void()> on_change;
+  // A refusal the node cannot get past alone: the daemon logs `message` and
+  // exits with `status`.
+  std::function<void(int status, const std::string& message)> on_fatal;
+  // The device's view of each peer (handshake age, bytes), for nodes().
+  std::function<std::map<keys::PublicKey, api::PeerStats>()> peer_stats;
+};
+
+class ClusterMember final : public api::ClusterSource {
+ public:
+  explicit ClusterMember(ClusterMemberOptions opts);
+  ~ClusterMember() override;
+  ClusterMember(const ClusterMember&) = delete;
+  ClusterMember& operator=(const ClusterMember&) = delete;
+
+  // Takes up the cluster the store holds, or founds one, or starts joining
+  // (attempts run on the io_context until admitted or refused). Throws
+  // ErrorException when the store or the configuration cannot work.
+  void start();
+
+  // The daemon's pass succeeded: the node's mesh address is on the device,
+  // so the sync channel can bind it (once).
+  void data_plane_ready();
+
+  // This node's allocated pod CIDR: nothing until founded or admitted.
+  std::optional<IpPrefix> pod_cidr() const;
+  bool settled() const;
+  bool joined() const { return engine_ != nullptr; }
+  // The mesh address: the gateway of this node's pod CIDR.
+  std::optional<IpAddress> mesh_address() const;
+  // Every other member in effect, and members admitted here whose record has
+  // not arrived yet, as WireGuard peers routing their pod CIDRs.
+  std::vector<dataplane::PeerSpec> peers(std::uint16_t keepalive) const;
+
+  // api::ClusterSource
+  std::optional<api::ClusterSnapshot> cluster() const override;
+  std::vector<api::NodeSnapshot> nodes() const override;
+  api::ControlPlaneCounters counters() const override;
+
+
+ private:
+  struct Pending {  // admitted here, record not yet received
+    controlplane::JoinClaims claims;
+    IpPrefix pod_cidr;
+    std::chrono::steady_clock::time_point until;
+  };
+
+  void load(const controlplane::ClusterParams& params);
+  void found();
+  void join_attempt();
+  void become_member(controlplane::ClusterParams params,
+                     std::vector<controlplane::SignedRecord> records,
+                     const controlplane::SignedRecord& own);
+  void start_join_server();
+  void start_timers();
+  controlplane::JoinServer* join_server() const { return join_server_.get(); }
+
+  std::vector<std::uint8_t> answer_join(std::span<const std::uint8_t> frame, const IpAddress& source,
+                                        bool& failure);
+  void deliver(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload);
+  void send(std::vector<controlplane::Outgoing> out);
+  std::optional<keys::IdentityPublicKey> member_at(const IpAddress& source) const;
+  std::optional<IpAddress> address_of(const keys::IdentityPublicKey& id) const;
+  // After the table may have changed: store what is new, re-check settled,
+  // tell the daemon.
+  void after_table_change();
+  void persist_new();
+  void check_own_record();
+  void expire_pending();
+  void event(const std::string& kind, const std::string& node, const std::string& message);
+  std::optional<Endpoint> advertised_endpoint() const;
+  std::uint64_t now_ms() const;
+
+  ClusterMemberOptions opts_;
+  const config::Config& cfg_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::optional<keys::IdentitySecretKey> identity_;
+  std::unique_ptr<controlplane::SyncEngine> engine_;
+  std::unique_ptr<store::TokenRepo> token_repo_;
+  std::unique_ptr<controlplane::StoreJoinTokens> join_tokens_;
+  std::unique_ptr<controlplane::JoinServer> join_server_;
+  std::unique_ptr<controlplane::SyncChannel> sync_;
+  boost::asio::steady_timer join_timer_, tick_timer_;
+  controlplane::Rng rng_;
+  std::map<keys::IdentityPublicKey, std::uint64_t> persisted_;  // version stored per identity
+  controlplane::TableHash persisted_hash_{};
+  std::map<keys::IdentityPublicKey, Pending> pending_;
+  std::map<std::string, std::uint64_t> join_outcomes_;
+  std::optional<IpPrefix> own_cidr_;
+  bool settled_ = false;
+  unsigned join_failures_ = 0;
+};
+
+}  // namespace meshd::daemon
