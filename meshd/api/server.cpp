@@ -35,6 +35,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
 using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kAcceptRetry{100};
 
 namespace {
 
@@ -91,6 +92,16 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
 
   void accept_unix();
   void accept_tcp();
+  // After a failed accept (EMFILE, ENFILE, ENOBUFS...): the pending connection
+  // stays in the backlog, so accepting again at once would fail again at once
+  // and spin the loop. Wait a little instead.
+  template <class F>
+  void retry_later(F again) {
+    auto timer = std::make_shared<asio::steady_timer>(ioc, kAcceptRetry);
+    timer->async_wait([self = shared_from_this(), timer, again](boost::system::error_code ec) {
+      if (!ec && !self->closed) again();
+    });
+  }
   // Makes room for one more connection; false when every slot is busy.
   bool make_room();
   template <class Stream>
@@ -301,8 +312,8 @@ void Server::State::accept_unix() {
   unix_acceptor->async_accept(
       [self = shared_from_this()](boost::system::error_code ec, local::socket socket) {
         if (self->closed) return;
-        if (!ec) self->start(std::move(socket), false);
-        // EMFILE and the like: keep accepting; the next attempt may succeed.
+        if (ec) return self->retry_later([self] { self->accept_unix(); });
+        self->start(std::move(socket), false);
         self->accept_unix();
       });
 }
@@ -311,13 +322,12 @@ void Server::State::accept_tcp() {
   tcp_acceptor->async_accept(
       [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
         if (self->closed) return;
-        if (!ec) {
-          socket.set_option(tcp::no_delay(true), ec);
-          if (self->tls)
-            self->start(asio::ssl::stream<tcp::socket>(std::move(socket), *self->tls), true);
-          else
-            self->start(std::move(socket), true);
-        }
+        if (ec) return self->retry_later([self] { self->accept_tcp(); });
+        socket.set_option(tcp::no_delay(true), ec);
+        if (self->tls)
+          self->start(asio::ssl::stream<tcp::socket>(std::move(socket), *self->tls), true);
+        else
+          self->start(std::move(socket), true);
         self->accept_tcp();
       });
 }
