@@ -211,6 +211,7 @@ void ClusterMember::load(const cp::ClusterParams& params) {
     throw ErrorException(r.error());
   start_join_server();
   start_timers();
+  refresh_own_record();
   if (opts_.on_change) opts_.on_change();
 }
 
@@ -242,7 +243,7 @@ void ClusterMember::found() {
   r.identity = identity_->public_key();
   if (auto ep = advertised_endpoint()) r.endpoints.push_back(*ep);
   r.pod_cidr = *cidr;
-  r.version = 1;
+  r.version = now;
   r.admission = cp::admit(*identity_, params.cluster_id, r.name, r.identity, *cidr, now);
   auto own = cp::sign_record(r, *identity_);
   become_member(params, {}, own);
@@ -306,7 +307,7 @@ void ClusterMember::join_attempt() {
   r.identity = claims.identity;
   r.endpoints = claims.endpoints;
   r.pod_cidr = admitted.pod_cidr;
-  r.version = 1;
+  r.version = now_ms();
   r.admission = admitted.admission;
   auto own = cp::sign_record(r, *identity_);
   auto cluster_id = admitted.cluster.cluster_id;
@@ -323,7 +324,8 @@ void ClusterMember::become_member(cp::ClusterParams params, std::vector<cp::Sign
   // A node re-admitted after losing its reply may find an older record of
   // its own in the table; its new version must be above it.
   cp::SignedRecord mine = own;
-  if (const auto* old = table.find(identity_->public_key()); old && old->record.version >= 1) {
+  if (const auto* old = table.find(identity_->public_key());
+      old && old->record.version >= own.record.version) {
     cp::NodeRecord r = own.record;
     r.version = old->record.version + 1;
     mine = cp::sign_record(r, *identity_);
@@ -525,6 +527,31 @@ void ClusterMember::persist_new() {
   for (const auto& row : rows) persisted_[keys::IdentityPublicKey(row.identity)] = row.version;
 }
 
+// This node's record says what the node is now: its WireGuard key and its
+// advertised endpoint. When they differ from the record in the table (a new
+// endpoint or key after a restart), a new version is signed and pushed. The
+// version is the wall clock in ms (above the last one): a node restored from
+// an older backup, which does not know the version its peers hold, still
+// signs one above it instead of a second, different record of an equal
+// version that would never replace theirs.
+void ClusterMember::refresh_own_record() {
+  const auto* own = engine_->table().find(identity_->public_key());
+  if (!own) return;
+  cp::NodeRecord want = own->record;
+  want.wg_public_key = opts_.wg_key->public_key();
+  want.endpoints.clear();
+  if (auto ep = advertised_endpoint()) want.endpoints.push_back(*ep);
+  want.protocol_version = cp::kProtocolVersion;
+  want.pending_key.reset();
+  if (want == own->record) return;
+  want.version = std::max(own->record.version + 1, now_ms());
+  auto next = cp::sign_record(want, *identity_);
+  send(engine_->publish(next, rng_));
+  log_->info("published version {} of this node's record (endpoint {})", want.version,
+             want.endpoints.empty() ? std::string("none") : want.endpoints.front().to_string());
+  persist_new();
+}
+
 void ClusterMember::check_own_record() {
   const auto* own = engine_->table().find(identity_->public_key());
   if (!own) return;
@@ -539,6 +566,7 @@ void ClusterMember::check_own_record() {
     log_->error("this node's claim on its name or pod CIDR {} lost to an earlier admission; "
                 "it serves no pods until it is removed and joins again",
                 own_cidr_->to_string());
+  refresh_own_record();
 }
 
 void ClusterMember::after_table_change() {

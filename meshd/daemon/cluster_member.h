@@ -124,6 +124,7 @@ class ClusterMember final : public api::ClusterSource {
   void after_table_change();
   void persist_new();
   void check_own_record();
+  void refresh_own_record();
   void expire_pending();
   void event(const std::string& kind, const std::string& node, const std::string& message);
   std::optional<Endpoint> advertised_endpoint() const;
