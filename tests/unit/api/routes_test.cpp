@@ -491,6 +491,13 @@ TEST_F(ApiRoutes, EventsWithWaitArePendingUntilAnEventArrives) {
       router_.dispatch({"GET", "/v1/events?since=0&wait=30", {}, ""})));
 }
 
+TEST_F(ApiRoutes, WithoutAnEventStoreEventsAreEmptyAndNeverHeld) {
+  Router no_store = make_router({.status = &status_, .tokens = &repo_});
+  Reply r = no_store.dispatch({"GET", "/v1/events?since=4&wait=30", {}, ""});
+  ASSERT_TRUE(std::holds_alternative<Response>(r));
+  EXPECT_EQ(std::get<Response>(r).body, R"({"events":[],"next":4})");
+}
+
 TEST_F(ApiRoutes, EventsStoreFailureIs500) {
   db_.sql().exec("DROP TABLE events");
   expect_error(call("GET", "/v1/events"), 500, "store_error");
