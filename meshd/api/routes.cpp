@@ -62,8 +62,18 @@ std::string_view token_state(const store::Token& t, std::int64_t now) {
 
 json::value status_json(const StatusSnapshot& s) {
   const ReconcileSnapshot& r = s.reconcile;
+  json::array errors, rejected;
+  for (const std::string& e : s.errors) errors.emplace_back(e);
+  for (const auto& [peer, reason] : s.rejected_peers)
+    rejected.emplace_back(json::object{{"peer", peer}, {"reason", reason}});
   return json::object{
       {"backend", s.backend},
+      {"backend_reason", s.backend_reason},
+      {"cluster_id", optional_value(s.cluster_id)},
+      {"in_sync", s.in_sync},
+      {"routes", s.route_count},
+      {"errors", std::move(errors)},
+      {"rejected_peers", std::move(rejected)},
       {"interface", s.interface},
       {"mtu", s.mtu},
       {"public_key", s.public_key},

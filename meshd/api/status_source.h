@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace meshd::api {
 
@@ -47,7 +49,16 @@ struct StatusSnapshot {
   std::string public_key;               // base64; never the private key
   std::optional<std::string> pod_cidr;  // nothing until one is assigned
   bool pod_cidr_settled = false;
+  std::string backend_reason;           // why this backend ("configured", "auto: ...")
+  std::optional<std::string> cluster_id;  // nothing in static mode or before founding/joining
   std::uint64_t peer_count = 0;
+  std::uint64_t route_count = 0;        // meshd's routes after the last pass
+  // The last pass left nothing to repair (no error, no step failed).
+  bool in_sync = false;
+  std::vector<std::string> errors;      // what the last pass could not do
+  // Static peers refused by validation: (peer name, reason). A reason never
+  // quotes a key.
+  std::vector<std::pair<std::string, std::string>> rejected_peers;
   std::uint64_t peers_reachable = 0;  // peers with a recent handshake
   // The CNI plugin's address leases in this node's pod CIDR; nothing when
   // there is no pool yet.

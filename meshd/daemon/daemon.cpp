@@ -28,7 +28,6 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -184,7 +183,6 @@ class Daemon final : public api::StatusSource {
   void watch_events();
   void watch_signals();
   void start_watchdog();
-  void write_status(const dataplane::ReconcileReport* report);
   void write_cni_conflist();
   int teardown();
 
@@ -214,6 +212,8 @@ class Daemon final : public api::StatusSource {
   std::optional<api::ServerOptions> api_tcp_options_;
   api::ReconcileSnapshot reconcile_stats_;
   std::size_t last_peer_count_ = 0;
+  std::size_t last_route_count_ = 0;
+  std::vector<std::string> last_errors_;  // of the last pass
   // The device's peer statistics, read at most once a second for the API.
   mutable std::map<keys::PublicKey, api::PeerStats> peer_stats_;
   mutable std::chrono::steady_clock::time_point peer_stats_at_{};
@@ -232,7 +232,6 @@ class Daemon final : public api::StatusSource {
   bool ready_ = false;
   int failures_ = 0;
   bool pod_cidr_withdrawn_ = false;  // removed by a reload: no new pods
-  std::string last_status_;  // status.json as last written, without its time
 };
 
 void Daemon::open_state() {
@@ -323,7 +322,14 @@ api::StatusSnapshot Daemon::status() const {
   if (local_.pod_cidr) s.pod_cidr = local_.pod_cidr->to_string();
   auto ln = store::LocalNodeRepo(*db_).get();
   s.pod_cidr_settled = ln && ln->pod_cidr_settled && !pod_cidr_withdrawn_;
+  s.backend_reason = backend_why_;
+  if (cluster_)
+    if (auto c = cluster_->cluster()) s.cluster_id = c->cluster_id;
   s.peer_count = last_peer_count_;
+  s.route_count = last_route_count_;
+  s.in_sync = reconcile_stats_.last_at_ms && last_errors_.empty();
+  s.errors = last_errors_;
+  for (const auto& r : rejected_) s.rejected_peers.emplace_back(r.peer, r.reason);
   for (const auto& [key, st] : peer_stats())
     if (st.reachable) ++s.peers_reachable;
   s.reconcile = reconcile_stats_;
@@ -519,7 +525,13 @@ bool Daemon::reconcile(dataplane::PassScope scope) {
   else
     reconcile_stats_.last_error.reset();
   if (reconcile_stats_.last_error) ++reconcile_stats_.failures;
-  if (report) last_peer_count_ = report->peers;
+  if (report) {
+    last_peer_count_ = report->peers;
+    last_route_count_ = report->routes;
+    last_errors_ = report->errors;
+  } else {
+    last_errors_ = {report.error().message};
+  }
   if (scope == dataplane::PassScope::kFull || !event_scope_.device_index) {
     // What the next events are matched against: this pass's device and routes.
     if (auto l = rtnl_->get_link(cfg_.interface); l) event_scope_.device_index = l->index;
@@ -528,47 +540,13 @@ bool Daemon::reconcile(dataplane::PassScope scope) {
   }
   if (!report) {
     rlog_->warn("reconcile failed: {}", report.error().message);
-    write_status(nullptr);
     return false;
   }
   if (report->changes.empty() && report->ok())
     rlog_->debug("in sync: {} peers, {} routes", report->peers, report->routes);
   for (const auto& c : report->changes) rlog_->info("{}", c);
   for (const auto& e : report->errors) rlog_->warn("{}", e);
-  write_status(&*report);
   return report->ok();
-}
-
-void Daemon::write_status(const dataplane::ReconcileReport* report) {
-  boost::json::object s;
-  s["version"] = kVersion;
-  s["interface"] = cfg_.interface;
-  s["backend"] = std::string(backend_->kind());
-  s["backend_reason"] = backend_why_;
-  s["public_key"] = private_key_->public_key().to_base64();
-  s["listen_port"] = cfg_.listen_port;
-  s["mtu"] = local_.mtu;
-  s["pod_cidr"] = local_.pod_cidr ? local_.pod_cidr->to_string() : "";
-  s["in_sync"] = report && report->ok();
-  s["peers"] = report ? report->peers : 0;
-  s["routes"] = report ? report->routes : 0;
-  boost::json::array errs, rej;
-  if (report)
-    for (const auto& e : report->errors) errs.push_back(boost::json::string(e));
-  for (const auto& r : rejected_) rej.push_back({{"peer", r.peer}, {"reason", r.reason}});
-  s["errors"] = std::move(errs);
-  s["rejected_peers"] = std::move(rej);
-  // A pass that changes nothing leaves the file alone: no write and fsync
-  // every resync interval. "changed_at" is when its contents last changed.
-  std::string body = boost::json::serialize(s);
-  if (body == last_status_) return;
-  s["changed_at"] = std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-  if (auto r = runtime_dir_->replace_file("status.json", boost::json::serialize(s) + "\n", 0644); r)
-    last_status_ = std::move(body);
-  else
-    log_->warn("cannot write the status file: {}", r.error().message);
 }
 
 // Every resync interval the WireGuard peers are read back and repaired (they

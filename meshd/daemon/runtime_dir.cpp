@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <random>
 
 namespace meshd::daemon {
 
@@ -59,51 +58,5 @@ Result<RuntimeDir> RuntimeDir::open(const std::string& path) {
   return dir;
 }
 
-Result<void> RuntimeDir::replace_file(std::string_view name_in, std::string_view contents,
-                                      mode_t mode) const {
-  const std::string name(name_in);
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-    return Error::invalid("runtime file name \"" + name + "\" is not one path component");
-  const std::string where = path_ + "/" + name;
-  std::random_device rd;
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
-    tmp = "." + name + ".tmp." + std::to_string(rd());
-    fd = ::openat(fd_.get(), tmp.c_str(),
-                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) return fail(errno, "create a temporary file for " + where);
-  }
-  if (fd < 0) return fail(EEXIST, "create a temporary file for " + where);
-  auto give_up = [&](int e, const std::string& what) -> Result<void> {
-    ::close(fd);
-    ::unlinkat(fd_.get(), tmp.c_str(), 0);
-    return fail(e, what + " " + path_ + "/" + tmp);
-  };
-  if (::fchmod(fd, mode) != 0) return give_up(errno, "chmod");
-  for (std::string_view rest = contents; !rest.empty();) {
-    ssize_t n = ::write(fd, rest.data(), rest.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return give_up(errno, "write");
-    }
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
-  if (::fsync(fd) != 0) return give_up(errno, "fsync");
-  if (::close(fd) != 0) {
-    int e = errno;
-    ::unlinkat(fd_.get(), tmp.c_str(), 0);
-    return fail(e, "close " + path_ + "/" + tmp);
-  }
-  // renameat replaces the directory entry: a symlink planted at `name` is
-  // replaced, never followed.
-  if (::renameat(fd_.get(), tmp.c_str(), fd_.get(), name.c_str()) != 0) {
-    int e = errno;
-    ::unlinkat(fd_.get(), tmp.c_str(), 0);
-    return fail(e, "rename " + path_ + "/" + tmp + " to " + where);
-  }
-  if (::fsync(fd_.get()) != 0) return fail(errno, "fsync directory " + path_);
-  return {};
-}
 
 }  // namespace meshd::daemon

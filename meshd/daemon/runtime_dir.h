@@ -1,4 +1,4 @@
-// meshd's runtime directory (status.json, the userspace implementation's
+// meshd's runtime directory (the API socket, the userspace implementation's
 // logs): opened once, checked, and then used only through its descriptor, so
 // a path swapped for a symlink afterwards cannot redirect a write.
 #pragma once
@@ -28,12 +28,6 @@ class RuntimeDir {
   RuntimeDir& operator=(RuntimeDir&&) noexcept = default;
 
   const std::string& path() const { return path_; }
-
-  // Replaces `name` in the directory atomically: a new file created with
-  // O_CREAT|O_EXCL|O_NOFOLLOW|O_NOCTTY and mode `mode` (set with fchmod, so
-  // the umask does not decide), written, fsynced, renamed over `name`, and
-  // the directory fsynced. `name` is one path component.
-  Result<void> replace_file(std::string_view name, std::string_view contents, mode_t mode) const;
 
  private:
   RuntimeDir(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
