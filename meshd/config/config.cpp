@@ -306,7 +306,11 @@ Config parse_config(std::string_view text, const std::string& source) {
         "holding the bootstrap token \"id.secret\"");
 
   Section api(table_or_null(root, source, "api"), source, "api");
-  c.api_socket = abs_path(api, source, "socket", c.api_socket, true);
+  // The socket lives in the runtime directory unless configured elsewhere:
+  // two meshd with their own runtime directories never share one.
+  std::string default_socket =
+      !c.runtime_dir.empty() && c.runtime_dir.front() == '/' ? c.runtime_dir + "/meshd.sock" : "";
+  c.api_socket = abs_path(api, source, "socket", default_socket, true);
   // sockaddr_un.sun_path holds 108 bytes, the terminating NUL included.
   if (c.api_socket.size() > 107)
     bad(source, "api.socket",

@@ -61,7 +61,8 @@ struct Config {
   std::string join_token_file;          // "token_file": holds "id.secret"; NOT the API's bearer token file
 
   // [api]
-  std::string api_socket = "/run/meshd/meshd.sock";  // "socket"; "" = no unix socket
+  // "socket": default <runtime_dir>/meshd.sock (/run/meshd/meshd.sock); "" = no unix socket
+  std::string api_socket = "/run/meshd/meshd.sock";
   std::string api_socket_group;          // "socket_group": group owning the socket (mode 0660); "" = meshd's
   std::optional<Endpoint> api_listen;    // "listen": TCP "address:port"; none by default
   std::string api_bearer_token_file;     // "bearer_token_file": 0600 file; required for a TCP listener

@@ -132,6 +132,13 @@ TEST(Config, ClusterJoinAndApiDefaults) {
   EXPECT_FALSE(c.join_target);
   EXPECT_EQ(c.join_token_file, "");
   EXPECT_EQ(c.api_socket, "/run/meshd/meshd.sock");
+  // The socket follows the runtime directory unless it is configured.
+  EXPECT_EQ(parse_config("[state]\nruntime_dir = \"/tmp/n1/run\"\n", "meshd.toml").api_socket,
+            "/tmp/n1/run/meshd.sock");
+  EXPECT_EQ(parse_config("[state]\nruntime_dir = \"/tmp/n1/run\"\n[api]\nsocket = \"/a.sock\"\n",
+                         "meshd.toml")
+                .api_socket,
+            "/a.sock");
   EXPECT_EQ(c.api_socket_group, "");
   EXPECT_FALSE(c.api_listen);
   EXPECT_EQ(c.api_bearer_token_file, "");
