@@ -1,8 +1,19 @@
 #include "meshd/controlplane/sync_channel.h"
 
+#include "meshd/controlplane/asio_endpoint.h"
 #include "meshd/controlplane/sync_message.h"
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <array>
+#include <set>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -110,6 +121,256 @@ Result<OpenedEnvelope> open_envelope(std::span<const std::uint8_t> frame,
   auto payload = frame.subspan(kEnvelopeHeaderBytes, signed_bytes - kEnvelopeHeaderBytes);
   e.payload.assign(payload.begin(), payload.end());
   return e;
+}
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+struct Inbound;
+struct Outbound;
+
+std::shared_ptr<spdlog::logger> control_logger() {
+  auto l = spdlog::get("control");
+  return l ? l : spdlog::default_logger();
+}
+
+}  // namespace
+
+struct SyncChannel::Impl : std::enable_shared_from_this<SyncChannel::Impl> {
+  Impl(asio::io_context& ioc, SyncChannelOptions o, const keys::IdentitySecretKey& self,
+       MemberLookup lookup, Deliver deliver, Clock clock)
+      : ioc_(ioc), opts_(std::move(o)), self_(self), lookup_(std::move(lookup)),
+        deliver_(std::move(deliver)), clock_(std::move(clock)), acceptor_(ioc),
+        log_(control_logger()) {}
+
+  void accept();
+  std::uint16_t peer_port() const { return opts_.peer_port ? opts_.peer_port : port_; }
+
+  asio::io_context& ioc_;
+  SyncChannelOptions opts_;
+  const keys::IdentitySecretKey& self_;
+  MemberLookup lookup_;
+  Deliver deliver_;
+  Clock clock_;
+  tcp::acceptor acceptor_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::uint16_t port_ = 0;
+  SyncChannelCounters counters_;
+  bool closed_ = false;
+  std::size_t inbound_ = 0;
+  std::set<Inbound*> live_in_;
+  std::set<Outbound*> live_out_;
+};
+
+namespace {
+
+// One envelope received: the header, then the rest, within io_timeout.
+struct Inbound : std::enable_shared_from_this<Inbound> {
+  Inbound(std::shared_ptr<SyncChannel::Impl> c, tcp::socket s, IpAddress src,
+          keys::IdentityPublicKey expected)
+      : ch(std::move(c)), socket(std::move(s)), timer(ch->ioc_), source(src),
+        expected(expected) {
+    ++ch->inbound_;
+    ch->live_in_.insert(this);
+  }
+  ~Inbound() {
+    ch->live_in_.erase(this);
+    --ch->inbound_;
+  }
+  void stop() {
+    boost::system::error_code ec;
+    socket.close(ec);
+    timer.cancel();
+  }
+  void refuse(const std::string& why) {
+    ++ch->counters_.refused_envelope;
+    ch->log_->debug("sync channel: refused an envelope from {}: {}", source.to_string(), why);
+    stop();
+  }
+  void start() {
+    timer.expires_after(ch->opts_.io_timeout);
+    timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->done) return;
+      ++self->ch->counters_.timeouts;
+      self->ch->log_->debug("sync channel: {} did not send a whole envelope in time",
+                            self->source.to_string());
+      self->stop();
+    });
+    frame.resize(kEnvelopeHeaderBytes);
+    asio::async_read(socket, asio::buffer(frame),
+                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                       if (ec) return self->read_failed(ec);
+                       self->on_header();
+                     });
+  }
+  void read_failed(boost::system::error_code ec) {
+    if (ec != asio::error::operation_aborted && !ch->closed_ && socket.is_open())
+      return refuse("connection closed before the envelope was whole");
+    stop();
+  }
+  void on_header() {
+    if (ch->closed_) return;
+    auto size = envelope_size(frame);
+    if (!size) return refuse(size.error().message);
+    frame.resize(*size);
+    asio::async_read(socket, asio::buffer(frame.data() + kEnvelopeHeaderBytes,
+                                          *size - kEnvelopeHeaderBytes),
+                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                       if (ec) return self->read_failed(ec);
+                       self->on_envelope();
+                     });
+  }
+  void on_envelope() {
+    if (ch->closed_) return;
+    done = true;
+    stop();
+    auto e = open_envelope(frame, expected, ch->self_.public_key(), ch->clock_(),
+                           ch->opts_.window_ms);
+    if (!e) return refuse(e.error().message);
+    ++ch->counters_.received;
+    ch->counters_.bytes_in += frame.size();
+    ch->deliver_(e->sender, e->payload);
+  }
+
+  std::shared_ptr<SyncChannel::Impl> ch;
+  tcp::socket socket;
+  asio::steady_timer timer;
+  IpAddress source;
+  keys::IdentityPublicKey expected;
+  std::vector<std::uint8_t> frame;
+  bool done = false;
+};
+
+// One envelope sent: connect from our address, write, close.
+struct Outbound : std::enable_shared_from_this<Outbound> {
+  Outbound(std::shared_ptr<SyncChannel::Impl> c, IpAddress to, std::vector<std::uint8_t> env)
+      : ch(std::move(c)), socket(ch->ioc_), timer(ch->ioc_), to(to), envelope(std::move(env)) {
+    ch->live_out_.insert(this);
+  }
+  ~Outbound() { ch->live_out_.erase(this); }
+  void stop() {
+    boost::system::error_code ec;
+    socket.close(ec);
+    timer.cancel();
+  }
+  void failed(const std::string& why) {
+    if (finished) return;
+    finished = true;
+    ++ch->counters_.send_failures;
+    ch->log_->debug("sync channel: send to {} failed: {}", to.to_string(), why);
+    stop();
+  }
+  void start() {
+    const tcp::endpoint target = to_asio(Endpoint{to, ch->peer_port()});
+    const tcp::endpoint source = to_asio(Endpoint{ch->opts_.bind_address, 0});
+    boost::system::error_code ec;
+    if (!socket.open(source.protocol(), ec)) socket.bind(source, ec);
+    if (ec) return failed("bind " + ch->opts_.bind_address.to_string() + ": " + ec.message());
+    timer.expires_after(ch->opts_.io_timeout);
+    timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->failed("timed out");
+    });
+    socket.async_connect(target, [self = shared_from_this()](boost::system::error_code ec) {
+      if (self->finished) return;
+      if (ec) return self->failed("connect: " + ec.message());
+      asio::async_write(self->socket, asio::buffer(self->envelope),
+                        [self](boost::system::error_code ec, std::size_t) {
+                          if (self->finished) return;
+                          if (ec) return self->failed("write: " + ec.message());
+                          self->finished = true;
+                          ++self->ch->counters_.sent;
+                          self->ch->counters_.bytes_out += self->envelope.size();
+                          self->socket.shutdown(tcp::socket::shutdown_send, ec);
+                          self->stop();
+                        });
+    });
+  }
+
+  std::shared_ptr<SyncChannel::Impl> ch;
+  tcp::socket socket;
+  asio::steady_timer timer;
+  IpAddress to;
+  std::vector<std::uint8_t> envelope;
+  bool finished = false;
+};
+
+}  // namespace
+
+void SyncChannel::Impl::accept() {
+  acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec,
+                                                     tcp::socket sock) {
+    if (self->closed_) return;
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) {
+      boost::system::error_code pe;
+      const auto peer = sock.remote_endpoint(pe);
+      if (!pe) {
+        const IpAddress source = from_asio(peer).address;
+        auto member = self->lookup_(source);
+        if (!member) {
+          ++self->counters_.refused_source;
+          self->log_->debug("sync channel: refused {}: not a member's address",
+                            source.to_string());
+        } else if (self->inbound_ >= self->opts_.max_connections) {
+          ++self->counters_.refused_busy;
+        } else {
+          std::make_shared<Inbound>(self, std::move(sock), source, *member)->start();
+        }
+      }
+    }
+    self->accept();
+  });
+}
+
+SyncChannel::SyncChannel(asio::io_context& ioc, SyncChannelOptions opts,
+                         const keys::IdentitySecretKey& self, MemberLookup lookup,
+                         Deliver deliver, Clock clock)
+    : impl_(std::make_shared<Impl>(ioc, std::move(opts), self, std::move(lookup),
+                                   std::move(deliver), std::move(clock))) {
+  const Endpoint at{impl_->opts_.bind_address, impl_->opts_.port};
+  const std::string where = "sync channel on " + at.to_string();
+  if (at.empty()) throw ErrorException(Error::invalid(where + ": no bind address"));
+  const tcp::endpoint ep = to_asio(at);
+  boost::system::error_code ec;
+  auto& a = impl_->acceptor_;
+  if (!a.open(ep.protocol(), ec)) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw ErrorException(fail(ec.value(), where));
+  impl_->port_ = a.local_endpoint().port();
+  impl_->accept();
+}
+
+SyncChannel::~SyncChannel() { close(); }
+
+void SyncChannel::send(const keys::IdentityPublicKey& to, const IpAddress& address,
+                       std::vector<std::uint8_t> payload) {
+  if (impl_->closed_) return;
+  if (payload.size() > kMaxMessageBytes) {
+    ++impl_->counters_.send_failures;
+    impl_->log_->debug("sync channel: send to {} failed: a payload of {} bytes is above the limit",
+                       address.to_string(), payload.size());
+    return;
+  }
+  auto env = seal_envelope(impl_->self_, to, impl_->clock_(), payload);
+  std::make_shared<Outbound>(impl_, address, std::move(env))->start();
+}
+
+std::uint16_t SyncChannel::port() const { return impl_->port_; }
+
+const SyncChannelCounters& SyncChannel::counters() const { return impl_->counters_; }
+
+void SyncChannel::close() {
+  if (impl_->closed_) return;
+  impl_->closed_ = true;
+  boost::system::error_code ec;
+  impl_->acceptor_.close(ec);
+  auto in = impl_->live_in_;
+  for (Inbound* c : in) c->stop();
+  auto out = impl_->live_out_;
+  for (Outbound* c : out) c->stop();
 }
 
 }  // namespace meshd::controlplane

@@ -64,4 +64,54 @@ Result<OpenedEnvelope> open_envelope(std::span<const std::uint8_t> frame,
                                      const keys::IdentityPublicKey& self, std::uint64_t now_ms,
                                      std::uint64_t window_ms);
 
+struct SyncChannelOptions {
+  IpAddress bind_address;                  // this node's mesh address (its pod CIDR's gateway)
+  std::uint16_t port = 0;                  // 0 = ephemeral (tests)
+  std::chrono::milliseconds io_timeout{3000};
+  std::size_t max_connections = 64;        // inbound in flight
+  std::uint64_t window_ms = 120000;
+  std::uint16_t peer_port = 0;             // where other members listen; 0 = this channel's port()
+};
+
+struct SyncChannelCounters {
+  std::uint64_t sent = 0, send_failures = 0, received = 0, refused_source = 0,
+                refused_envelope = 0, bytes_in = 0, bytes_out = 0;
+  std::uint64_t refused_busy = 0;  // a member's connection beyond max_connections
+  std::uint64_t timeouts = 0;      // an envelope not whole within io_timeout
+};
+
+// Receiver: on accept, lookup(source); nothing means refused_source and the
+// connection is closed without reading. Else the envelope is read within
+// io_timeout (its header first: a payload above kMaxMessageBytes is refused
+// before anything is allocated for it), opened with expected_sender = the
+// looked-up identity, and its payload delivered. Everything runs on the
+// io_context's thread; counters are read there too.
+class SyncChannel {
+ public:
+  using MemberLookup = std::function<std::optional<keys::IdentityPublicKey>(const IpAddress& source)>;
+  using Deliver = std::function<void(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload)>;
+  using Clock = std::function<std::uint64_t()>;  // unix ms
+  // Binds bind_address:port at once (throws ErrorException). `self` must outlive the channel.
+  SyncChannel(boost::asio::io_context& ioc, SyncChannelOptions opts, const keys::IdentitySecretKey& self,
+              MemberLookup lookup, Deliver deliver, Clock clock);
+  ~SyncChannel();
+  SyncChannel(const SyncChannel&) = delete;
+  SyncChannel& operator=(const SyncChannel&) = delete;
+
+  // Fire and forget: seal, connect (source bound to bind_address, port 0),
+  // write, close; failures counted (and logged at debug, naming the address,
+  // no key bytes). Safe to call from Deliver.
+  void send(const keys::IdentityPublicKey& to, const IpAddress& address, std::vector<std::uint8_t> payload);
+  std::uint16_t port() const;
+  const SyncChannelCounters& counters() const;
+  // Stops accepting and closes every connection in flight; lookup, deliver
+  // and clock are not called again. Also done by the destructor.
+  void close();
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
 }  // namespace meshd::controlplane
