@@ -4,15 +4,20 @@
 # on one io_context thread as the daemon does. Three scenarios:
 #   quiet    wrk alone;
 #   stalled  beside 200 clients that send half a request line and then nothing
-#            (reopened 1 s after the server closes one), at max_connections 64;
+#            (each reopened RECONNECT_MS after the server closes it), at max_connections 64;
 #   busy     beside a handler on the server's loop that spins BUSY_MS of CPU
 #            every EVERY_MS (a reconcile pass occupying the loop).
 # Prints requests/s, p50 and p99 per scenario and the server's counters.
 # Prints figures; asserts nothing. Builds nothing: build first with
 #   cmake --build build --target bench_api_server
+# The machine's load average is printed with each scenario: on a shared
+# machine, compare only figures taken at similar load; ROUNDS > 1 interleaves
+# the scenarios so that other work weighs on each alike.
 # Usage: scripts/bench-api.sh [BUILD_DIR]
 #   env: DURATION (10s), CONNECTIONS (16), STALLED (200), MAX_CONNECTIONS (64),
-#        BUSY_MS (150), EVERY_MS (1000), NODES (1000)
+#        BUSY_MS (150), EVERY_MS (1000), NODES (1000), ROUNDS (1),
+#        RECONNECT_MS (1000: how soon a stalled client the server closed comes back),
+#        SCENARIOS ("quiet stalled busy")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -27,6 +32,9 @@ maxc=${MAX_CONNECTIONS:-64}
 busy_ms=${BUSY_MS:-150}
 every_ms=${EVERY_MS:-1000}
 nodes=${NODES:-1000}
+rounds=${ROUNDS:-1}
+reconnect_ms=${RECONNECT_MS:-1000}
+scenarios=${SCENARIOS:-quiet stalled busy}
 
 work=$(mktemp -d /tmp/meshd-bench-api-XXXXXX)
 pids=()
@@ -50,44 +58,51 @@ summary=()
 # scenario NAME [server args...]: runs the server, the scenario's extra load, wrk.
 scenario() {
   local name=$1; shift
-  local out=$work/$name.server
+  local out=$work/$name.$round.server
   "$bin" --token-file "$work/token" --nodes "$nodes" --max-connections "$maxc" "$@" >"$out" 2>&1 &
   local server=$!
   pids+=("$server")
   wait_for "$out" listening
   local port
   port=$(sed -n 's/^listening 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
-  local staller=
+  local staller= load
+  load=$(cut -d' ' -f1 /proc/loadavg)
   if [[ $name == stalled ]]; then
-    "$bin" --stall "$stalled" --port "$port" >"$work/stall.out" 2>&1 &
+    "$bin" --stall "$stalled" --port "$port" --reconnect-ms "$reconnect_ms" >"$work/stall.$round.out" 2>&1 &
     staller=$!
     pids+=("$staller")
-    wait_for "$work/stall.out" stalling
+    wait_for "$work/stall.$round.out" stalling
   fi
   echo "== $name: $(head -1 "$out")${staller:+, $stalled stalled clients}"
   wrk -t2 -c"$conns" -d"$duration" --latency -H "Authorization: Bearer $token" \
-    "http://127.0.0.1:$port/v1/nodes" | tee "$work/$name.wrk"
+    "http://127.0.0.1:$port/v1/nodes" | tee "$work/$name.$round.wrk"
   if [[ -n $staller ]]; then
     kill "$staller"; wait "$staller" || true
-    cat "$work/stall.out" | grep -v '^stalling'
+    cat "$work/stall.$round.out" | grep -v '^stalling'
   fi
   kill "$server"; wait "$server" || true
   grep '^counters' "$out"
   local rps p50 p99 errors non2xx
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.wrk")
-  p50=$(awk '$1 == "50%" {print $2}' "$work/$name.wrk")
-  p99=$(awk '$1 == "99%" {print $2}' "$work/$name.wrk")
-  errors=$(sed -n 's/^ *Socket errors: *//p' "$work/$name.wrk")
-  non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$name.wrk")
-  summary+=("$(printf '%-8s %10s %10s %10s  %s' "$name" "$rps" "$p50" "$p99" \
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.$round.wrk")
+  p50=$(awk '$1 == "50%" {print $2}' "$work/$name.$round.wrk")
+  p99=$(awk '$1 == "99%" {print $2}' "$work/$name.$round.wrk")
+  errors=$(sed -n 's/^ *Socket errors: *//p' "$work/$name.$round.wrk")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$name.$round.wrk")
+  summary+=("$(printf '%-8s %5s %10s %10s %10s  %s' "$name" "$load" "$rps" "$p50" "$p99" \
     "${errors:+socket errors: $errors }${non2xx:+non-2xx: $non2xx }$(sed -n 's/^counters: //p' "$out")")")
 }
 
 echo "bench-api: $(nproc) cores, $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), wrk -t2 -c$conns -d$duration"
-scenario quiet
-scenario stalled
-scenario busy --busy-ms "$busy_ms" --every-ms "$every_ms"
+for round in $(seq "$rounds"); do
+  for s in $scenarios; do
+    case $s in
+      quiet | stalled) scenario "$s" ;;
+      busy) scenario busy --busy-ms "$busy_ms" --every-ms "$every_ms" ;;
+      *) echo "bench-api: unknown scenario $s" >&2; exit 2 ;;
+    esac
+  done
+done
 
 echo
-printf '%-8s %10s %10s %10s  %s\n' scenario 'req/s' p50 p99 'server counters'
+printf '%-8s %5s %10s %10s %10s  %s\n' scenario load 'req/s' p50 p99 'server counters'
 printf '%s\n' "${summary[@]}"
