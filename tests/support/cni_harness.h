@@ -127,6 +127,16 @@ class CniNode {
   std::unique_ptr<store::Database> db_;
 };
 
+// What a runtime hands the chain's first plugin from a conflist (meshd's):
+// that plugin's entry plus the network's name and version.
+inline std::string plugin_config_from_conflist(const std::string& conflist_path) {
+  auto list = boost::json::parse(read_file(conflist_path)).as_object();
+  auto plugin = list.at("plugins").as_array().at(0).as_object();
+  plugin["name"] = list.at("name");
+  plugin["cniVersion"] = list.at("cniVersion");
+  return boost::json::serialize(plugin);
+}
+
 // The config a runtime passes on DEL/CHECK: the plugin entry plus prevResult.
 inline std::string with_prev_result(const std::string& config, const std::string& add_out) {
   auto o = boost::json::parse(config).as_object();

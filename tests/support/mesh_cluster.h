@@ -8,8 +8,10 @@
 #include "keys/wg_key.h"
 #include "store/database.h"
 #include "store/local_node.h"
+#include "tests/support/capture.h"
 #include "tests/support/eventually.h"
 #include "tests/support/netns.h"
+#include "tests/support/underlay.h"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -41,68 +43,6 @@ struct MeshClusterOptions {
   std::string meshd = std::string(MESHD_BIN_DIR) + "/meshd";
 };
 
-// A packet capture (tcpdump -w) inside a namespace, running from the
-// constructor until stop(); the file is removed with the object.
-class Capture {
- public:
-  Capture(const Netns& ns, const std::string& ifname, const std::string& filter = "")
-      : path_("/tmp/" + ns.name() + "-" + ifname + ".pcap") {
-    ::unlink(path_.c_str());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::freopen("/dev/null", "w", stdout);
-      std::freopen("/dev/null", "w", stderr);
-      std::vector<const char*> argv{"ip", "netns", "exec", ns.name().c_str(), "tcpdump", "-n", "-U", "--immediate-mode",
-                                    "-i", ifname.c_str(), "-w", path_.c_str()};
-      if (!filter.empty()) argv.push_back(filter.c_str());
-      argv.push_back(nullptr);
-      ::execvp("ip", const_cast<char* const*>(argv.data()));
-      ::_exit(127);
-    }
-    // tcpdump writes the pcap header once it listens.
-    for (int i = 0; i < 400 && sh("test -s " + path_) != 0; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  ~Capture() {
-    stop();
-    ::unlink(path_.c_str());
-  }
-  Capture(const Capture&) = delete;
-  Capture& operator=(const Capture&) = delete;
-
-  void stop() {
-    if (pid_ <= 0) return;
-    // Immediate mode hands each packet to tcpdump at once (no 1 s capture
-    // block), but SIGINT ends the loop without draining: wait until the file
-    // has stopped growing for 300 ms (a loaded machine delays tcpdump by more
-    // than any fixed pause), at most 5 s. ip netns exec execs tcpdump in
-    // place, so the PID is tcpdump's.
-    auto size = [&] {
-      struct stat st {};
-      return ::stat(path_.c_str(), &st) == 0 ? st.st_size : -1;
-    };
-    off_t last = size();
-    for (int quiet = 0, i = 0; quiet < 6 && i < 100; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      off_t now = size();
-      quiet = now == last ? quiet + 1 : 0;
-      last = now;
-    }
-    ::kill(pid_, SIGINT);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = 0;
-  }
-  // The captured packets, one line each, optionally through a read filter.
-  std::string read(const std::string& filter = "") const {
-    return sh_out("tcpdump -n -r " + path_ + (filter.empty() ? "" : " '" + filter + "'") + " 2>/dev/null");
-  }
-
- private:
-  std::string path_;
-  pid_t pid_ = 0;
-};
-
 class MeshCluster {
  public:
   struct Pod {
@@ -130,13 +70,7 @@ class MeshCluster {
   explicit MeshCluster(MeshClusterOptions o = {}) : o_(std::move(o)) {
     char tmpl[] = "/tmp/meshd-cluster-XXXXXX";
     root_ = ::mkdtemp(tmpl);
-    underlay_ = std::make_unique<Netns>("mu");
-    // No IPv6 on the underlay: the kernel's own link-local chatter (router
-    // solicitations, MLD reports) would muddy "only WireGuard crosses it".
-    must(underlay_->run("sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1"));
-    // The underlay: a bridge in its own namespace; IGMP noise off (snooping).
-    must(underlay_->run("ip link add br0 type bridge mcast_snooping 0"));
-    must(underlay_->run("ip link set br0 up"));
+    underlay_ = std::make_unique<Underlay>("mu");
 
     for (int i = 1; i <= o_.nodes; ++i) {
       Node n;
@@ -148,12 +82,7 @@ class MeshCluster {
       n.underlay = "172.31.77." + std::to_string(i);
       n.pod_cidr = "10.77." + std::to_string(i) + ".0/24";
       n.gateway = "10.77." + std::to_string(i) + ".1";
-      std::string ul = "ul" + std::to_string(i);
-      must(sh("ip link add " + ul + " netns " + underlay_->name() + " type veth peer name eth0 netns " +
-              n.ns->name()));
-      must(underlay_->run("ip link set " + ul + " master br0 up"));
-      must(n.ns->run("ip addr add " + n.underlay + "/24 dev eth0"));
-      must(n.ns->run("ip link set eth0 up"));
+      underlay_->attach(*n.ns, "ul" + std::to_string(i), n.underlay + "/24");
       must(n.ns->run("sysctl -qw net.ipv4.ip_forward=1"));
 
       // Seed the node's key into its store, as a previous meshd run would have.
@@ -178,15 +107,7 @@ class MeshCluster {
   ~MeshCluster() {
     for (auto& n : nodes_) stop(n, SIGKILL);
     for (auto& n : nodes_) {
-      // wireguard-go outlives meshd by design; end every process left in the
-      // node's namespace (ours: nothing else runs there) by PID.
-      for (int attempt = 0; attempt < 50; ++attempt) {
-        std::string pids = sh_out("ip netns pids " + n.ns->name() + " 2>/dev/null");
-        if (pids.find_first_of("0123456789") == std::string::npos) break;
-        std::istringstream in(pids);
-        for (pid_t pid; in >> pid;) ::kill(pid, SIGKILL);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
+      end_processes_in(*n.ns);
       n.pods.clear();
     }
     nodes_.clear();
@@ -199,7 +120,7 @@ class MeshCluster {
 
   Node& node(int i) { return nodes_.at(static_cast<std::size_t>(i - 1)); }
   std::vector<Node>& nodes() { return nodes_; }
-  Netns& underlay() { return *underlay_; }
+  Netns& underlay() { return underlay_->ns(); }
   const MeshClusterOptions& options() const { return o_; }
 
   void write_config(Node& n, const std::string& extra_peers = "") {
@@ -291,10 +212,6 @@ class MeshCluster {
   }
 
  private:
-  static void must(int rc) {
-    if (rc != 0) throw std::runtime_error("cluster set-up command failed");
-  }
-
   std::string wg_prefix(const Node& n) const {
     if (o_.backend != "userspace") return "env WG_COLOR_MODE=never sh -c '";
     return "env WG_COLOR_MODE=never unshare -m sh -c 'mount --make-rprivate / && mkdir -p /var/run/wireguard && mount --bind " +
@@ -320,7 +237,7 @@ class MeshCluster {
 
   MeshClusterOptions o_;
   std::string root_;
-  std::unique_ptr<Netns> underlay_;
+  std::unique_ptr<Underlay> underlay_;
   std::vector<Node> nodes_;
 };
 

@@ -13,19 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// What a runtime hands the plugin: the conflist's plugin entry plus the
-// network's name and version.
-std::string plugin_config_from_conflist(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto list = boost::json::parse(ss.str()).as_object();
-  auto plugin = list.at("plugins").as_array().at(0).as_object();
-  plugin["name"] = list.at("name");
-  plugin["cniVersion"] = list.at("cniVersion");
-  return boost::json::serialize(plugin);
-}
-
 TEST(MeshWithCni, PodsMadeByThePluginReachPodsOnOtherNodes) {
   MESHD_REQUIRE(is_root(), "needs root (network namespaces)");
   MeshClusterOptions o;
