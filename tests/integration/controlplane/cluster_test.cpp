@@ -344,6 +344,10 @@ TEST_F(Cluster, EveryBadTokenIsRefusedWithItsReasonAndMeshdExits2) {
   std::string held = ClusterNodes::create_token(n1, 5);
   cases.push_back({"bad-name", held, "name held by another node", "n2"});
 
+  // Not a token at all: meshd refuses the file before it sends anything
+  // (status 1, a local error, not a member's refusal) and never repeats it.
+  cases.push_back({"bad-garbage", "not a token, maybe a password", "", ""});
+
   // ttl 1 s: expired once a second has passed (expires_at <= now).
   std::this_thread::sleep_for(2100ms);
   for (auto& k : cases) {
@@ -360,6 +364,12 @@ TEST_F(Cluster, EveryBadTokenIsRefusedWithItsReasonAndMeshdExits2) {
   for (auto& k : cases) {
     auto& n = node(k.node);
     auto rc = c_->exit_status(n, 60s);
+    if (k.reason.empty()) {
+      EXPECT_EQ(rc, std::optional<int>(1)) << k.node << "\n" << c_->log_tail(n);
+      EXPECT_NE(c_->log_line(n, "join token file " + n.token_file()), "") << c_->log_tail(n);
+      EXPECT_EQ(c_->log(n).find("password"), std::string::npos) << "the token file's content was logged";
+      continue;
+    }
     EXPECT_EQ(rc, std::optional<int>(2)) << k.node << "\n" << c_->log_tail(n);
     std::string line = c_->log_line(n, "join refused by ");
     EXPECT_NE(line.find("join refused by " + n1.join_endpoint() + ": " + k.reason), std::string::npos)
@@ -409,6 +419,27 @@ TEST_F(Cluster, AReplayedJoinRequestIsRefused) {
   // The replay spent no use: one of five was taken, by the original.
   auto db = ClusterNodes::open_store(n1);
   EXPECT_EQ(store::TokenRepo(*db).get(token.id()).value()->usages_left, std::optional<std::int64_t>(4));
+}
+
+TEST_F(Cluster, AJoinerWhoseClockIsOutsideTheWindowIsToldSoAndSpendsNoUse) {
+  auto& n1 = node("n1");
+  Netns& client = c_->add_host({"172.31.78.152"});
+  auto token = keys::Token::parse(ClusterNodes::create_token(n1, 1)).value();
+  auto claims = claims_for("late");
+  claims.timestamp -= 2 * cp::kJoinWindowMs;  // this "node" runs ten minutes behind
+  cp::JoinNonce nonce{};
+  randombytes_buf(nonce.data(), nonce.size());
+  auto reply = roundtrip_from(client, n1.join_endpoint(), cp::make_join_request(token, claims, nonce));
+  ASSERT_TRUE(reply) << reply.error().message;
+  auto outcome = cp::open_join_reply(*reply, token, claims, nonce);
+  ASSERT_TRUE(outcome) << outcome.error().message;
+  ASSERT_TRUE(std::holds_alternative<cp::JoinRefused>(*outcome));
+  const auto& refused = std::get<cp::JoinRefused>(*outcome);
+  EXPECT_EQ(refused.reason, std::optional(cp::JoinRefusal::kClockSkew));
+  // The member's time comes back, so the joiner can say by how much it is off.
+  EXPECT_GT(refused.member_time, claims.timestamp + cp::kJoinWindowMs);
+  auto db = ClusterNodes::open_store(n1);
+  EXPECT_EQ(store::TokenRepo(*db).get(token.id()).value()->usages_left, std::optional<std::int64_t>(1));
 }
 
 // Keeps connections to address:port open from every address of `ns` until
