@@ -27,6 +27,7 @@ command -v wrk >/dev/null || { echo "bench-api: wrk missing (scripts/install-dep
 
 duration=${DURATION:-10s}
 conns=${CONNECTIONS:-16}
+threads=$((conns < 2 ? conns : 2))
 stalled=${STALLED:-200}
 maxc=${MAX_CONNECTIONS:-64}
 busy_ms=${BUSY_MS:-150}
@@ -74,7 +75,7 @@ scenario() {
     wait_for "$work/stall.$round.out" stalling
   fi
   echo "== $name: $(head -1 "$out")${staller:+, $stalled stalled clients}"
-  wrk -t2 -c"$conns" -d"$duration" --latency -H "Authorization: Bearer $token" \
+  wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "Authorization: Bearer $token" \
     "http://127.0.0.1:$port/v1/nodes" | tee "$work/$name.$round.wrk"
   if [[ -n $staller ]]; then
     kill "$staller"; wait "$staller" || true
@@ -92,7 +93,7 @@ scenario() {
     "${errors:+socket errors: $errors }${non2xx:+non-2xx: $non2xx }$(sed -n 's/^counters: //p' "$out")")")
 }
 
-echo "bench-api: $(nproc) cores, $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), wrk -t2 -c$conns -d$duration"
+echo "bench-api: $(nproc) cores, $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), wrk -t$threads -c$conns -d$duration"
 for round in $(seq "$rounds"); do
   for s in $scenarios; do
     case $s in

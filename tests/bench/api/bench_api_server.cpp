@@ -9,7 +9,8 @@
 //     store in a temporary directory. With --busy-ms, a handler on the same
 //     loop spins the CPU for B ms every E ms (a reconcile pass occupying the
 //     loop). Prints "listening 127.0.0.1:PORT" once it accepts; on SIGINT or
-//     SIGTERM prints the server's counters and exits.
+//     SIGTERM prints the server's counters and its CPU time since then, and
+//     exits.
 //
 //   bench_api_server --stall N --port P [--reconnect-ms R]
 //     a slow client: holds N TCP connections to 127.0.0.1:P, each having sent
@@ -34,6 +35,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -159,6 +161,13 @@ struct BenchCluster : api::ClusterSource {
   std::vector<api::NodeSnapshot> records;
 };
 
+double cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 int serve(const Args& a) {
   if (a.token_file.empty()) usage("--token-file is required");
   std::string token = meshd::testing::read_file(a.token_file);
@@ -197,16 +206,20 @@ int serve(const Args& a) {
   };
   if (a.busy_ms > 0) arm();
 
+  const double cpu_at_listen = cpu_seconds();
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code, int) {
     const api::ServerCounters& c = server.counters();
+    // The server's CPU since it started listening (its one loop thread):
+    // divided by requests, the cost of an answer on this machine.
+    const double cpu_s = cpu_seconds() - cpu_at_listen;
     std::printf(
         "counters: connections=%llu requests=%llu shed=%llu timeouts=%llu unauthorized=%llu "
-        "busy_passes=%llu\n",
+        "busy_passes=%llu cpu=%.2fs\n",
         static_cast<unsigned long long>(c.connections), static_cast<unsigned long long>(c.requests),
         static_cast<unsigned long long>(c.shed), static_cast<unsigned long long>(c.timeouts),
         static_cast<unsigned long long>(c.unauthorized),
-        static_cast<unsigned long long>(busy_passes));
+        static_cast<unsigned long long>(busy_passes), cpu_s);
     std::fflush(stdout);
     server.close();
     busy.cancel();
