@@ -1,27 +1,40 @@
 // meshctl: the operator's command line. Key commands work offline and behave
 // exactly like their wireguard-tools counterparts (same input rules, output,
 // messages and exit codes), so scripts written for `wg genkey | wg pubkey`
-// work unchanged. `status` reads the daemon's status file; commands that talk
-// to the daemon's REST API join later, one function per subcommand.
+// work unchanged. Every other command is a client of meshd's REST API
+// (docs/api.md, docs/meshctl.md): one function per subcommand, tables for a
+// person by default, the API's JSON as it is with --json.
 #include "common/version.h"
 #include "keys/wg_key.h"
-#include "meshd/meshctl/status_view.h"
+#include "meshd/meshctl/client.h"
+#include "meshd/meshctl/graph.h"
+#include "meshd/meshctl/views.h"
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <sodium.h>
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <thread>
 
 namespace {
 
+namespace mc = meshd::meshctl;
+
 constexpr const char* kProg = "meshctl";
+// exit status of `status` when the last reconcile pass failed or none has run
+constexpr int kExitNotInSync = 3;
+// `events -f`: each long poll asks meshd to hold the request this long.
+constexpr int kFollowWaitSeconds = 30;
+constexpr std::chrono::seconds kEmptyFollowPause{1};
 
 // Flushes stdout; wg ignores write errors, but a key lost to a full disk
 // while the exit code says success is worse than a deviation.
@@ -92,61 +105,6 @@ int run_pubkey() {
   return finish_stdout();
 }
 
-// Until the REST API exists, the daemon's status is the file it rewrites after
-// a pass whose outcome changed (docs/dataplane.md); this prints it for a
-// person (meshctl/status_view.h), or as it is with --json. Exit 0 when the
-// last pass converged, 3 when it did not. The file is opened without
-// following a symlink at its name and without becoming a controlling
-// terminal, and must be a regular file of bounded size.
-int run_status(const std::string& runtime_dir, bool json) {
-  std::string path = runtime_dir + "/status.json";
-  auto cannot_read = [&](int err) {
-    std::fprintf(stderr, "%s status: cannot read %s: %s (is meshd running? its [state] runtime_dir is the --runtime-dir to give)\n",
-                 kProg, path.c_str(), std::strerror(err));
-    return 1;
-  };
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return cannot_read(errno);
-  constexpr std::size_t kMaxStatus = 16 << 20;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return cannot_read(err);
-  }
-  if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) > kMaxStatus) {
-    ::close(fd);
-    std::fprintf(stderr, "%s status: %s is not a meshd status file (not a regular file of at most 16 MiB)\n",
-                 kProg, path.c_str());
-    return 1;
-  }
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return cannot_read(err);
-    }
-    if (n == 0 || text.size() + static_cast<std::size_t>(n) > kMaxStatus) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  auto status = meshd::meshctl::parse_status(text);
-  if (!status) {
-    std::fprintf(stderr, "%s status: %s: %s\n", kProg, path.c_str(), status.error().message.c_str());
-    return 1;
-  }
-  if (json)
-    std::fwrite(text.data(), 1, text.size(), stdout);
-  else
-    std::fputs(meshd::meshctl::format_status(*status).c_str(), stdout);
-  if (int rc = finish_stdout(); rc != 0) return rc;
-  return status->in_sync ? 0 : 3;
-}
-
 // A subcommand that, like wg's, takes no arguments: anything extra prints
 // the usage line and fails with 1, as `wg genkey extra` does.
 CLI::App* add_plain(CLI::App& app, const std::string& name, const std::string& help) {
@@ -161,6 +119,217 @@ bool usage_if_extras(const CLI::App* sub) {
   return true;
 }
 
+// ---- API commands ----
+
+struct Globals {
+  std::string socket = mc::kDefaultSocket;
+  std::string server;
+  std::string token_file;
+  std::string cacert;
+  bool json = false;
+};
+
+int fail_line(const std::string& message) {
+  std::fprintf(stderr, "%s: %s\n", kProg, message.c_str());
+  return 1;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The API's answer on stdout, byte for byte, ending with a newline.
+void print_json(const std::string& body) {
+  std::fwrite(body.data(), 1, body.size(), stdout);
+  if (body.empty() || body.back() != '\n') std::fputc('\n', stdout);
+}
+
+class Api {
+ public:
+  // Reads the token file (if any) and checks the server URL; nothing is
+  // sent yet.
+  static std::optional<Api> open(const Globals& g) {
+    mc::ClientOptions o;
+    o.socket_path = g.socket;
+    o.server = g.server;
+    o.cacert_file = g.cacert;
+    if (!g.token_file.empty()) {
+      auto t = mc::read_token_file(g.token_file);
+      if (!t) {
+        fail_line(t.error().message);
+        return std::nullopt;
+      }
+      o.bearer_token = std::move(*t);
+    }
+    auto c = mc::Client::make(std::move(o));
+    if (!c) {
+      fail_line(c.error().message);
+      return std::nullopt;
+    }
+    return Api(std::move(*c));
+  }
+
+  // The answer when its status is `expected`; otherwise the error is printed
+  // (one line) and nothing is returned.
+  std::optional<mc::HttpAnswer> call(std::string_view method, const std::string& target,
+                                     int expected, std::string_view body = {},
+                                     std::optional<std::chrono::milliseconds> timeout = {}) {
+    auto a = client_.request(method, target, body, timeout);
+    if (!a) {
+      fail_line(a.error().message);
+      return std::nullopt;
+    }
+    if (a->status != expected) {
+      fail_line(mc::describe_error_answer(*a));
+      return std::nullopt;
+    }
+    return std::move(*a);
+  }
+
+ private:
+  explicit Api(mc::Client c) : client_(std::move(c)) {}
+  mc::Client client_;
+};
+
+int run_status(Api& api, const Globals& g) {
+  auto a = api.call("GET", "/v1/status", 200);
+  if (!a) return 1;
+  auto s = mc::parse_status(a->body);
+  if (g.json) print_json(a->body);
+  if (!s) return fail_line(s.error().message);
+  if (!g.json) std::fputs(mc::format_status(*s, now_ms()).c_str(), stdout);
+  if (int rc = finish_stdout(); rc != 0) return rc;
+  return s->in_sync() ? 0 : kExitNotInSync;
+}
+
+int run_nodes(Api& api, const Globals& g) {
+  auto a = api.call("GET", "/v1/nodes", 200);
+  if (!a) return 1;
+  if (g.json) {
+    print_json(a->body);
+    return finish_stdout();
+  }
+  auto nodes = mc::parse_nodes(a->body);
+  if (!nodes) return fail_line(nodes.error().message);
+  std::fputs(mc::format_nodes(*nodes).c_str(), stdout);
+  return finish_stdout();
+}
+
+int run_node(Api& api, const Globals& g, const std::string& name) {
+  auto a = api.call("GET", "/v1/nodes/" + mc::encode_path_segment(name), 200);
+  if (!a) return 1;
+  if (g.json) {
+    print_json(a->body);
+    return finish_stdout();
+  }
+  auto node = mc::parse_node(a->body);
+  if (!node) return fail_line(node.error().message);
+  std::fputs(mc::format_node(*node).c_str(), stdout);
+  return finish_stdout();
+}
+
+int run_graph(Api& api, const Globals& g) {
+  auto a = api.call("GET", "/v1/nodes", 200);
+  if (!a) return 1;
+  if (g.json) {
+    print_json(a->body);
+    return finish_stdout();
+  }
+  auto nodes = mc::parse_nodes(a->body);
+  if (!nodes) return fail_line(nodes.error().message);
+  std::fputs(mc::format_dot(*nodes).c_str(), stdout);
+  return finish_stdout();
+}
+
+struct TokenCreateArgs {
+  std::string ttl;
+  std::optional<std::int64_t> uses;
+  std::optional<std::string> description;
+};
+
+int run_token_create(Api& api, const Globals& g, const TokenCreateArgs& args) {
+  boost::json::object body;
+  if (!args.ttl.empty()) {
+    auto ttl = mc::parse_duration_seconds(args.ttl);
+    if (!ttl) return fail_line("--ttl " + mc::printable(args.ttl) + ": " + ttl.error().message);
+    body["ttl_seconds"] = *ttl;
+  }
+  if (args.uses) body["uses"] = *args.uses;
+  if (args.description) body["description"] = *args.description;
+  auto a = api.call("POST", "/v1/tokens", 201, boost::json::serialize(body));
+  if (!a) return 1;
+  if (g.json) {
+    print_json(a->body);
+    return finish_stdout();
+  }
+  auto t = mc::parse_created_token(a->body);
+  if (!t) return fail_line(t.error().message);
+  std::fputs(mc::format_created_token(*t, now_ms() / 1000).c_str(), stdout);
+  return finish_stdout();
+}
+
+int run_token_list(Api& api, const Globals& g) {
+  auto a = api.call("GET", "/v1/tokens", 200);
+  if (!a) return 1;
+  if (g.json) {
+    print_json(a->body);
+    return finish_stdout();
+  }
+  auto tokens = mc::parse_tokens(a->body);
+  if (!tokens) return fail_line(tokens.error().message);
+  std::fputs(mc::format_tokens(*tokens, now_ms() / 1000).c_str(), stdout);
+  return finish_stdout();
+}
+
+int run_token_revoke(Api& api, const Globals& g, const std::string& id) {
+  auto a = api.call("DELETE", "/v1/tokens/" + mc::encode_path_segment(id), 204);
+  if (!a) return 1;
+  if (!g.json) std::printf("token %s revoked\n", mc::printable(id).c_str());
+  return finish_stdout();
+}
+
+// Without -f: one page of events after --since. With -f: then long-polls for
+// the next ones (wait=30 on each request) until interrupted or an error.
+int run_events(Api& api, const Globals& g, bool follow, std::int64_t since) {
+  using namespace std::chrono_literals;
+  bool first = true;
+  for (;;) {
+    std::string target = "/v1/events?since=" + std::to_string(since);
+    std::optional<std::chrono::milliseconds> timeout;
+    if (follow && !first) {
+      target += "&wait=" + std::to_string(kFollowWaitSeconds);
+      timeout = std::chrono::seconds(kFollowWaitSeconds) + 10s;  // the wait plus a request's
+    }
+    first = false;
+    auto a = api.call("GET", target, 200, {}, timeout);
+    if (!a) return 1;
+    auto page = mc::parse_events(a->body);
+    if (!page) {
+      if (g.json) print_json(a->body);
+      return fail_line(page.error().message);
+    }
+    if (g.json) {
+      if (!follow || !page->events.empty()) print_json(a->body);
+    } else {
+      std::fputs(mc::format_events(*page).c_str(), stdout);
+    }
+    if (int rc = finish_stdout(); rc != 0) return rc;
+    if (!follow) return 0;
+    // A server that answers a long poll at once with nothing (one that does
+    // not hold requests) is asked again after a pause, not in a busy loop.
+    if (page->events.empty()) std::this_thread::sleep_for(kEmptyFollowPause);
+    // The cursor only moves forward: a server that answered without one (or
+    // with an older one) is asked again after the last event it sent.
+    std::int64_t next = since;
+    if (page->next) next = std::max(next, *page->next);
+    for (const auto& e : page->events)
+      if (e.id) next = std::max(next, *e.id);
+    since = next;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,7 +337,16 @@ int main(int argc, char** argv) {
   app.name(kProg);
   app.set_version_flag("--version", std::string(kProg) + " " + meshd::kVersion,
                        "Print the version and exit");
+  app.footer(
+      "Every command but genkey, pubkey and genpsk talks to meshd's REST API: over the unix\n"
+      "socket by default, or --server (with --token-file for the bearer token, --cacert for\n"
+      "TLS). Global options may come before or after the command.\n"
+      "Exit status: 0 on success; 1 on any error (meshd's message is printed, or one line\n"
+      "when meshd cannot be reached); 3 from `status` when the last reconcile pass failed\n"
+      "or none has run yet. See docs/meshctl.md.");
 
+  // Key commands first: they do not take the global options (fallthrough is
+  // inherited by subcommands created after it is set).
   CLI::App* genkey = add_plain(
       app, "genkey",
       "Generate a new WireGuard private key and print it in base64 (like `wg genkey`)");
@@ -178,21 +356,64 @@ int main(int argc, char** argv) {
   CLI::App* genpsk = add_plain(
       app, "genpsk", "Generate a new random preshared key and print it in base64 (like `wg genpsk`)");
 
-  std::string runtime_dir = "/run/meshd";
-  bool status_json = false;
+  Globals g;
+  app.add_option("--socket", g.socket, "meshd's API unix socket")->capture_default_str();
+  app.add_option("--server", g.server,
+                 "meshd's API over TCP instead of the socket: https://HOST:PORT or http://HOST:PORT");
+  app.add_option("--token-file", g.token_file,
+                 "file holding the bearer token for --server (mode 0600, owned by root or you)");
+  app.add_option("--cacert", g.cacert,
+                 "PEM CA certificate(s) that sign the server's certificate (https; default: the "
+                 "system's CAs)");
+  app.add_flag("--json", g.json, "print the API's JSON answer as it is, instead of a table");
+  app.fallthrough();
+
   CLI::App* status = app.add_subcommand(
-      "status", "Show the daemon's data-plane status: backend, device, peers, routes, errors");
-  status->add_option("--runtime-dir", runtime_dir, "meshd's [state] runtime_dir")
-      ->capture_default_str();
-  status->add_flag("--json", status_json, "print the status file as it is");
+      "status",
+      "Show this node's status: backend, interface, MTU, public key, pod CIDR, peers, last "
+      "reconcile pass (exit 3 when it failed or none has run)");
+  CLI::App* nodes = app.add_subcommand(
+      "nodes", "List the mesh's nodes: endpoints, pod CIDR, handshake age, bytes, reachability");
+  std::string node_name;
+  CLI::App* node = app.add_subcommand("node", "Show one node in full");
+  node->add_option("NAME", node_name, "the node's name")->required();
+
+  CLI::App* token = app.add_subcommand("token", "Bootstrap tokens for joining nodes");
+  token->require_subcommand(1);
+  TokenCreateArgs create_args;
+  CLI::App* token_create = token->add_subcommand(
+      "create", "Create a token; its secret is printed once, with the joiner's config lines");
+  token_create->add_option("--ttl", create_args.ttl,
+                           "lifetime: SECONDS or a number with s, m, h or d (default 24h; 0 = never "
+                           "expires)");
+  token_create->add_option("--uses", create_args.uses, "how many joins it allows (default unlimited)")
+      ->check(CLI::PositiveNumber);
+  token_create->add_option("--description", create_args.description,
+                           "a note for `token list` (at most 256 bytes)");
+  CLI::App* token_list = token->add_subcommand("list", "List tokens (never their secrets)");
+  std::string revoke_id;
+  CLI::App* token_revoke = token->add_subcommand("revoke", "Revoke a token");
+  token_revoke->add_option("ID", revoke_id, "the token's id (the part before the dot)")->required();
+
+  bool follow = false;
+  std::int64_t since = 0;
+  CLI::App* events = app.add_subcommand(
+      "events", "Show recent events (joins, removals, refusals, rotations, errors)");
+  events->add_flag("-f,--follow", follow, "keep waiting for new events (long polls)");
+  events->add_option("--since", since, "only events after this id")->check(CLI::NonNegativeNumber);
+
+  CLI::App* graph = app.add_subcommand(
+      "graph",
+      "Print the mesh as Graphviz DOT (edges green/orange/red by handshake state); render with "
+      "`dot -Tsvg`");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 1, as wg's do,
+    // rather than CLI11's own numbers.
+    return app.exit(e) == 0 ? 0 : 1;
   }
-
-  if (status->parsed()) return run_status(runtime_dir, status_json);
 
   struct Command {
     CLI::App* sub;
@@ -209,6 +430,26 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::fputs(app.help().c_str(), stderr);
+
+  bool api_command = false;
+  for (CLI::App* s : {status, nodes, node, token, events, graph}) api_command |= s->parsed();
+  if (!api_command) {
+    std::fputs(app.help().c_str(), stderr);
+    return 1;
+  }
+  try {
+    auto api = Api::open(g);
+    if (!api) return 1;
+    if (status->parsed()) return run_status(*api, g);
+    if (nodes->parsed()) return run_nodes(*api, g);
+    if (node->parsed()) return run_node(*api, g, node_name);
+    if (graph->parsed()) return run_graph(*api, g);
+    if (events->parsed()) return run_events(*api, g, follow, since);
+    if (token_create->parsed()) return run_token_create(*api, g, create_args);
+    if (token_list->parsed()) return run_token_list(*api, g);
+    if (token_revoke->parsed()) return run_token_revoke(*api, g, revoke_id);
+  } catch (const std::exception& e) {  // e.g. out of memory; never a secret in it
+    return fail_line(e.what());
+  }
   return 1;
 }

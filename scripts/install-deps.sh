@@ -25,6 +25,7 @@ packages=(
   containernetworking-plugins iptables podman runc containerd   # iptables: portmap (hostPort)
   golang-go golang-github-appc-cni-dev
   prometheus                           # promtool check metrics (the API's /metrics page)
+  graphviz                             # dot: a test renders `meshctl graph`
   wrk curl                             # scripts/bench-api.sh; the API integration test
   # vm tests: a throwaway qemu guest with Debian's stock kernel
   qemu-system-x86 busybox-static kmod cpio

@@ -1,0 +1,303 @@
+// The meshctl binary against a small API server in the test: what each
+// command sends, what it prints, and its exit status.
+#include "tests/support/prerequisite.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/meshctl/test_server.h"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using meshd::testing::CannedAnswer;
+using meshd::testing::run_process;
+using meshd::testing::SeenRequest;
+using meshd::testing::TempDir;
+using meshd::testing::TestServer;
+
+const std::string kMeshctl = std::string(MESHD_BIN_DIR) + "/meshctl";
+
+class MeshctlCli : public ::testing::Test {
+ protected:
+  // Serves `h` on a unix socket; run() points meshctl at it.
+  void serve(TestServer::Handler h) { server_ = TestServer::on_unix(socket_, std::move(h)); }
+  void serve_fixed(int status, std::string body) {
+    serve([status, body](const SeenRequest&) { return CannedAnswer{status, body}; });
+  }
+  meshd::testing::ProcessResult run(std::vector<std::string> args) {
+    std::vector<std::string> argv{kMeshctl, "--socket", socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, "");
+  }
+  std::vector<SeenRequest> seen() const { return server_->seen(); }
+
+  TempDir dir_{"meshctl-cli"};
+  std::string socket_ = dir_.file("meshd.sock");
+  std::unique_ptr<TestServer> server_;
+};
+
+TEST_F(MeshctlCli, DaemonNotRunningIsOneLine) {
+  auto r = run({"status"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: cannot reach meshd at " + socket_ +
+                       ": No such file or directory (is meshd running?)\n");
+  // The default socket is the daemon's: /run/meshd/meshd.sock.
+  auto h = run_process({kMeshctl, "--help"}, "");
+  EXPECT_NE(h.out.find("/run/meshd/meshd.sock"), std::string::npos) << h.out;
+}
+
+TEST_F(MeshctlCli, StatusPrintsAndExitsZeroWhenInSyncThreeWhenNot) {
+  serve_fixed(200, meshd::testing::kStatusJson);
+  auto r = run({"status"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("backend:    kernel\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("peers:      3\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("in sync:    yes\n"), std::string::npos) << r.out;
+  ASSERT_EQ(seen().size(), 1u);
+  EXPECT_EQ(seen()[0].method, "GET");
+  EXPECT_EQ(seen()[0].target, "/v1/status");
+
+  server_.reset();
+  serve_fixed(200, R"({"backend":"kernel","last_reconcile":{"at_ms":1,"duration_seconds":0.1,"error":"boom"}})");
+  r = run({"status"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.out.find("error:      boom\n"), std::string::npos) << r.out;
+  // --json prints the answer as it is, with the same exit status.
+  r = run({"status", "--json"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.out, R"({"backend":"kernel","last_reconcile":{"at_ms":1,"duration_seconds":0.1,"error":"boom"}})"
+                   "\n");
+}
+
+TEST_F(MeshctlCli, GlobalOptionsComeBeforeOrAfterTheCommand) {
+  serve_fixed(200, meshd::testing::kNodesJson);
+  auto before = run_process({kMeshctl, "--json", "--socket", socket_, "nodes"}, "");
+  auto after = run_process({kMeshctl, "nodes", "--socket", socket_, "--json"}, "");
+  EXPECT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(before.out, std::string(meshd::testing::kNodesJson) + "\n");
+  EXPECT_EQ(after.out, before.out);
+}
+
+TEST_F(MeshctlCli, NodesTableAndOneNode) {
+  serve([](const SeenRequest& s) {
+    if (s.target == "/v1/nodes") return CannedAnswer{200, meshd::testing::kNodesJson};
+    if (s.target == "/v1/nodes/node-b")
+      return CannedAnswer{200, R"({"name":"node-b","pod_cidr":"10.244.2.0/24","stats":{"reachable":true}})"};
+    return CannedAnswer{404, R"({"error":"node_not_found","message":"no node is named that"})"};
+  });
+  auto r = run({"nodes"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')),
+            "NAME    ENDPOINTS                            POD CIDR       HANDSHAKE  RX       TX       STATE");
+  EXPECT_NE(r.out.find("1.4 MiB"), std::string::npos) << r.out;
+  r = run({"node", "node-b"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("name:       node-b\nstate:      reachable\n"), std::string::npos) << r.out;
+  // A name is one path segment, whatever it holds.
+  r = run({"node", "../tokens"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: no node is named that (node_not_found, HTTP 404)\n");
+  EXPECT_EQ(seen().back().target, "/v1/nodes/..%2Ftokens");
+}
+
+TEST_F(MeshctlCli, TokenCreateSendsTheFieldsGivenAndPrintsTheSecretOnce) {
+  serve_fixed(201,
+              R"({"id":"k3x9qa","token":"k3x9qa.8f2mz0c1r7vd4hqe","description":"rack 4","created_at":1,)"
+              R"("expires_at":3601,"uses_left":2,"join_target":"192.0.2.1:7946",)"
+              R"("config":"[join]\ntarget = \"192.0.2.1:7946\"\ntoken_file = \"/etc/meshd/join-token\"\n"})");
+  auto r = run({"token", "create", "--ttl", "1h", "--uses", "2", "--description", "rack 4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(seen().size(), 1u);
+  EXPECT_EQ(seen()[0].method, "POST");
+  EXPECT_EQ(seen()[0].target, "/v1/tokens");
+  EXPECT_EQ(seen()[0].content_type, "application/json");
+  EXPECT_EQ(seen()[0].body, R"({"ttl_seconds":3600,"uses":2,"description":"rack 4"})");
+  EXPECT_NE(r.out.find("token:      k3x9qa.8f2mz0c1r7vd4hqe\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("token_file = \"/etc/meshd/join-token\"\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err, "");
+
+  // Nothing given: an empty object, the server's defaults.
+  r = run({"token", "create"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(seen().back().body, "{}");
+  r = run({"token", "create", "--ttl", "0"});
+  EXPECT_EQ(seen().back().body, R"({"ttl_seconds":0})");
+
+  // Refused before anything is sent.
+  std::size_t sent = seen().size();
+  r = run({"token", "create", "--ttl", "tomorrow"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--ttl tomorrow: not a duration"), std::string::npos) << r.err;
+  r = run({"token", "create", "--uses", "0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(seen().size(), sent);
+}
+
+TEST_F(MeshctlCli, TokenListAndRevoke) {
+  serve([](const SeenRequest& s) {
+    if (s.method == "GET")
+      return CannedAnswer{200, R"({"tokens":[{"id":"k3x9qa","state":"active","expires_at":null,"uses_left":null,"last_used_at":null,"description":"d"}]})"};
+    if (s.target == "/v1/tokens/k3x9qa") return CannedAnswer{204, ""};
+    return CannedAnswer{400, R"({"error":"invalid_value","message":"a token id is 6 characters of [a-z0-9]"})"};
+  });
+  auto r = run({"token", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "ID      STATE   EXPIRES  USES LEFT  LAST USED  DESCRIPTION\n"
+            "k3x9qa  active  never    unlimited  never      d\n");
+  r = run({"token", "revoke", "k3x9qa"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "token k3x9qa revoked\n");
+  EXPECT_EQ(seen().back().method, "DELETE");
+  r = run({"token", "revoke", "bad id"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "meshctl: a token id is 6 characters of [a-z0-9] (invalid_value, HTTP 400)\n");
+  EXPECT_EQ(seen().back().target, "/v1/tokens/bad%20id");
+  // `token` alone is a usage error, exit 1 as every error.
+  r = run({"token"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(run({"token", "create", "--uses", "x"}).exit_code, 1);
+}
+
+TEST_F(MeshctlCli, EventsFollowLongPollsFromTheCursor) {
+  int calls = 0;
+  serve([&calls](const SeenRequest&) {
+    switch (++calls) {
+      case 1:
+        return CannedAnswer{200, R"({"events":[{"id":4,"at":1800000000,"kind":"node-joined","node":"node-b","message":"hello"}],"next":4})"};
+      case 2:
+        return CannedAnswer{200, R"({"events":[],"next":4})"};
+      case 3:
+        return CannedAnswer{200, R"({"events":[{"id":9,"at":1800000060,"kind":"node-removed","node":"node-c","message":"bye"}],"next":9})"};
+      default:  // ends the loop
+        return CannedAnswer{503, R"({"error":"shutting_down","message":"meshd is stopping"})"};
+    }
+  });
+  auto r = run({"events", "-f", "--since", "3"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out,
+            "#4  2027-01-15 08:00:00Z  node-joined  node-b  hello\n"
+            "#9  2027-01-15 08:01:00Z  node-removed  node-c  bye\n");
+  EXPECT_EQ(r.err, "meshctl: meshd is stopping (shutting_down, HTTP 503)\n");
+  auto s = seen();
+  ASSERT_EQ(s.size(), 4u);
+  EXPECT_EQ(s[0].target, "/v1/events?since=3");
+  EXPECT_EQ(s[1].target, "/v1/events?since=4&wait=30");
+  EXPECT_EQ(s[2].target, "/v1/events?since=4&wait=30");
+  EXPECT_EQ(s[3].target, "/v1/events?since=9&wait=30");
+}
+
+TEST_F(MeshctlCli, EventsWithoutFollowIsOnePage) {
+  serve_fixed(200, R"({"events":[],"next":0})");
+  auto r = run({"events"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  ASSERT_EQ(seen().size(), 1u);
+  EXPECT_EQ(seen()[0].target, "/v1/events?since=0");
+}
+
+TEST_F(MeshctlCli, EventsFollowWithJsonPrintsOneDocumentPerNonEmptyAnswer) {
+  int calls = 0;
+  serve([&calls](const SeenRequest&) {
+    switch (++calls) {
+      case 1: return CannedAnswer{200, R"({"events":[{"id":1}],"next":1})"};
+      case 2: return CannedAnswer{200, R"({"events":[],"next":1})"};
+      default: return CannedAnswer{503, R"({"error":"shutting_down","message":"meshd is stopping"})"};
+    }
+  });
+  auto r = run({"events", "-f", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "{\"events\":[{\"id\":1}],\"next\":1}\n");
+  EXPECT_EQ(calls, 3);
+}
+
+// The socket's mode decides who manages meshd: a user who may not connect is
+// told so, not asked whether meshd runs.
+TEST_F(MeshctlCli, PermissionDeniedOnTheSocketSaysWhoMayManage) {
+  MESHD_REQUIRE(::geteuid() == 0, "root, to run meshctl as another user");
+  MESHD_REQUIRE(::access("/usr/bin/setpriv", X_OK) == 0, "setpriv (util-linux) not installed");
+  serve_fixed(200, meshd::testing::kStatusJson);
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0711), 0);
+  ASSERT_EQ(::chmod(socket_.c_str(), 0600), 0);
+  auto r = run_process({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", kMeshctl,
+                        "--socket", socket_, "status"},
+                       "");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "meshctl: cannot reach meshd at " + socket_ +
+                       ": Permission denied (the socket's mode and group decide who may manage "
+                       "meshd: run as root or as a member of that group)\n");
+  EXPECT_TRUE(seen().empty());
+}
+
+TEST_F(MeshctlCli, GraphPrintsDot) {
+  serve_fixed(200, meshd::testing::kNodesJson);
+  auto r = run({"graph"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("digraph meshd {\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\"node-a\" -> \"node-b\" [color=green"), std::string::npos) << r.out;
+}
+
+TEST_F(MeshctlCli, AnAnswerThatIsNotJsonIsAnErrorNotACrash) {
+  serve_fixed(200, "<html>");
+  auto r = run({"nodes"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("meshctl: meshd's answer to GET /v1/nodes is not JSON"), std::string::npos) << r.err;
+}
+
+TEST_F(MeshctlCli, TcpWithTokenFileAndTls) {
+  MESHD_REQUIRE(::access("/usr/bin/openssl", X_OK) == 0, "openssl CLI not installed");
+  TempDir pki("meshctl-pki");
+  ASSERT_TRUE(meshd::testing::make_test_pki(pki.path()));
+  auto server = TestServer::on_tcp(
+      [](const SeenRequest& s) {
+        if (s.authorization != "Bearer abc.def")
+          return CannedAnswer{401, R"({"error":"unauthorized","message":"a bearer token is required"})"};
+        return CannedAnswer{200, meshd::testing::kStatusJson};
+      },
+      TestServer::Tls{pki.file("server.crt"), pki.file("server.key")});
+  std::string url = "https://localhost:" + std::to_string(server->port());
+  std::string token = dir_.file("token");
+  meshd::testing::write_file(token, "abc.def\n");
+  ASSERT_EQ(::chmod(token.c_str(), 0600), 0);
+  auto ok = run_process({kMeshctl, "status", "--server", url, "--cacert", pki.file("ca.crt"),
+                         "--token-file", token},
+                        "");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("in sync:    yes"), std::string::npos);
+  auto no_token = run_process({kMeshctl, "status", "--server", url, "--cacert", pki.file("ca.crt")}, "");
+  EXPECT_EQ(no_token.exit_code, 1);
+  EXPECT_EQ(no_token.err, "meshctl: a bearer token is required (unauthorized, HTTP 401)\n");
+  ASSERT_EQ(::chmod(token.c_str(), 0644), 0);
+  auto loose = run_process({kMeshctl, "status", "--server", url, "--cacert", pki.file("ca.crt"),
+                            "--token-file", token},
+                           "");
+  EXPECT_EQ(loose.exit_code, 1);
+  EXPECT_NE(loose.err.find("accessible by group or others (mode 0644)"), std::string::npos) << loose.err;
+  EXPECT_EQ(loose.err.find("abc.def"), std::string::npos);
+  auto bad_url = run_process({kMeshctl, "status", "--server", "localhost:1"}, "");
+  EXPECT_EQ(bad_url.exit_code, 1);
+  EXPECT_NE(bad_url.err.find("expected https://HOST:PORT"), std::string::npos) << bad_url.err;
+}
+
+TEST_F(MeshctlCli, HelpNamesEveryCommandAndOption) {
+  auto h = run_process({kMeshctl, "--help"}, "");
+  EXPECT_EQ(h.exit_code, 0);
+  for (const char* word : {"genkey", "pubkey", "genpsk", "status", "nodes", "node", "token", "events",
+                           "graph", "--socket", "--server", "--token-file", "--cacert", "--json",
+                           "Exit status"})
+    EXPECT_NE(h.out.find(word), std::string::npos) << word << "\n" << h.out;
+  auto t = run_process({kMeshctl, "token", "create", "--help"}, "");
+  for (const char* word : {"--ttl", "--uses", "--description"})
+    EXPECT_NE(t.out.find(word), std::string::npos) << word << "\n" << t.out;
+  auto e = run_process({kMeshctl, "events", "--help"}, "");
+  for (const char* word : {"-f", "--follow", "--since"})
+    EXPECT_NE(e.out.find(word), std::string::npos) << word << "\n" << e.out;
+}
+
+}  // namespace
