@@ -3,6 +3,7 @@
 // not copyable: exactly one owner closes a descriptor, exactly once.
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <utility>
@@ -38,5 +39,13 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// Marks `fd` close-on-exec. Asio opens and accepts its sockets without
+// SOCK_CLOEXEC; every descriptor meshd holds must stay out of the processes it
+// starts (the userspace WireGuard implementation).
+inline void set_cloexec(int fd) {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags >= 0 && !(flags & FD_CLOEXEC)) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
 
 }  // namespace meshd

@@ -60,10 +60,10 @@ for n in "${counts[@]}"; do
   ip netns exec "$ns" "$meshd" --config "$dir/meshd.toml" >"$dir/log" 2>&1 &
   pid=$!
   for ((t = 0; t < 600; t++)); do
-    grep -q '"in_sync":true' "$dir/run/status.json" 2>/dev/null && break
+    curl -s --unix-socket "$dir/run/meshd.sock" http://meshd/v1/status 2>/dev/null | grep -q '"in_sync":true' && break
     sleep 0.1
   done
-  grep -q '"in_sync":true' "$dir/run/status.json" 2>/dev/null || {
+  curl -s --unix-socket "$dir/run/meshd.sock" http://meshd/v1/status 2>/dev/null | grep -q '"in_sync":true' || {
     echo "bench-idle: meshd with $n peers never reached in_sync; log:" >&2
     tail -20 "$dir/log" >&2
     exit 1

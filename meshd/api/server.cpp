@@ -1,4 +1,5 @@
 #include "meshd/api/server.h"
+#include "common/unique_fd.h"
 
 #include "meshd/api/error.h"
 #include "meshd/api/wire.h"
@@ -313,6 +314,7 @@ void Server::State::accept_unix() {
       [self = shared_from_this()](boost::system::error_code ec, local::socket socket) {
         if (self->closed) return;
         if (ec) return self->retry_later([self] { self->accept_unix(); });
+        set_cloexec(socket.native_handle());
         self->start(std::move(socket), false);
         self->accept_unix();
       });
@@ -323,6 +325,7 @@ void Server::State::accept_tcp() {
       [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
         if (self->closed) return;
         if (ec) return self->retry_later([self] { self->accept_tcp(); });
+        set_cloexec(socket.native_handle());
         socket.set_option(tcp::no_delay(true), ec);
         if (self->tls)
           self->start(asio::ssl::stream<tcp::socket>(std::move(socket), *self->tls), true);
@@ -434,6 +437,7 @@ Server::Server(asio::io_context& ioc, ServerOptions opts, const Router& router)
     boost::system::error_code ec;
     s.unix_acceptor.emplace(ioc);
     s.unix_acceptor->open(local(), ec);
+    if (!ec) set_cloexec(s.unix_acceptor->native_handle());
     if (ec) fail_setup("open API socket " + path, ec);
     s.unix_acceptor->bind(local::endpoint(path), ec);
     if (ec) fail_setup("bind API socket " + path + " (its directory must exist)", ec);
@@ -469,6 +473,7 @@ Server::Server(asio::io_context& ioc, ServerOptions opts, const Router& router)
     if (ec) fail_setup("API TCP listener " + where, ec);
     s.tcp_acceptor.emplace(ioc);
     s.tcp_acceptor->open(ep.protocol(), ec);
+    if (!ec) set_cloexec(s.tcp_acceptor->native_handle());
     if (!ec) s.tcp_acceptor->set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) s.tcp_acceptor->bind(ep, ec);
     if (!ec) s.tcp_acceptor->listen(asio::socket_base::max_listen_connections, ec);

@@ -1,4 +1,5 @@
 #include "meshd/controlplane/join_server.h"
+#include "common/unique_fd.h"
 
 #include "meshd/controlplane/asio_endpoint.h"
 #include "meshd/controlplane/join_exchange.h"
@@ -192,6 +193,7 @@ void JoinServer::Impl::accept() {
                                                      tcp::socket sock) {
     if (self->closed_) return;
     if (!ec) {
+      set_cloexec(sock.native_handle());
       ++self->counters_.connections;
       boost::system::error_code pe;
       const auto peer = sock.remote_endpoint(pe);
@@ -224,7 +226,10 @@ JoinServer::JoinServer(asio::io_context& ioc, JoinServerOptions opts, Answer ans
   const tcp::endpoint ep = to_asio(impl_->opts_.listen);
   boost::system::error_code ec;
   auto& a = impl_->acceptor_;
-  if (!a.open(ep.protocol(), ec)) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!a.open(ep.protocol(), ec)) {
+    set_cloexec(a.native_handle());
+    a.set_option(tcp::acceptor::reuse_address(true), ec);
+  }
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw ErrorException(fail(ec.value(), where));

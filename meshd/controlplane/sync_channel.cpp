@@ -1,4 +1,5 @@
 #include "meshd/controlplane/sync_channel.h"
+#include "common/unique_fd.h"
 
 #include "meshd/controlplane/asio_endpoint.h"
 #include "meshd/controlplane/sync_message.h"
@@ -266,7 +267,10 @@ struct Outbound : std::enable_shared_from_this<Outbound> {
     const tcp::endpoint target = to_asio(Endpoint{to, ch->peer_port()});
     const tcp::endpoint source = to_asio(Endpoint{ch->opts_.bind_address, 0});
     boost::system::error_code ec;
-    if (!socket.open(source.protocol(), ec)) socket.bind(source, ec);
+    if (!socket.open(source.protocol(), ec)) {
+      set_cloexec(socket.native_handle());
+      socket.bind(source, ec);
+    }
     if (ec) return failed("bind " + ch->opts_.bind_address.to_string() + ": " + ec.message());
     timer.expires_after(ch->opts_.io_timeout);
     timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -304,6 +308,7 @@ void SyncChannel::Impl::accept() {
     if (self->closed_) return;
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
+      set_cloexec(sock.native_handle());
       boost::system::error_code pe;
       const auto peer = sock.remote_endpoint(pe);
       if (!pe) {
@@ -335,7 +340,10 @@ SyncChannel::SyncChannel(asio::io_context& ioc, SyncChannelOptions opts,
   const tcp::endpoint ep = to_asio(at);
   boost::system::error_code ec;
   auto& a = impl_->acceptor_;
-  if (!a.open(ep.protocol(), ec)) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!a.open(ep.protocol(), ec)) {
+    set_cloexec(a.native_handle());
+    a.set_option(tcp::acceptor::reuse_address(true), ec);
+  }
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw ErrorException(fail(ec.value(), where));

@@ -8,6 +8,7 @@
 #include "keys/wg_key.h"
 #include "store/database.h"
 #include "store/local_node.h"
+#include "tests/support/api_client.h"
 #include "tests/support/capture.h"
 #include "tests/support/eventually.h"
 #include "tests/support/netns.h"
@@ -170,13 +171,9 @@ class MeshCluster {
     n.meshd_pid = 0;
   }
 
-  // The status file meshd writes after each pass ("" until the first).
-  std::string status(const Node& n) const {
-    std::ifstream f(n.dir + "/run/status.json");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+  // The node's status as its API answers GET /v1/status ("" until meshd
+  // serves it).
+  std::string status(const Node& n) const { return api_get(n.dir + "/run/meshd.sock", "/v1/status"); }
 
   // `wg` against the node's device: for the userspace backend, inside a
   // private mount namespace where the node's socket dir is /var/run/wireguard.
