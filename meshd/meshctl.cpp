@@ -30,7 +30,7 @@ namespace {
 namespace mc = meshd::meshctl;
 
 constexpr const char* kProg = "meshctl";
-// exit status of `status` when the last reconcile pass failed or none has run
+// exit status of `status` when meshd is not in sync
 constexpr int kExitNotInSync = 3;
 // `events -f`: each long poll asks meshd to hold the request this long.
 constexpr int kFollowWaitSeconds = 30;
@@ -342,8 +342,8 @@ int main(int argc, char** argv) {
       "socket by default, or --server (with --token-file for the bearer token, --cacert for\n"
       "TLS). Global options may come before or after the command.\n"
       "Exit status: 0 on success; 1 on any error (meshd's message is printed, or one line\n"
-      "when meshd cannot be reached); 3 from `status` when the last reconcile pass failed\n"
-      "or none has run yet. See docs/meshctl.md.");
+      "when meshd cannot be reached); 3 from `status` when meshd is not in sync (the last\n"
+      "reconcile pass left something to repair, failed, or has not run). See docs/meshctl.md.");
 
   // Key commands first: they do not take the global options (fallthrough is
   // inherited by subcommands created after it is set).
@@ -357,7 +357,13 @@ int main(int argc, char** argv) {
       app, "genpsk", "Generate a new random preshared key and print it in base64 (like `wg genpsk`)");
 
   Globals g;
-  app.add_option("--socket", g.socket, "meshd's API unix socket")->capture_default_str();
+  CLI::Option* socket_opt =
+      app.add_option("--socket", g.socket, "meshd's API unix socket")->capture_default_str();
+  std::string runtime_dir;
+  app.add_option("--runtime-dir", runtime_dir,
+                 "meshd's [state] runtime_dir: use the socket meshd makes there by default, "
+                 "DIR/meshd.sock")
+      ->excludes(socket_opt);
   app.add_option("--server", g.server,
                  "meshd's API over TCP instead of the socket: https://HOST:PORT or http://HOST:PORT");
   app.add_option("--token-file", g.token_file,
@@ -370,8 +376,8 @@ int main(int argc, char** argv) {
 
   CLI::App* status = app.add_subcommand(
       "status",
-      "Show this node's status: backend, interface, MTU, public key, pod CIDR, peers, last "
-      "reconcile pass (exit 3 when it failed or none has run)");
+      "Show this node's status: backend, interface, MTU, public key, pod CIDR, peers, routes, "
+      "last reconcile pass, errors (exit 3 when not in sync)");
   CLI::App* nodes = app.add_subcommand(
       "nodes", "List the mesh's nodes: endpoints, pod CIDR, handshake age, bytes, reachability");
   std::string node_name;
@@ -437,6 +443,7 @@ int main(int argc, char** argv) {
     std::fputs(app.help().c_str(), stderr);
     return 1;
   }
+  if (!runtime_dir.empty()) g.socket = runtime_dir + "/meshd.sock";
   try {
     auto api = Api::open(g);
     if (!api) return 1;

@@ -271,15 +271,28 @@ Result<StatusView> parse_status(std::string_view text) {
   const json::object& o = v->as_object();
   StatusView s;
   s.backend = get_string(o, "backend");
+  s.backend_reason = get_string(o, "backend_reason");
   s.interface = get_string(o, "interface");
   s.public_key = get_string(o, "public_key");
   s.pod_cidr = get_string(o, "pod_cidr");
+  s.cluster_id = get_string(o, "cluster_id");
   s.mtu = get_int(o, "mtu");
   s.peers = get_int(o, "peers");
   s.peers_reachable = get_int(o, "peers_reachable");
+  s.routes = get_int(o, "routes");
   s.reconciles = get_int(o, "reconciles");
   s.reconcile_errors = get_int(o, "reconcile_errors");
   s.pod_cidr_settled = get_bool(o, "pod_cidr_settled");
+  s.in_sync_field = get_bool(o, "in_sync");
+  if (const json::value* errs = o.if_contains("errors"); errs && errs->is_array())
+    for (const json::value& e : errs->as_array())
+      if (e.is_string()) s.errors.emplace_back(e.as_string());
+  if (const json::value* rej = o.if_contains("rejected_peers"); rej && rej->is_array())
+    for (const json::value& r : rej->as_array()) {
+      if (!r.is_object()) continue;
+      s.rejected.emplace_back(or_none(get_string(r.as_object(), "peer")),
+                              or_none(get_string(r.as_object(), "reason")));
+    }
   if (const json::object* r = get_object(o, "last_reconcile")) {
     s.reconciled = true;
     s.last_reconcile_at_ms = get_int(*r, "at_ms");
@@ -288,14 +301,9 @@ Result<StatusView> parse_status(std::string_view text) {
     if (const json::value* e = r->if_contains("error"); e && !e->is_null())
       s.last_reconcile_error = e->is_string() ? std::string(e->as_string()) : json::serialize(*e);
   }
-  s.cni_leases_in_use = get_int(o, "cni_leases_in_use");
-  s.cni_leases_free = get_int(o, "cni_leases_free");
-  if (const json::object* c = get_object(o, "cluster")) {
-    s.cluster = true;
-    s.cluster_id = get_string(*c, "cluster_id");
-    s.cluster_cidr = get_string(*c, "cidr");
-    s.join_target = get_string(*c, "join_target");
-    s.cluster_settled = get_bool(*c, "settled");
+  if (const json::object* l = get_object(o, "cni_leases")) {
+    s.cni_leases_in_use = get_int(*l, "in_use");
+    s.cni_leases_free = get_int(*l, "free");
   }
   return s;
 }
@@ -303,7 +311,7 @@ Result<StatusView> parse_status(std::string_view text) {
 std::string format_status(const StatusView& s, std::int64_t now_ms) {
   std::string out;
   line(out, "interface", or_none(s.interface));
-  line(out, "backend", or_none(s.backend));
+  line(out, "backend", or_none(s.backend) + (s.backend_reason ? " (" + *s.backend_reason + ")" : ""));
   line(out, "public key", or_none(s.public_key));
   line(out, "mtu", or_none(s.mtu));
   std::string cidr = or_none(s.pod_cidr);
@@ -312,6 +320,7 @@ std::string format_status(const StatusView& s, std::int64_t now_ms) {
   std::string peers = or_none(s.peers);
   if (s.peers_reachable) peers += " (" + std::to_string(*s.peers_reachable) + " reachable)";
   line(out, "peers", peers);
+  line(out, "routes", or_none(s.routes));
   line(out, "in sync", yes_no(s.in_sync()));
   if (!s.reconciled) {
     line(out, "last pass", "none yet");
@@ -323,21 +332,20 @@ std::string format_status(const StatusView& s, std::int64_t now_ms) {
       last += ", took " + format_seconds(*s.last_reconcile_duration_seconds);
     last += s.last_reconcile_error ? ", failed" : ", succeeded";
     line(out, "last pass", last);
-    if (s.last_reconcile_error) line(out, "error", *s.last_reconcile_error);
   }
   std::string passes = or_none(s.reconciles);
   if (s.reconcile_errors) passes += " (" + std::to_string(*s.reconcile_errors) + " failed)";
   line(out, "passes", passes);
   if (s.cni_leases_in_use || s.cni_leases_free)
     line(out, "cni leases", or_none(s.cni_leases_in_use) + " in use, " + or_none(s.cni_leases_free) + " free");
-  if (s.cluster) {
-    std::string c = or_none(s.cluster_id) + ", " + or_none(s.cluster_cidr);
-    if (s.cluster_settled) c += *s.cluster_settled ? ", settled" : ", not settled";
-    line(out, "cluster", c);
-    line(out, "join target", or_none(s.join_target));
-  } else {
-    line(out, "cluster", "none (static peers)");
+  line(out, "cluster", s.cluster_id ? *s.cluster_id : std::string("none (static peers, or not joined yet)"));
+  bool last_error_listed = false;
+  for (const std::string& e : s.errors) {
+    line(out, "error", e);
+    last_error_listed |= s.last_reconcile_error && e == *s.last_reconcile_error;
   }
+  if (s.last_reconcile_error && !last_error_listed) line(out, "error", *s.last_reconcile_error);
+  for (const auto& [peer, reason] : s.rejected) line(out, "rejected", peer + ": " + reason);
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace meshd::meshctl {
@@ -41,21 +42,23 @@ std::string format_table(const std::vector<std::string>& header,
 // ---- GET /v1/status ----
 
 struct StatusView {
-  std::optional<std::string> backend, interface, public_key, pod_cidr;
-  std::optional<std::int64_t> mtu, peers, peers_reachable, reconciles, reconcile_errors;
+  std::optional<std::string> backend, backend_reason, interface, public_key, pod_cidr, cluster_id;
+  std::optional<std::int64_t> mtu, peers, peers_reachable, routes, reconciles, reconcile_errors;
   std::optional<bool> pod_cidr_settled;
+  std::optional<bool> in_sync_field;  // "in_sync" as meshd sent it
+  std::vector<std::string> errors;    // string entries of "errors"
+  std::vector<std::pair<std::string, std::string>> rejected;  // "rejected_peers": peer, reason
   bool reconciled = false;  // a pass has run ("last_reconcile" is an object)
   std::optional<std::int64_t> last_reconcile_at_ms;
   std::optional<double> last_reconcile_duration_seconds;
   std::optional<std::string> last_reconcile_error;
-  std::optional<std::int64_t> cni_leases_in_use, cni_leases_free;
-  // "cluster" (absent or null in static mode)
-  bool cluster = false;
-  std::optional<std::string> cluster_id, cluster_cidr, join_target;
-  std::optional<bool> cluster_settled;
+  std::optional<std::int64_t> cni_leases_in_use, cni_leases_free;  // "cni_leases" (null: no pool)
 
-  // What `meshctl status` exits 0 for: a pass has run and it succeeded.
-  bool in_sync() const { return reconciled && !last_reconcile_error; }
+  // What `meshctl status` exits 0 for: meshd's "in_sync" when it sends a
+  // boolean; otherwise a pass has run and it succeeded.
+  bool in_sync() const {
+    return in_sync_field ? *in_sync_field : reconciled && !last_reconcile_error;
+  }
 };
 
 // EINVAL, naming the problem (not JSON, not an object); never throws.

@@ -54,23 +54,41 @@ TEST_F(MeshctlCli, StatusPrintsAndExitsZeroWhenInSyncThreeWhenNot) {
   serve_fixed(200, meshd::testing::kStatusJson);
   auto r = run({"status"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("backend:    kernel\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("peers:      3\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("backend:    kernel (auto: kernel WireGuard is available)\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("peers:      3 (2 reachable)\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("in sync:    yes\n"), std::string::npos) << r.out;
   ASSERT_EQ(seen().size(), 1u);
   EXPECT_EQ(seen()[0].method, "GET");
   EXPECT_EQ(seen()[0].target, "/v1/status");
 
   server_.reset();
-  serve_fixed(200, R"({"backend":"kernel","last_reconcile":{"at_ms":1,"duration_seconds":0.1,"error":"boom"}})");
+  const std::string out_of_sync =
+      R"({"backend":"kernel","in_sync":false,"errors":["boom"],"last_reconcile":{"at_ms":1,"duration_seconds":0.1,"error":"boom"}})";
+  serve_fixed(200, out_of_sync);
   r = run({"status"});
   EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.out.find("in sync:    no\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("error:      boom\n"), std::string::npos) << r.out;
   // --json prints the answer as it is, with the same exit status.
   r = run({"status", "--json"});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_EQ(r.out, R"({"backend":"kernel","last_reconcile":{"at_ms":1,"duration_seconds":0.1,"error":"boom"}})"
-                   "\n");
+  EXPECT_EQ(r.out, out_of_sync + "\n");
+}
+
+// --runtime-dir DIR is the socket meshd makes there by default.
+TEST_F(MeshctlCli, RuntimeDirNamesTheDefaultSocketInIt) {
+  serve_fixed(200, meshd::testing::kStatusJson);
+  auto r = run_process({kMeshctl, "status", "--runtime-dir", dir_.path()}, "");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(seen().size(), 1u);
+  auto missing = run_process({kMeshctl, "status", "--runtime-dir", "/nonexistent"}, "");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.err,
+            "meshctl: cannot reach meshd at /nonexistent/meshd.sock: No such file or directory (is meshd "
+            "running?)\n");
+  auto both = run_process({kMeshctl, "status", "--runtime-dir", dir_.path(), "--socket", socket_}, "");
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_EQ(seen().size(), 1u);
 }
 
 TEST_F(MeshctlCli, GlobalOptionsComeBeforeOrAfterTheCommand) {
@@ -289,7 +307,7 @@ TEST_F(MeshctlCli, HelpNamesEveryCommandAndOption) {
   auto h = run_process({kMeshctl, "--help"}, "");
   EXPECT_EQ(h.exit_code, 0);
   for (const char* word : {"genkey", "pubkey", "genpsk", "status", "nodes", "node", "token", "events",
-                           "graph", "--socket", "--server", "--token-file", "--cacert", "--json",
+                           "graph", "--socket", "--runtime-dir", "--server", "--token-file", "--cacert", "--json",
                            "Exit status"})
     EXPECT_NE(h.out.find(word), std::string::npos) << word << "\n" << h.out;
   auto t = run_process({kMeshctl, "token", "create", "--help"}, "");

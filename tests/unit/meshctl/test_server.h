@@ -178,9 +178,13 @@ inline bool make_test_pki(const std::string& dir) {
 
 // Canned answers in the shapes docs/api.md gives.
 inline const char* kStatusJson =
-    R"({"backend":"kernel","interface":"meshd0","mtu":1420,)"
+    R"({"backend":"kernel","backend_reason":"auto: kernel WireGuard is available",)"
+    R"("cluster_id":"5f1c0a9e2b7d4c31","in_sync":true,"routes":3,"errors":[],)"
+    R"("rejected_peers":[{"peer":"laptop","reason":"public_key: not 32 bytes"}],)"
+    R"("interface":"meshd0","mtu":1420,)"
     R"("public_key":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",)"
-    R"("pod_cidr":"10.244.1.0/24","pod_cidr_settled":true,"peers":3,)"
+    R"("pod_cidr":"10.244.1.0/24","pod_cidr_settled":true,"peers":3,"peers_reachable":2,)"
+    R"("cni_leases":{"in_use":5,"free":248},)"
     R"("last_reconcile":{"at_ms":1800000000123,"duration_seconds":0.25,"error":null},)"
     R"("reconciles":10,"reconcile_errors":2})";
 

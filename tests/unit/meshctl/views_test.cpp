@@ -63,56 +63,63 @@ TEST(MeshctlFormat, TablesAlignColumnsAndNeutraliseControlCharacters) {
             "é     \\x1b[2J\n");
 }
 
-TEST(MeshctlStatus, ShowsEveryFieldAndIsInSyncAfterASuccessfulPass) {
+TEST(MeshctlStatus, ShowsEveryField) {
   auto s = parse_status(testing::kStatusJson);
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_TRUE(s->in_sync());
   EXPECT_EQ(format_status(*s, 1800000012123),
             "interface:  meshd0\n"
-            "backend:    kernel\n"
+            "backend:    kernel (auto: kernel WireGuard is available)\n"
             "public key: HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\n"
             "mtu:        1420\n"
             "pod cidr:   10.244.1.0/24 (settled)\n"
-            "peers:      3\n"
+            "peers:      3 (2 reachable)\n"
+            "routes:     3\n"
             "in sync:    yes\n"
             "last pass:  12s ago, took 0.25 s, succeeded\n"
             "passes:     10 (2 failed)\n"
-            "cluster:    none (static peers)\n");
+            "cni leases: 5 in use, 248 free\n"
+            "cluster:    5f1c0a9e2b7d4c31\n"
+            "rejected:   laptop: public_key: not 32 bytes\n");
 }
 
-TEST(MeshctlStatus, AFailedPassOrNoPassIsNotInSync) {
+TEST(MeshctlStatus, InSyncIsMeshdsWhenSentElseTheLastPass) {
+  auto out_of_sync = parse_status(
+      R"({"in_sync":false,"errors":["route 10.77.2.0/24 dev meshd0 not installed"],)"
+      R"("last_reconcile":{"at_ms":1000,"duration_seconds":1,"error":null}})");
+  ASSERT_TRUE(out_of_sync);
+  EXPECT_FALSE(out_of_sync->in_sync());
+  std::string out = format_status(*out_of_sync, 61000);
+  EXPECT_NE(out.find("in sync:    no\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("last pass:  1m ago, took 1 s, succeeded\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("error:      route 10.77.2.0/24 dev meshd0 not installed\n"), std::string::npos) << out;
+
+  // Without "in_sync": a failed pass is not in sync, and its error is shown once.
   auto failed = parse_status(
-      R"({"backend":"userspace","last_reconcile":{"at_ms":1000,"duration_seconds":1,"error":"add route 10.1.0.0/24: File exists"},"peers_reachable":1,"peers":2})");
+      R"({"last_reconcile":{"at_ms":1000,"duration_seconds":1,"error":"add route: File exists"},)"
+      R"("errors":["add route: File exists"]})");
   ASSERT_TRUE(failed);
   EXPECT_FALSE(failed->in_sync());
-  std::string out = format_status(*failed, 61000);
-  EXPECT_NE(out.find("in sync:    no\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("error:      add route 10.1.0.0/24: File exists\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("peers:      2 (1 reachable)\n"), std::string::npos) << out;
+  out = format_status(*failed, 61000);
   EXPECT_NE(out.find("last pass:  1m ago, took 1 s, failed\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("error:"), out.rfind("error:")) << out;
 
-  auto none = parse_status(R"({"last_reconcile":null,"pod_cidr":null})");
+  auto none = parse_status(R"({"last_reconcile":null,"pod_cidr":null,"cluster_id":null,"cni_leases":null})");
   ASSERT_TRUE(none);
   EXPECT_FALSE(none->in_sync());
   out = format_status(*none, 0);
   EXPECT_NE(out.find("last pass:  none yet\n"), std::string::npos) << out;
   EXPECT_NE(out.find("pod cidr:   -\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("cluster:    none (static peers, or not joined yet)\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("cni leases"), std::string::npos) << out;
 
+  auto succeeded = parse_status(R"({"last_reconcile":{"error":null}})");
+  ASSERT_TRUE(succeeded);
+  EXPECT_TRUE(succeeded->in_sync());
   // An error of another type still counts as a failure.
   auto odd = parse_status(R"({"last_reconcile":{"error":{"code":5}}})");
   ASSERT_TRUE(odd);
   EXPECT_FALSE(odd->in_sync());
-}
-
-TEST(MeshctlStatus, ClusterAndLeasesWhenTheDaemonSendsThem) {
-  auto s = parse_status(
-      R"({"cluster":{"cluster_id":"c1","cidr":"10.244.0.0/16","join_target":"192.0.2.1:7946","settled":true},)"
-      R"("cni_leases_in_use":3,"cni_leases_free":250})");
-  ASSERT_TRUE(s);
-  std::string out = format_status(*s, 0);
-  EXPECT_NE(out.find("cni leases: 3 in use, 250 free\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("cluster:    c1, 10.244.0.0/16, settled\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("join target: 192.0.2.1:7946\n"), std::string::npos) << out;
 }
 
 TEST(MeshctlStatus, NotJsonOrNotAnObjectIsAnError) {
@@ -124,12 +131,15 @@ TEST(MeshctlStatus, NotJsonOrNotAnObjectIsAnError) {
 }
 
 TEST(MeshctlStatus, ControlCharactersFromTheDaemonNeverReachTheTerminal) {
-  auto s = parse_status(R"({"interface":"a\u001b[2Jb","last_reconcile":{"error":"one\nin sync:    yes"}})");
+  auto s = parse_status(
+      R"({"interface":"a\u001b[2Jb","in_sync":false,"errors":["one\nin sync:    yes"],)"
+      R"("rejected_peers":[{"peer":"p\u0007","reason":"r\r"}]})");
   ASSERT_TRUE(s);
   std::string out = format_status(*s, 0);
   EXPECT_EQ(out.find('\x1b'), std::string::npos);
   EXPECT_NE(out.find("a\\x1b[2Jb"), std::string::npos) << out;
   EXPECT_NE(out.find("one\\x0ain sync:    yes"), std::string::npos) << out;
+  EXPECT_NE(out.find("rejected:   p\\x07: r\\x0d\n"), std::string::npos) << out;
   EXPECT_NE(out.find("in sync:    no\n"), std::string::npos) << out;
 }
 
