@@ -166,9 +166,16 @@ class ApiProcess : public ::testing::Test {
     return std::nullopt;
   }
 
+  // For failure messages: both logs, and Prometheus' own view of the target
+  // (its lastError says why a scrape failed, e.g. a 401).
   std::string logs() const {
+    std::string targets =
+        prometheus_pid_ > 0 ? ns_->out(std::string(kCurl) + " -s --max-time 5 http://127.0.0.1:" +
+                                       std::to_string(kPrometheusPort) + "/api/v1/targets")
+                            : "";
     return "--- meshd log:\n" + read_file(dir_.file("meshd.log")) + "--- prometheus log (tail):\n" +
-           sh_out("tail -n 30 " + dir_.file("prometheus.log") + " 2>/dev/null");
+           sh_out("tail -n 30 " + dir_.file("prometheus.log") + " 2>/dev/null") +
+           "--- prometheus targets:\n" + targets + "\n";
   }
 
   TempDir dir_{"meshd-api-it"};
