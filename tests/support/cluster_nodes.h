@@ -14,7 +14,6 @@
 #include "store/database.h"
 #include "store/local_node.h"
 #include "store/records.h"
-#include "store/tokens.h"
 #include "tests/support/cni_harness.h"
 #include "tests/support/eventually.h"
 #include "tests/support/netns.h"
@@ -273,27 +272,31 @@ class ClusterNodes {
     return std::move(**k);
   }
 
-  // A bootstrap token redeemable at `member`: "id.secret". Made in the
-  // member's store, as `meshctl token create` makes it through the API.
+  // A bootstrap token redeemable at `member`: "id.secret", made as an
+  // operator makes it (`meshctl token create` through the member's API).
   static std::string create_token(const Node& member, std::optional<std::int64_t> uses = 1,
                                   std::int64_t ttl_seconds = 3600) {
-    auto t = keys::Token::generate();
-    store::Token row = store::stored_form(t);
-    std::int64_t now = std::time(nullptr);
-    row.created_at = now;
-    row.expires_at = now + ttl_seconds;
-    row.usages_left = uses;
-    row.description = "cluster test";
-    auto db = open_store(member, false);
-    if (auto r = store::TokenRepo(*db).create(row); !r)
-      throw std::runtime_error("token create at " + member.name + ": " + r.error().message);
-    return t.reveal();
+    std::vector<std::string> argv{meshctl_path(), "--socket", member.api_socket(), "--json", "token", "create",
+                                  "--ttl", std::to_string(ttl_seconds), "--description", "cluster test"};
+    if (uses) {
+      argv.push_back("--uses");
+      argv.push_back(std::to_string(*uses));
+    }
+    auto r = run_process(argv, "");
+    if (r.exit_code != 0)
+      throw std::runtime_error("meshctl token create at " + member.name + ": " + r.out + r.err);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r.out, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("token"))
+      throw std::runtime_error("meshctl token create at " + member.name + " printed no token");
+    return std::string(v.as_object().at("token").as_string().c_str());
   }
   static void revoke_token(const Node& member, const std::string& id) {
-    auto db = open_store(member, false);
-    if (auto r = store::TokenRepo(*db).revoke(id); !r)
-      throw std::runtime_error("token revoke at " + member.name + ": " + r.error().message);
+    auto r = run_process({meshctl_path(), "--socket", member.api_socket(), "token", "revoke", id}, "");
+    if (r.exit_code != 0)
+      throw std::runtime_error("meshctl token revoke at " + member.name + ": " + r.out + r.err);
   }
+  static std::string meshctl_path() { return std::string(MESHD_BIN_DIR) + "/meshctl"; }
 
   // A pod made by the real CNI plugin from the conflist meshd installed on
   // `n` (ADD as a runtime runs the chain's first plugin). Throws when it
