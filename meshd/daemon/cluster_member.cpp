@@ -459,9 +459,29 @@ void ClusterMember::deliver(const keys::IdentityPublicKey& from, std::span<const
   after_table_change();
 }
 
+// A member that handed a CIDR to a node whose record has not arrived yet
+// does not yet hold the claim in its table, so it could acknowledge another
+// node that a second member admitted to the same CIDR meanwhile. It says
+// nothing at all to such a node (any equal Summary counts as an
+// acknowledgement) until the pending record arrives (then the node learns it
+// lost) or expires (then the CIDR was never taken).
+bool ClusterMember::withheld(const keys::IdentityPublicKey& to) const {
+  if (pending_.empty()) return false;
+  const auto* r = engine_->table().find(to);
+  if (!r) return false;
+  for (const auto& [id, p] : pending_)
+    if (id != to && p.pod_cidr.overlaps(r->record.pod_cidr)) return true;
+  return false;
+}
+
 void ClusterMember::send(std::vector<cp::Outgoing> out) {
   if (!sync_) return;
   for (auto& o : out) {
+    if (withheld(o.to)) {
+      log_->debug("not answering {}: its pod CIDR was handed to a node whose record is pending",
+                  o.to.short_id());
+      continue;
+    }
     auto addr = address_of(o.to);
     if (!addr) continue;
     sync_->send(o.to, *addr, std::move(o.bytes));

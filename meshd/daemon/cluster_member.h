@@ -117,6 +117,7 @@ class ClusterMember final : public api::ClusterSource {
                                         bool& failure);
   void deliver(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload);
   void send(std::vector<controlplane::Outgoing> out);
+  bool withheld(const keys::IdentityPublicKey& to) const;
   std::optional<keys::IdentityPublicKey> member_at(const IpAddress& source) const;
   std::optional<IpAddress> address_of(const keys::IdentityPublicKey& id) const;
   // After the table may have changed: store what is new, re-check settled,
