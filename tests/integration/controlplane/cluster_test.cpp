@@ -90,8 +90,8 @@ class Cluster : public ::testing::Test {
       auto& n1 = c_->add_node("n1");
       c_->start(n1);
       if (!c_->wait_settled(n1)) throw std::runtime_error("n1 did not found a cluster:\n" + c_->log_tail(n1));
-      // n2 joins through the founder, n3 through n2 (a member that joined):
-      // started together, n3 retries until n2 answers joins.
+      // n2 joins through the founder, n3 through n2 (a member that joined,
+      // with a token made at n2).
       auto& n2 = c_->add_node("n2", &n1);
       c_->write_token(n2, ClusterNodes::create_token(n1));
       auto& n3 = c_->add_node("n3", &n2);
@@ -122,14 +122,19 @@ class Cluster : public ::testing::Test {
   static ClusterNodes::Pod& pod_on(ClusterNodes::Node& n) {
     return n.pods.empty() ? c_->add_pod(n) : n.pods.front();
   }
-  // Every ordered pair of the nodes' pods reaches the other.
+  // Every ordered pair of the nodes' pods reaches the other. Once a pair
+  // has failed, the others get a short bound: a broken mesh fails in
+  // seconds, not pairs x 15 s.
   static void expect_all_pods_reach(const std::vector<ClusterNodes::Node*>& nodes) {
+    bool failed = false;
     for (auto* a : nodes)
       for (auto* b : nodes) {
         if (a == b) continue;
         auto& pa = pod_on(*a);
         auto& pb = pod_on(*b);
-        EXPECT_TRUE(ClusterNodes::reaches(*pa.ns, pb.address))
+        bool ok = ClusterNodes::reaches(*pa.ns, pb.address, failed ? 2s : 15s);
+        failed = failed || !ok;
+        EXPECT_TRUE(ok)
             << "pod " << pa.address << " on " << a->name << " cannot reach pod " << pb.address << " on "
             << b->name;
       }
