@@ -4,6 +4,8 @@
 #include "meshd/controlplane/asio_endpoint.h"
 #include "meshd/controlplane/sync_message.h"
 
+#include <sys/socket.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -269,7 +271,11 @@ struct Outbound : std::enable_shared_from_this<Outbound> {
     boost::system::error_code ec;
     if (!socket.open(source.protocol(), ec)) {
       set_cloexec(socket.native_handle());
-      socket.bind(source, ec);
+      const std::string& dev = ch->opts_.device;
+      if (!dev.empty() && ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_BINDTODEVICE,
+                                       dev.c_str(), static_cast<socklen_t>(dev.size())) != 0)
+        ec.assign(errno, boost::system::system_category());
+      if (!ec) socket.bind(source, ec);
     }
     if (ec) return failed("bind " + ch->opts_.bind_address.to_string() + ": " + ec.message());
     timer.expires_after(ch->opts_.io_timeout);

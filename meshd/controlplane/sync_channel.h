@@ -66,6 +66,10 @@ Result<OpenedEnvelope> open_envelope(std::span<const std::uint8_t> frame,
 
 struct SyncChannelOptions {
   IpAddress bind_address;                  // this node's mesh address (its pod CIDR's gateway)
+  // The mesh device: outgoing connections are bound to it (SO_BINDTODEVICE),
+  // so a member whose route is not installed yet is unreachable rather than
+  // reached in the clear through the underlay's default route. "" = unbound.
+  std::string device;
   std::uint16_t port = 0;                  // 0 = ephemeral (tests)
   std::chrono::milliseconds io_timeout{3000};
   std::size_t max_connections = 64;        // inbound in flight

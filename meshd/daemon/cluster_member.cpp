@@ -554,6 +554,7 @@ void ClusterMember::persist_new() {
 // an older backup, which does not know the version its peers hold, still
 // signs one above it instead of a second, different record of an equal
 // version that would never replace theirs.
+  o.device = cfg_.interface;
 void ClusterMember::refresh_own_record() {
   const auto* own = engine_->table().find(identity_->public_key());
   if (!own) return;
