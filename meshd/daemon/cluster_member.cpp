@@ -426,6 +426,7 @@ void ClusterMember::data_plane_ready() {
   cp::SyncChannelOptions o;
   o.bind_address = *addr;
   o.port = cfg_.sync_port;
+  o.device = cfg_.interface;
   try {
     sync_ = std::make_unique<cp::SyncChannel>(
         *opts_.ioc, o, *identity_,
@@ -554,7 +555,6 @@ void ClusterMember::persist_new() {
 // an older backup, which does not know the version its peers hold, still
 // signs one above it instead of a second, different record of an equal
 // version that would never replace theirs.
-  o.device = cfg_.interface;
 void ClusterMember::refresh_own_record() {
   const auto* own = engine_->table().find(identity_->public_key());
   if (!own) return;
