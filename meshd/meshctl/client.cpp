@@ -62,7 +62,7 @@ Error unreachable(const std::string& where, const error_code& ec) {
 }
 
 Error exchange_failed(const std::string& where, const error_code& ec, std::string_view stage,
-                      std::chrono::milliseconds timeout) {
+                      std::chrono::milliseconds timeout, bool tcp) {
   if (ec == beast::error::timeout)
     return Error{{ETIMEDOUT, boost::system::generic_category()},
                  "meshd at " + where + " did not answer within " +
@@ -71,7 +71,8 @@ Error exchange_failed(const std::string& where, const error_code& ec, std::strin
       ec == asio::error::connection_reset)
     return Error{{ECONNRESET, boost::system::generic_category()},
                  "meshd at " + where + " closed the connection " + std::string(stage) +
-                     " (a plain-HTTP URL for a TLS listener, or the other way round?)"};
+                     (tcp ? " (is meshd stopping, or does the URL say http for a TLS listener?)"
+                          : " (is meshd stopping?)")};
   if (ec == http::error::body_limit)
     return Error{{EMSGSIZE, boost::system::generic_category()},
                  "meshd at " + where + " sent an answer over " +
@@ -106,16 +107,16 @@ http::request<http::string_body> make_request(std::string_view method, std::stri
 template <class Stream>
 Result<HttpAnswer> exchange(asio::io_context& ioc, Stream& stream,
                             const http::request<http::string_body>& req,
-                            std::chrono::milliseconds timeout, const std::string& where) {
+                            std::chrono::milliseconds timeout, const std::string& where, bool tcp) {
   beast::get_lowest_layer(stream).expires_after(timeout);
   if (error_code ec = run(ioc, [&](auto h) { http::async_write(stream, req, std::move(h)); }))
-    return exchange_failed(where, ec, "while sending the request", timeout);
+    return exchange_failed(where, ec, "while sending the request", timeout, tcp);
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxAnswerBytes);
   if (error_code ec =
           run(ioc, [&](auto h) { http::async_read(stream, buffer, parser, std::move(h)); }))
-    return exchange_failed(where, ec, "before answering", timeout);
+    return exchange_failed(where, ec, "before answering", timeout, tcp);
   auto& res = parser.get();
   HttpAnswer a;
   a.status = static_cast<int>(res.result_int());
@@ -246,7 +247,7 @@ Result<HttpAnswer> Client::request(std::string_view method, std::string_view tar
       return unreachable(where_, ec);
     // The unix socket needs no token: its file mode decides who manages.
     return exchange(ioc, stream, make_request(method, target, body, "localhost", {}),
-                    request_timeout, where_);
+                    request_timeout, where_, false);
   }
 
   // Resolve within the connect timeout: a resolver has no expiry of its own.
@@ -276,7 +277,7 @@ Result<HttpAnswer> Client::request(std::string_view method, std::string_view tar
     stream.expires_after(opts_.connect_timeout);
     if (error_code ec = run(ioc, [&](auto h) { stream.async_connect(endpoints, std::move(h)); }))
       return unreachable(where_, ec);
-    return exchange(ioc, stream, req, request_timeout, where_);
+    return exchange(ioc, stream, req, request_timeout, where_, true);
   }
 
   asio::ssl::context ctx(asio::ssl::context::tls_client);
@@ -314,7 +315,7 @@ Result<HttpAnswer> Client::request(std::string_view method, std::string_view tar
                      " (is the server's certificate signed by --cacert and issued for " +
                      url_->host + "?)"};
   }
-  return exchange(ioc, stream, req, request_timeout, where_);
+  return exchange(ioc, stream, req, request_timeout, where_, true);
 }
 
 std::string describe_error_answer(const HttpAnswer& a) {

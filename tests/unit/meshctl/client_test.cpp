@@ -222,7 +222,28 @@ TEST_F(MeshctlTls, PlainHttpToATlsListenerFailsWithAHint) {
                          .request_timeout = 3s});
   auto a = c->request("GET", "/v1/status");
   ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message.find("does the URL say http for a TLS listener?"), std::string::npos)
+      << a.error().message;
   EXPECT_TRUE(server->seen().empty());
+}
+
+TEST(MeshctlClient, AServerThatClosesWithoutAnsweringIsNamed) {
+  TempDir dir("meshctl-client");
+  std::string path = dir.file("closing.sock");
+  boost::asio::io_context ioc;
+  boost::asio::local::stream_protocol::acceptor acceptor(ioc, boost::asio::local::stream_protocol::endpoint(path));
+  std::thread closer([&] {
+    boost::asio::local::stream_protocol::socket s(ioc);
+    acceptor.accept(s);
+    char buf[64];
+    boost::system::error_code ec;
+    s.read_some(boost::asio::buffer(buf), ec);  // the request's first bytes, then close
+  });
+  auto c = Client::make({.socket_path = path});
+  auto a = c->request("GET", "/v1/status");
+  closer.join();
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().message, "meshd at " + path + " closed the connection before answering (is meshd stopping?)");
 }
 
 TEST_F(MeshctlTls, AnUnreadableCaFileIsNamed) {
