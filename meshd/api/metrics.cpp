@@ -162,6 +162,9 @@ std::string render_metrics(const StatusSnapshot& s, bool ready,
          label("direction", "in"));
   sample(out, "meshd_sync_bytes_total", static_cast<double>(c.sync_bytes_out),
          label("direction", "out"));
+  by_label(out, "meshd_sync_messages_dropped_total",
+           "Sync messages dropped whole: malformed, or of a message type this version does not know.",
+           "reason", c.sync_dropped);
   by_label(out, "meshd_records_rejected_total", "Node records refused by the merge, by reason.",
            "reason", c.records_rejected);
   by_label(out, "meshd_join_attempts_total", "Join attempts at this node's join listener, by outcome.",

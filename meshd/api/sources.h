@@ -43,6 +43,9 @@ struct ControlPlaneCounters {
   std::uint64_t sync_messages_in = 0, sync_messages_out = 0, sync_bytes_in = 0, sync_bytes_out = 0;
   // By reason (controlplane::to_string(MergeOutcome)).
   std::map<std::string, std::uint64_t> records_rejected;
+  // Sync messages dropped whole, by reason: malformed (did not decode),
+  // unknown_type (a newer version's message type, ignored).
+  std::map<std::string, std::uint64_t> sync_dropped;
   // By outcome: admitted, refused_<reason>, unproven, malformed, rate_limited.
   std::map<std::string, std::uint64_t> join_attempts;
 };

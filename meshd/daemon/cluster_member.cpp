@@ -712,6 +712,8 @@ api::ControlPlaneCounters ClusterMember::counters() const {
     c.sync_bytes_out = s.bytes_out;
   }
   if (engine_) {
+    c.sync_dropped["malformed"] = engine_->counters().malformed_in;
+    c.sync_dropped["unknown_type"] = engine_->counters().unknown_type_in;
     for (std::size_t i = 0; i < static_cast<std::size_t>(cp::MergeOutcome::kCount); ++i) {
       auto o = static_cast<cp::MergeOutcome>(i);
       if (cp::accepted(o)) continue;
