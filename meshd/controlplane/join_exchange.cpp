@@ -58,6 +58,11 @@ void put_field_u64(Bytes& b, std::uint8_t id, std::uint64_t v) {
   put_u64(t, v);
   put_field(b, id, t);
 }
+// meshd-next (see kProtocolVersion) ends every field list it writes with a
+// field this version does not know; this version writes nothing here.
+void put_next_version_field(Bytes& b) {
+  if constexpr (kWritesNextVersionFields) put_field(b, kNextVersionFieldId, kNextVersionFieldValue);
+}
 
 struct Field {
   std::uint8_t id;
@@ -154,6 +159,7 @@ Bytes encode_claims(const JoinClaims& c) {
   put_field(b, kCIdentity, c.identity.bytes());
   for (const auto& ep : c.endpoints) put_field(b, kCEndpoint, ep.to_string());
   put_field_u64(b, kCTimestamp, c.timestamp);
+  put_next_version_field(b);
   return b;
 }
 
@@ -255,6 +261,7 @@ std::vector<std::uint8_t> make_join_request(const keys::Token& token, const Join
   put_field(body, kFTokenId, id);
   put_field(body, kFNonce, nonce);
   put_field(body, kFBox, box);
+  put_next_version_field(body);
   return frame(kRequestMagic, version, 0, body);
 }
 
@@ -407,6 +414,7 @@ Result<JoinAnswer> answer_join(std::span<const std::uint8_t> request_frame, std:
     a.admission = adm;
     a.pod_cidr = cidr;
   }
+  put_next_version_field(plain);
   const auto version = static_cast<std::uint16_t>(kProtocolVersion);
   Bytes box = seal(plain, additional_data(kReplyAd, version, req->token_id, req->nonce, &reply_nonce),
                    reply_nonce, *key);
@@ -414,6 +422,7 @@ Result<JoinAnswer> answer_join(std::span<const std::uint8_t> request_frame, std:
   Bytes body;
   put_field(body, kRNonce, reply_nonce);
   put_field(body, kRBox, box);
+  put_next_version_field(body);
   a.reply = frame(kReplyMagic, version, kSealed, body);
   return a;
 }

@@ -34,6 +34,8 @@ CanonicalEncoder encode_record(const NodeRecord& r) {
     e.list(2).bytes(r.pending_key->wg_public_key.bytes()).u64(r.pending_key->switch_at);
   else
     e.list(0);
+  // Under the owner's signature, so relays carry it intact.
+  if constexpr (kWritesNextVersionFields) e.bytes(kNextVersionFieldValue);
   return e;
 }
 

@@ -22,6 +22,7 @@
 #include "keys/identity.h"
 #include "keys/wg_key.h"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -32,7 +33,25 @@
 namespace meshd::controlplane {
 
 // Version of the records and sync messages this build writes.
+//
+// MESHD_WIRE_NEXT builds `meshd-next`, a stand-in for the next protocol
+// version, for the mixed-version tests only (never shipped): it writes
+// version 2, appends a field this version does not know to every message it
+// encodes (records, sync frames, join requests and replies, inside and
+// outside their boxes), and sends a sync message type this version does not
+// know on every anti-entropy tick. The decoders are the same in both builds.
+#ifdef MESHD_WIRE_NEXT
+inline constexpr std::uint64_t kProtocolVersion = 2;
+inline constexpr bool kWritesNextVersionFields = true;
+#else
 inline constexpr std::uint64_t kProtocolVersion = 1;
+inline constexpr bool kWritesNextVersionFields = false;
+#endif
+// What meshd-next appends: a field id no version 1 decoder knows, its value,
+// and a sync message type version 1 ignores.
+inline constexpr std::uint8_t kNextVersionFieldId = 0xF0;
+inline constexpr std::array<std::uint8_t, 4> kNextVersionFieldValue = {'n', 'e', 'x', 't'};
+inline constexpr std::uint8_t kNextVersionMessageType = 9;
 
 inline constexpr std::string_view kNodeRecordContext = "meshd/node-record/v1";
 inline constexpr std::string_view kAdmissionContext = "meshd/admission/v1";

@@ -74,8 +74,18 @@ std::vector<Outgoing> SyncEngine::tick(Rng& rng) {
   m.type = MessageType::kSummary;
   m.table_hash = table_.hash();
   auto bytes = encode_message(m);
-  for (const auto& p : pick_peers(opts_.anti_entropy_fanout, nullptr, rng))
+  // meshd-next (see kProtocolVersion) also sends a message of a type this
+  // version does not know, which a version 1 peer must ignore.
+  std::vector<std::uint8_t> next;
+  if constexpr (kWritesNextVersionFields) {
+    SyncMessage n;
+    n.type = static_cast<MessageType>(kNextVersionMessageType);
+    next = encode_message(n);
+  }
+  for (const auto& p : pick_peers(opts_.anti_entropy_fanout, nullptr, rng)) {
     out.push_back({p, bytes});
+    if (!next.empty()) out.push_back({p, next});
+  }
   return out;
 }
 

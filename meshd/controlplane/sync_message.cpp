@@ -54,6 +54,7 @@ std::size_t encoded_size(const SyncMessage& m) {
   if (!m.digest.empty()) n += kFieldHeader + m.digest.size() * kDigestEntryBytes;
   if (!m.wanted.empty()) n += kFieldHeader + m.wanted.size() * 32;
   if (m.reply_wanted) n += kFieldHeader;
+  if constexpr (kWritesNextVersionFields) n += kFieldHeader + kNextVersionFieldValue.size();
   return n;
 }
 
@@ -93,6 +94,10 @@ std::vector<std::uint8_t> encode_message(const SyncMessage& m) {
     for (const auto& id : m.wanted) o.insert(o.end(), id.bytes().begin(), id.bytes().end());
   }
   if (m.reply_wanted) put_field(o, FieldId::kReplyWanted, 0);
+  if constexpr (kWritesNextVersionFields) {
+    put_field(o, static_cast<FieldId>(kNextVersionFieldId), kNextVersionFieldValue.size());
+    o.insert(o.end(), kNextVersionFieldValue.begin(), kNextVersionFieldValue.end());
+  }
   return o;
 }
 
