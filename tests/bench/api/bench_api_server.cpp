@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -190,13 +191,17 @@ int serve(const Args& a) {
   so.max_connections = a.max_connections;
   api::Server server(ioc, so, router);
 
+  // Set at SIGINT/SIGTERM: a timer handler already queued when its timer is
+  // cancelled still runs (with success), so each checks this before re-arming.
+  bool stopping = false;
+
   // The reconcile loop's stand-in: B ms of CPU on the API's own thread every E ms.
   std::uint64_t busy_passes = 0;
   asio::steady_timer busy(ioc);
   std::function<void()> arm = [&] {
     busy.expires_after(std::chrono::milliseconds(a.every_ms));
     busy.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
+      if (ec || stopping) return;
       const auto until = Clock::now() + std::chrono::milliseconds(a.busy_ms);
       volatile std::uint64_t spin = 0;
       while (Clock::now() < until) spin = spin + 1;
@@ -206,23 +211,44 @@ int serve(const Args& a) {
   };
   if (a.busy_ms > 0) arm();
 
+  // The loop's lag: how late a 10 ms timer fires. A late timer means the
+  // loop itself was held (a handler, or the thread not scheduled); a slow
+  // answer without it was slow elsewhere (the client, the kernel).
+  double lag_max_ms = 0;
+  std::uint64_t lags_over_100ms = 0;
+  asio::steady_timer lag(ioc);
+  std::function<void(Clock::time_point)> tick = [&](Clock::time_point due) {
+    lag.expires_at(due);
+    lag.async_wait([&, due](boost::system::error_code ec) {
+      if (ec || stopping) return;
+      const double late = std::chrono::duration<double, std::milli>(Clock::now() - due).count();
+      lag_max_ms = std::max(lag_max_ms, late);
+      if (late > 100) ++lags_over_100ms;
+      tick(Clock::now() + std::chrono::milliseconds(10));
+    });
+  };
+  tick(Clock::now() + std::chrono::milliseconds(10));
+
   const double cpu_at_listen = cpu_seconds();
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code, int) {
+    stopping = true;
     const api::ServerCounters& c = server.counters();
     // The server's CPU since it started listening (its one loop thread):
     // divided by requests, the cost of an answer on this machine.
     const double cpu_s = cpu_seconds() - cpu_at_listen;
     std::printf(
         "counters: connections=%llu requests=%llu shed=%llu timeouts=%llu unauthorized=%llu "
-        "busy_passes=%llu cpu=%.2fs\n",
+        "busy_passes=%llu cpu=%.2fs loop_lag_max=%.0fms lags_over_100ms=%llu\n",
         static_cast<unsigned long long>(c.connections), static_cast<unsigned long long>(c.requests),
         static_cast<unsigned long long>(c.shed), static_cast<unsigned long long>(c.timeouts),
         static_cast<unsigned long long>(c.unauthorized),
-        static_cast<unsigned long long>(busy_passes), cpu_s);
+        static_cast<unsigned long long>(busy_passes), cpu_s, lag_max_ms,
+        static_cast<unsigned long long>(lags_over_100ms));
     std::fflush(stdout);
     server.close();
     busy.cancel();
+    lag.cancel();
   });
 
   std::printf("listening %s nodes=%zu max_connections=%zu busy=%d/%dms\n",
