@@ -74,6 +74,23 @@ std::optional<IpAddress> source_towards(const IpAddress& dst) {
   return out;
 }
 
+// Records come in any order (by identity from the store, in the member's
+// order in a join reply), but one is accepted only once its admitter's record
+// is in the table: merge in passes until a pass accepts nothing more.
+// Returns how many were refused in the end.
+template <class Item, class Merge>
+std::size_t merge_in_passes(const std::vector<Item>& items, Merge merge) {
+  std::vector<const Item*> left;
+  for (const auto& i : items) left.push_back(&i);
+  for (;;) {
+    std::vector<const Item*> refused;
+    for (const Item* i : left)
+      if (auto o = merge(*i); !cp::accepted(o) && o != cp::MergeOutcome::kStale) refused.push_back(i);
+    if (refused.empty() || refused.size() == left.size()) return refused.size();
+    left = std::move(refused);
+  }
+}
+
 bool unspecified(const IpAddress& a) {
   return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
 }
@@ -123,6 +140,13 @@ ClusterMember::ClusterMember(ClusterMemberOptions opts)
       rng_(std::random_device{}()) {}
 
 ClusterMember::~ClusterMember() = default;
+
+void ClusterMember::stop() {
+  join_timer_.cancel();
+  tick_timer_.cancel();
+  if (join_server_) join_server_->close();
+  if (sync_) sync_->close();
+}
 
 std::uint64_t ClusterMember::now_ms() const {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -180,14 +204,12 @@ void ClusterMember::load(const cp::ClusterParams& params) {
   store::RecordRepo repo(*opts_.db);
   auto rows = repo.load_all();
   if (!rows) throw ErrorException(rows.error());
-  std::size_t refused = 0;
-  for (const auto& row : *rows) {
+  std::size_t refused = merge_in_passes(*rows, [&](const store::SignedRow& row) {
     keys::Signature sig = row.signature;
-    auto o = row.tombstone ? table.merge_tombstone_bytes(row.body, sig)
-                           : table.merge_record_bytes(row.body, sig);
-    if (!cp::accepted(o)) ++refused;
-    persisted_[keys::IdentityPublicKey(row.identity)] = row.version;
-  }
+    return row.tombstone ? table.merge_tombstone_bytes(row.body, sig)
+                         : table.merge_record_bytes(row.body, sig);
+  });
+  for (const auto& row : *rows) persisted_[keys::IdentityPublicKey(row.identity)] = row.version;
   if (refused) log_->warn("{} stored records no longer accepted", refused);
   const auto* own = table.find(identity_->public_key());
   if (!own)
@@ -320,7 +342,8 @@ void ClusterMember::join_attempt() {
 void ClusterMember::become_member(cp::ClusterParams params, std::vector<cp::SignedRecord> records,
                                   const cp::SignedRecord& own) {
   cp::NodeTable table(params);
-  for (const auto& r : records) table.merge(r);
+  if (auto refused = merge_in_passes(records, [&](const cp::SignedRecord& r) { return table.merge(r); }))
+    log_->warn("{} of the member's records were refused", refused);
   // A node re-admitted after losing its reply may find an older record of
   // its own in the table; its new version must be above it.
   cp::SignedRecord mine = own;

@@ -80,6 +80,10 @@ class ClusterMember final : public api::ClusterSource {
   // so the sync channel can bind it (once).
   void data_plane_ready();
 
+  // Closes the listeners and timers; the daemon then lets the loop run their
+  // aborted handlers before it destroys the loop.
+  void stop();
+
   // This node's allocated pod CIDR: nothing until founded or admitted.
   std::optional<IpPrefix> pod_cidr() const;
   bool settled() const;
