@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -129,6 +131,40 @@ TEST(MeshctlClient, TcpPortWithoutAListenerIsUnreachable) {
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error().message, "cannot reach meshd at http://127.0.0.1:" + std::to_string(port) +
                                    ": Connection refused (is meshd running?)");
+}
+
+// A listener whose accept queue is full drops new SYNs (Linux's
+// tcp_conn_request counts LISTENOVERFLOWS and drops while
+// sk_acceptq_is_full): the connect never completes, and the connect timeout
+// ends the wait.
+TEST(MeshctlClient, AConnectThatNeverCompletesTimesOut) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  // Fill the accept queue (backlog 0 still queues one) and never accept.
+  std::vector<int> fillers;
+  for (int i = 0; i < 3; ++i) {
+    int f = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    ASSERT_GE(f, 0);
+    ::connect(f, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(f);
+  }
+  auto c = Client::make({.server = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+                         .connect_timeout = 300ms});
+  auto a = c->request("GET", "/v1/status");
+  for (int f : fillers) ::close(f);
+  ::close(listener);
+  ASSERT_FALSE(a);
+  EXPECT_TRUE(a.error().is(ETIMEDOUT)) << a.error().message;
+  EXPECT_EQ(a.error().message, "cannot reach meshd at http://127.0.0.1:" +
+                                   std::to_string(ntohs(addr.sin_port)) +
+                                   ": no connection within the connect timeout (is meshd running?)");
 }
 
 TEST(MeshctlClient, AnAnswerThatDoesNotComeInTimeIsATimeout) {
