@@ -159,6 +159,9 @@ class Daemon final : public api::StatusSource {
         signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
         events_fd_(ioc_) {}
 
+  // What holds sockets and timers of the loop goes before the loop does.
+  ~Daemon() override { shutdown(); }
+
   int run();
 
   // api::StatusSource
@@ -168,6 +171,7 @@ class Daemon final : public api::StatusSource {
  private:
   void start_api();
   void start_api_tcp();
+  void shutdown();
   std::map<keys::PublicKey, api::PeerStats> peer_stats() const;
   void open_state();
   void apply_node_settings();
@@ -817,7 +821,22 @@ int Daemon::run() {
   trigger(0ms, dataplane::PassScope::kFull);
   schedule_resync();
   ioc_.run();
+  shutdown();
   return exit_code_;
+}
+
+// The listeners close, the loop runs what their closing aborted (the handlers
+// hold the connections' state), and only then do they and the loop go: the
+// other order freed sockets under handlers still queued.
+void Daemon::shutdown() {
+  if (api_tcp_) api_tcp_->close();
+  if (api_server_) api_server_->close();
+  if (cluster_) cluster_->stop();
+  ioc_.restart();
+  ioc_.poll();
+  api_tcp_.reset();
+  api_server_.reset();
+  cluster_.reset();
 }
 
 }  // namespace
