@@ -435,7 +435,7 @@ void Daemon::compose_peers() {
   peers_ = static_peers_;
   if (!cluster_) return;
   for (auto& p : cluster_->peers(cfg_.persistent_keepalive)) {
-    bool clash = std::any_of(peers_.begin(), peers_.end(), [&](const dataplane::PeerSpec& q) {
+    bool clash = std::any_of(static_peers_.begin(), static_peers_.end(), [&](const dataplane::PeerSpec& q) {
       if (q.public_key == p.public_key) return true;
       for (const auto& a : q.allowed_ips)
         for (const auto& b : p.allowed_ips)
