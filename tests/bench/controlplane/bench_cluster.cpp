@@ -226,6 +226,10 @@ void print_heap_inside(const ClusterNodes& c, const ClusterNodes::Node& n) {
     if (sb != std::string::npos) system = std::atoll(stats.c_str() + stats.find('=', sb) + 1);
     if (iu != std::string::npos) in_use = std::atoll(stats.c_str() + stats.find('=', iu) + 1);
   }
+  if (sqlite < 0 || in_use < 0) {
+    std::printf("  (gdb could not ask meshd %d for its heap)\n", n.pid);
+    return;
+  }
   std::printf("  meshd heap (gdb): malloc in use %lld kB of %lld kB taken from the system; SQLite's share %lld kB\n",
               in_use / 1024, system / 1024, sqlite / 1024);
 }
