@@ -7,7 +7,12 @@
 //     counter): the exposition and the authorization work with the real
 //     scraper, not only with promtool;
 //   - over TCP a request without or with a wrong token gets 401 and with the
-//     token 200; over the unix socket no token is needed.
+//     token 200; over the unix socket no token is needed;
+//   - meshctl drives the same meshd over the unix socket and over TCP with
+//     and without its token file;
+//   - on an address that is neither loopback nor the mesh address meshd
+//     refuses plain HTTP and says why, and serves TLS with a certificate from
+//     files, which meshctl verifies against the CA it is given.
 // Every process is ended by PID and the namespace removed, also on failure.
 #include "tests/support/eventually.h"
 #include "tests/support/netns.h"
@@ -23,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -71,18 +77,36 @@ class ApiProcess : public ::testing::Test {
       << dir_.file("run") << "\"\n"
       << "[reconcile]\nresync_interval_ms = 500\n"
       << "[cni]\nconf_dir = \"\"\n"
-      << "[api]\nsocket = \"" << socket_path() << "\"\nlisten = \"127.0.0.1:" << kApiPort
-      << "\"\nbearer_token_file = \"" << dir_.file("token") << "\"\n";
+      << "[api]\nsocket = \"" << socket_path() << "\"\n"
+      << api_listen_section();
     write_file(dir_.file("meshd.toml"), c.str());
+    if (!prepare()) return;
 
     meshd_pid_ = start_in_namespace({std::string(MESHD_BIN_DIR) + "/meshd", "--config",
                                      dir_.file("meshd.toml")},
                                     dir_.file("meshd.log"));
     // The TCP listener is bound after the first reconcile pass.
     ASSERT_TRUE(eventually([&] { return curl_status("-H 'Authorization: Bearer " + std::string(kToken) +
-                                                    "' " + api_url("/v1/readyz")) == "200"; },
+                                                    "' " + ready_url()) == "200"; },
                            20s, 50ms))
         << "meshd's API did not become ready\n" << logs();
+  }
+
+  // The [api] keys besides the socket: TCP on the namespace's loopback.
+  virtual std::string api_listen_section() const {
+    return "listen = \"127.0.0.1:" + std::to_string(kApiPort) + "\"\nbearer_token_file = \"" +
+           dir_.file("token") + "\"\n";
+  }
+  virtual std::string ready_url() const { return api_url("/v1/readyz"); }
+  // Runs before meshd starts; false stops SetUp (a failed assertion).
+  virtual bool prepare() { return true; }
+
+  // meshctl inside the namespace; its exit status, its stdout and stderr in `out`.
+  int meshctl(const std::string& args, std::string& out) {
+    std::string file = dir_.file("meshctl.out");
+    int rc = ns_->run(std::string(MESHD_BIN_DIR) + "/meshctl " + args + " >" + file + " 2>&1");
+    out = read_file(file);
+    return rc;
   }
 
   ~ApiProcess() override {
@@ -241,6 +265,112 @@ TEST_F(ApiProcess, TcpNeedsTheTokenTheUnixSocketDoesNot) {
   // A 401 never echoes the token it was given.
   curl_status("-H 'Authorization: Bearer wrong-token' " + api_url("/v1/status"), &body);
   EXPECT_EQ(body.find("wrong-token"), std::string::npos) << body;
+}
+
+TEST_F(ApiProcess, MeshctlDrivesMeshdOverTheSocketAndOverTcpWithItsToken) {
+  std::string out;
+  // The unix socket: no token.
+  EXPECT_EQ(meshctl("--socket " + socket_path() + " status", out), 0) << out;
+  EXPECT_NE(out.find(iface_), std::string::npos) << out;
+  EXPECT_NE(out.find("userspace"), std::string::npos) << out;
+  ASSERT_EQ(meshctl("--socket " + socket_path() + " --json status", out), 0) << out;
+  json::value st = json::parse(out);
+  EXPECT_EQ(st.at("interface"), json::value(iface_.c_str())) << out;
+  EXPECT_EQ(st.at("pod_cidr"), json::value("10.78.1.0/24")) << out;
+  EXPECT_EQ(st.at("in_sync"), json::value(true)) << out;
+
+  // TCP: with the token file it works; without, the server's refusal is the
+  // one line meshctl prints, and it exits 1.
+  const std::string server = "--server http://127.0.0.1:" + std::to_string(kApiPort);
+  EXPECT_EQ(meshctl(server + " --token-file " + dir_.file("token") + " status", out), 0) << out;
+  EXPECT_NE(out.find(iface_), std::string::npos) << out;
+  EXPECT_EQ(meshctl(server + " status", out), 1) << out;
+  EXPECT_NE(out.find("unauthorized"), std::string::npos) << out;
+  EXPECT_EQ(out.find(kToken), std::string::npos) << out;
+  // Static mode: no cluster, so tokens are refused with the server's reason.
+  EXPECT_EQ(meshctl("--socket " + socket_path() + " token create", out), 1) << out;
+  EXPECT_NE(out.find("cluster"), std::string::npos) << out;
+  // A daemon that is not there: one line.
+  EXPECT_EQ(meshctl("--socket " + dir_.file("nothing.sock") + " status", out), 1) << out;
+  EXPECT_NE(out.find("is meshd running?"), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+}
+
+// On an address of the namespace's own veth (neither loopback nor the mesh
+// address), TCP must be TLS.
+class ApiTls : public ApiProcess {
+ protected:
+  static constexpr const char* kAddress = "10.79.0.1";
+
+  std::string api_listen_section() const override {
+    return "listen = \"" + std::string(kAddress) + ":" + std::to_string(kApiPort) +
+           "\"\nbearer_token_file = \"" + dir_.file("token") + "\"\ntls_cert_file = \"" +
+           dir_.file("server.crt") + "\"\ntls_key_file = \"" + dir_.file("server.key") + "\"\n";
+  }
+  std::string ready_url() const override {
+    return "--cacert " + dir_.file("ca.crt") + " https://" + kAddress + ":" + std::to_string(kApiPort) +
+           "/v1/readyz";
+  }
+  bool prepare() override {
+    // Each command on its own: Netns::run puts only its first word list in
+    // the namespace.
+    for (const std::string& cmd :
+         {std::string("ip link add mtls0 type veth peer name mtls1"),
+          "ip addr add " + std::string(kAddress) + "/24 dev mtls0", std::string("ip link set mtls0 up"),
+          std::string("ip link set mtls1 up")})
+      EXPECT_EQ(ns_->run(cmd), 0) << cmd;
+    // A CA and a server certificate for kAddress, made here by the openssl CLI.
+    const std::string d = dir_.path(), key = " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    bool ok = sh("cd " + d + " && openssl req -x509" + key +
+                 " -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca >/dev/null 2>&1") == 0 &&
+              sh("cd " + d + " && echo 'subjectAltName=IP:" + kAddress + "' > server.ext && openssl req" +
+                 key + " -keyout server.key -out server.csr -subj /CN=meshd >/dev/null 2>&1 && "
+                 "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+                 "-out server.crt -days 2 -extfile server.ext >/dev/null 2>&1") == 0;
+    EXPECT_TRUE(ok) << "openssl could not make the test certificates";
+    ::chmod(dir_.file("server.key").c_str(), 0600);
+    return ok && !::testing::Test::HasFailure();
+  }
+};
+
+TEST_F(ApiTls, MeshdServesTlsOffLoopbackAndMeshctlVerifiesIt) {
+  std::string out;
+  const std::string https = "--server https://" + std::string(kAddress) + ":" + std::to_string(kApiPort);
+  EXPECT_EQ(meshctl(https + " --cacert " + dir_.file("ca.crt") + " --token-file " + dir_.file("token") +
+                        " status",
+                    out),
+            0)
+      << out;
+  EXPECT_NE(out.find(iface_), std::string::npos) << out;
+  // A server certificate that the given CA did not sign is refused.
+  ASSERT_EQ(sh("cd " + dir_.path() + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+               "-nodes -keyout other.key -out other.crt -days 2 -subj /CN=other >/dev/null 2>&1"),
+            0);
+  EXPECT_EQ(meshctl(https + " --cacert " + dir_.file("other.crt") + " --token-file " +
+                        dir_.file("token") + " status",
+                    out),
+            1)
+      << out;
+  // Plain HTTP to the TLS port gets no answer.
+  EXPECT_EQ(meshctl("--server http://" + std::string(kAddress) + ":" + std::to_string(kApiPort) +
+                        " --token-file " + dir_.file("token") + " status",
+                    out),
+            1)
+      << out;
+}
+
+TEST_F(ApiTls, MeshdRefusesPlainHttpOnAnUnderlayAddressAndSaysWhy) {
+  // The same node without the TLS files: meshd must not start.
+  stop(meshd_pid_);
+  std::string cfg = read_file(dir_.file("meshd.toml"));
+  auto at = cfg.find("tls_cert_file");
+  ASSERT_NE(at, std::string::npos);
+  write_file(dir_.file("plain.toml"), cfg.substr(0, at));
+  std::string out = ns_->out(std::string(MESHD_BIN_DIR) + "/meshd --config " + dir_.file("plain.toml") +
+                             " 2>&1; echo rc=$?");
+  EXPECT_NE(out.find("rc=1"), std::string::npos) << out;
+  EXPECT_NE(out.find("TLS"), std::string::npos) << out;
+  EXPECT_NE(out.find(std::string(kAddress) + ":" + std::to_string(kApiPort)), std::string::npos) << out;
 }
 
 }  // namespace
