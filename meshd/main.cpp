@@ -23,6 +23,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("-V,--version", version, "print the version and exit");
+  app.footer(
+      "With [cluster] or [join] in the config, meshd founds a cluster or joins one through\n"
+      "a member with a bootstrap token (docs/protocol.md); operators manage it over the\n"
+      "REST API, with meshctl.\n"
+      "Exit status: 0 stopped by SIGTERM/SIGINT (or --once converged); 1 a start-up error or\n"
+      "--once not converged; 2 a member refused this node's join (a new token or name is\n"
+      "needed: restarting will not help).");
   CLI11_PARSE(app, argc, argv);
 
   if (version) {
