@@ -3,6 +3,7 @@
 
 #include "meshd/controlplane/asio_endpoint.h"
 #include "meshd/controlplane/join_exchange.h"
+#include "meshd/controlplane/readmit.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -133,7 +134,8 @@ struct Connection : std::enable_shared_from_this<Connection> {
       stop();
       return;
     }
-    if (std::memcmp(header.data(), "MJRQ", 4) != 0) {
+    if (std::memcmp(header.data(), "MJRQ", 4) != 0 &&
+        std::memcmp(header.data(), kReadmitRequestMagic.data(), 4) != 0) {
       ++server->counters_.malformed;
       server->failure(source);
       reply(uniform_refusal());

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace meshd::daemon {
 
@@ -32,6 +33,9 @@ namespace {
 // own record arrives: long enough for a slow first handshake and sync.
 constexpr auto kPendingFor = 10min;
 constexpr auto kJoinTimeout = 10s;
+// A re-admission's round trip blocks the event loop (the node serves no
+// pods meanwhile, but the API and the data plane wait): kept short.
+constexpr auto kReadmitTimeout = 3s;
 
 std::shared_ptr<spdlog::logger> cluster_logger() {
   auto l = spdlog::get("cluster");
@@ -137,6 +141,7 @@ ClusterMember::ClusterMember(ClusterMemberOptions opts)
       log_(cluster_logger()),
       join_timer_(*opts_.ioc),
       tick_timer_(*opts_.ioc),
+      readmit_timer_(*opts_.ioc),
       rng_(std::random_device{}()) {}
 
 ClusterMember::~ClusterMember() = default;
@@ -370,6 +375,7 @@ void ClusterMember::become_member(cp::ClusterParams params, std::vector<cp::Sign
   if (auto r = store::ClusterRepo(*opts_.db).set(info); !r) throw ErrorException(r.error());
   bool founder = params.founder == identity_->public_key();
   settled_ = founder;  // a founder has nobody to ask
+  unsettled_since_ = std::chrono::steady_clock::now();
   if (auto r = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, settled_); !r)
     throw ErrorException(r.error());
   start_join_server();
@@ -384,7 +390,11 @@ void ClusterMember::start_join_server() {
   join_server_ = std::make_unique<cp::JoinServer>(
       *opts_.ioc, o, [this](std::span<const std::uint8_t> frame, const IpAddress& source) {
         cp::JoinAnswerResult res;
-        res.reply = answer_join(frame, source, res.failure);
+        // The listener passes only join ("MJRQ") and re-admission ("MJRA") frames.
+        if (frame.size() >= 4 && std::memcmp(frame.data(), cp::kReadmitRequestMagic.data(), 4) == 0)
+          res.reply = answer_readmit(frame, source, res.failure);
+        else
+          res.reply = answer_join(frame, source, res.failure);
         return res;
       });
   log_->info("answering joins on {}", join_server_->local_endpoint().to_string());
@@ -407,7 +417,8 @@ std::vector<std::uint8_t> ClusterMember::answer_join(std::span<const std::uint8_
   }
   if (a->admitted) {
     ++join_outcomes_["admitted"];
-    Pending p{*a->admitted, *a->pod_cidr, std::chrono::steady_clock::now() + kPendingFor};
+    Pending p{*a->admitted, *a->pod_cidr, std::chrono::steady_clock::now() + kPendingFor,
+              *a->admission};
     log_->info("admitted {} ({}) from {}: pod CIDR {}", p.claims.name, p.claims.identity.short_id(),
                source.to_string(), p.pod_cidr.to_string());
     event("node-admitted", p.claims.name,
@@ -428,6 +439,152 @@ std::vector<std::uint8_t> ClusterMember::answer_join(std::span<const std::uint8_
   return std::move(a->reply);
 }
 
+// A node whose record lost its pod CIDR asks for another (readmit.h). The
+// new CIDR is pending here like a join's: this member routes it to the node
+// and skips it in allocations until the node's record holding it arrives.
+std::vector<std::uint8_t> ClusterMember::answer_readmit(std::span<const std::uint8_t> frame,
+                                                        const IpAddress& source, bool& failure) {
+  expire_pending();
+  // The requester's own earlier reservation (a retry whose reply was lost)
+  // is not held against it; the decode below happens again in
+  // cp::answer_readmit, this one only finds whose it is.
+  std::optional<keys::IdentityPublicKey> requester;
+  if (auto req = cp::decode_readmit_request(frame)) requester = req->identity;
+  std::vector<IpPrefix> reserved;
+  std::vector<cp::NodeRecord> pending;
+  for (const auto& [id, p] : pending_) {
+    if (id != requester) reserved.push_back(p.pod_cidr);
+    if (arrived(id, p)) continue;
+    cp::NodeRecord r;
+    r.cluster_id = engine_->table().params().cluster_id;
+    r.name = p.claims.name;
+    r.identity = id;
+    r.pod_cidr = p.pod_cidr;
+    r.admission = p.admission;
+    pending.push_back(std::move(r));
+  }
+  cp::ReadmitMemberContext ctx{*identity_, engine_->table(), reserved, pending};
+  auto a = cp::answer_readmit(frame, now_ms(), ctx, readmit_nonces_);
+  if (a.refusal == cp::ReadmitRefusal::kInEffect) {
+    // An unsettled node asking whether its claim lost: the usual answer.
+    log_->debug("re-admission from {}: {}", source.to_string(), cp::to_string(*a.refusal));
+    return std::move(a.reply);
+  }
+  if (a.refusal) {
+    std::string why(cp::to_string(*a.refusal));
+    ++join_outcomes_["readmit_refused"];
+    // Only what no honest node sends counts toward the source's limit: a
+    // node whose view lags the member's (in effect here) asks again later.
+    failure = *a.refusal == cp::ReadmitRefusal::kMalformed ||
+              *a.refusal == cp::ReadmitRefusal::kReplayed ||
+              *a.refusal == cp::ReadmitRefusal::kWrongCluster;
+    std::string who = a.request ? a.request->name + " (" + a.request->identity.short_id() + ")"
+                                : std::string("a node");
+    log_->warn("re-admission of {} from {} refused: {}", who, source.to_string(), why);
+    event("readmit-refused", a.request ? a.request->name : "", "from " + source.to_string() + ": " + why);
+    return std::move(a.reply);
+  }
+  ++join_outcomes_["readmitted"];
+  cp::JoinClaims claims;
+  if (const auto* rec = engine_->table().find(a.request->identity)) {
+    claims.name = rec->record.name;
+    claims.wg_public_key = rec->record.wg_public_key;
+    claims.identity = rec->record.identity;
+    claims.endpoints = rec->record.endpoints;
+  } else {
+    claims = pending_.at(a.request->identity).claims;  // admitted here, record never arrived
+  }
+  claims.timestamp = a.request->timestamp;
+  Pending p{claims, *a.pod_cidr, std::chrono::steady_clock::now() + kPendingFor, *a.admission};
+  log_->info("re-admitted {} ({}) from {}: pod CIDR {} (its {} lost to an earlier admission)",
+             claims.name, claims.identity.short_id(), source.to_string(), a.pod_cidr->to_string(),
+             a.lost_cidr->to_string());
+  event("node-readmitted", claims.name,
+        "re-admitted from " + source.to_string() + " with pod CIDR " + a.pod_cidr->to_string() +
+            " (lost " + a.lost_cidr->to_string() + ")");
+  pending_[claims.identity] = std::move(p);
+  if (opts_.on_change) opts_.on_change();
+  return std::move(a.reply);
+}
+
+void ClusterMember::schedule_readmit(std::chrono::milliseconds delay) {
+  if (readmit_scheduled_) return;
+  readmit_scheduled_ = true;
+  readmit_timer_.expires_after(delay);
+  readmit_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) readmit_attempt();
+  });
+}
+
+void ClusterMember::readmit_attempt() {
+  readmit_scheduled_ = false;
+  const auto* own = engine_->table().find(identity_->public_key());
+  const auto loss = own ? cp::claim_state(engine_->table(), own->record).loss : cp::ClaimLoss::kNameHeld;
+  // Asked when this node's table says its CIDR lost, and also while it stays
+  // unsettled: a node whose record never reached anyone (its admitter
+  // routes its CIDR to the record that beat it) hears nothing through the
+  // mesh, and its admitter knows the answer.
+  if (loss == cp::ClaimLoss::kNameHeld || (loss == cp::ClaimLoss::kNone && settled_)) {
+    readmit_failures_ = 0;  // settled (or a name conflict: the operator's)
+    return;
+  }
+  const std::string target = cfg_.join_target->to_string();
+  if (loss == cp::ClaimLoss::kNone && readmit_failures_ == 0)
+    log_->info("pod CIDR {} not settled; asking {} whether its claim lost", own_cidr_->to_string(),
+               target);
+  auto retry = [&](const std::string& why) {
+    readmit_failures_ = std::min(readmit_failures_ + 1, 5u);
+    auto delay = std::chrono::seconds(1 << (readmit_failures_ - 1));  // 1 .. 16 s
+    log_->warn("re-admission through {} failed: {}; retrying in {}s", target, why, delay.count());
+    schedule_readmit(delay);
+  };
+  const cp::ClusterParams& params = engine_->table().params();
+  const std::string name = own->record.name;
+  std::uint64_t sent_at = now_ms();
+  cp::JoinNonce nonce{};
+  ::randombytes_buf(nonce.data(), nonce.size());
+  auto request = cp::make_readmit_request(*identity_, params.cluster_id, name, sent_at, nonce);
+  auto reply = cp::join_roundtrip(*cfg_.join_target, request, kReadmitTimeout);
+  if (!reply) return retry(reply.error().message);
+  auto outcome = cp::open_readmit_reply(*reply, params, name, identity_->public_key(), nonce);
+  if (!outcome) return retry("the reply does not verify: " + outcome.error().message);
+  if (auto* refused = std::get_if<cp::ReadmitRefused>(&*outcome)) {
+    std::string reason(cp::to_string(refused->reason));
+    if (refused->reason == cp::ReadmitRefusal::kClockSkew) {
+      auto skew = static_cast<std::int64_t>(refused->member_time) - static_cast<std::int64_t>(sent_at);
+      reason += ": this node's clock is " + std::to_string(std::llabs(skew) / 1000) + " s " +
+                (skew > 0 ? "behind" : "ahead of") + " the member's";
+    }
+    return retry("refused: " + reason);
+  }
+  auto& readmitted = std::get<cp::Readmitted>(*outcome);
+  const auto& admitter = readmitted.admission.admitter;
+  if (admitter != params.founder && !engine_->table().find(admitter))
+    return retry("the admitter " + admitter.short_id() + " is not a member this node knows");
+  const IpPrefix lost = own->record.pod_cidr;
+  cp::NodeRecord r = own->record;
+  r.pod_cidr = readmitted.pod_cidr;
+  r.admission = readmitted.admission;
+  r.version = std::max(own->record.version + 1, now_ms());
+  auto next = cp::sign_record(r, *identity_);
+  send(engine_->publish(next, rng_));
+  readmit_failures_ = 0;
+  own_cidr_ = readmitted.pod_cidr;
+  settled_ = false;  // the settle rule runs again for the new CIDR
+  unsettled_since_ = std::chrono::steady_clock::now();
+  if (auto s = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, false); !s)
+    log_->error("{}", s.error().message);
+  // The sync channel is bound to the old mesh address: bound again on the
+  // new one after the next data-plane pass (data_plane_ready).
+  sync_.reset();
+  log_->info("re-admitted by {}: pod CIDR {} (was {})", target, own_cidr_->to_string(), lost.to_string());
+  event("node-readmitted", opts_.node_name,
+        "re-admitted by " + target + " with pod CIDR " + own_cidr_->to_string() + " (lost " +
+            lost.to_string() + ")");
+  after_table_change();
+  if (opts_.on_change) opts_.on_change();
+}
+
 void ClusterMember::start_timers() {
   tick_timer_.expires_after(std::chrono::milliseconds(cfg_.anti_entropy_interval_ms));
   tick_timer_.async_wait([this](boost::system::error_code ec) {
@@ -438,6 +595,12 @@ void ClusterMember::start_timers() {
       if (!engine_->settled()) send(engine_->settle_probe());
     }
     after_table_change();
+    const auto probe_after = std::max<std::chrono::milliseconds>(
+        5s, 10 * std::chrono::milliseconds(cfg_.anti_entropy_interval_ms));
+    if (!settled_ && cfg_.join_target && !readmit_scheduled_ &&
+        engine_->table().params().founder != identity_->public_key() &&
+        std::chrono::steady_clock::now() - unsettled_since_ >= probe_after)
+      schedule_readmit(std::chrono::milliseconds(0));
     start_timers();
   });
 }
@@ -513,6 +676,9 @@ void ClusterMember::send(std::vector<cp::Outgoing> out) {
 }
 
 std::optional<IpAddress> ClusterMember::address_of(const keys::IdentityPublicKey& id) const {
+  // A re-admitted node is reached at its new CIDR before its record says so.
+  if (auto it = pending_.find(id); it != pending_.end() && !arrived(id, it->second))
+    if (auto gw = pod_gateway(it->second.pod_cidr)) return *gw;
   if (const auto* r = engine_->table().find(id)) {
     if (auto gw = pod_gateway(r->record.pod_cidr)) return *gw;
     return std::nullopt;
@@ -524,22 +690,52 @@ std::optional<IpAddress> ClusterMember::address_of(const keys::IdentityPublicKey
 
 std::optional<keys::IdentityPublicKey> ClusterMember::member_at(const IpAddress& source) const {
   if (!engine_) return std::nullopt;
+  // The same choice as peers(): WireGuard delivers a source address only
+  // from the peer whose allowed IPs hold it.
   for (const auto& r : engine_->table().view()) {
-    if (r->record.identity == identity_->public_key()) continue;
+    if (r->record.identity == identity_->public_key() || displaced(r->record)) continue;
     if (auto gw = pod_gateway(r->record.pod_cidr); gw && *gw == source) return r->record.identity;
   }
   for (const auto& [id, p] : pending_)
-    if (auto gw = pod_gateway(p.pod_cidr); gw && *gw == source) return id;
+    if (!routed(id, p)) continue;
+    else if (auto gw = pod_gateway(p.pod_cidr); gw && *gw == source) return id;
   return std::nullopt;
+}
+
+// A pending entry is done when the node's record holding the pending CIDR
+// is in the table: a record that still holds another CIDR (a re-admitted
+// node's lost one) does not count.
+bool ClusterMember::arrived(const keys::IdentityPublicKey& id, const Pending& p) const {
+  if (!engine_) return false;
+  const auto* r = engine_->table().find(id);
+  return r && r->record.pod_cidr == p.pod_cidr;
+}
+
+bool ClusterMember::routed(const keys::IdentityPublicKey& id, const Pending& p) const {
+  if (arrived(id, p)) return false;
+  cp::NodeRecord probe;
+  probe.identity = id;
+  probe.admission = p.admission;
+  for (const auto& r : engine_->table().view())
+    if (r->record.identity != id && r->record.pod_cidr.overlaps(p.pod_cidr) &&
+        cp::precedes(r->record, probe))
+      return false;
+  return true;
+}
+
+bool ClusterMember::displaced(const cp::NodeRecord& r) const {
+  for (const auto& [id, p] : pending_)
+    if (id != r.identity && p.pod_cidr.overlaps(r.pod_cidr) && routed(id, p)) return true;
+  return false;
 }
 
 void ClusterMember::expire_pending() {
   auto now = std::chrono::steady_clock::now();
   bool changed = false;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    bool arrived = engine_ && engine_->table().find(it->first);
-    if (arrived || it->second.until < now) {
-      if (!arrived)
+    bool done = arrived(it->first, it->second);
+    if (done || it->second.until < now) {
+      if (!done)
         log_->warn("{} was admitted but its record never arrived; its pod CIDR {} is free again",
                    it->second.claims.name, it->second.pod_cidr.to_string());
       it = pending_.erase(it);
@@ -606,10 +802,23 @@ void ClusterMember::check_own_record() {
                own_cidr_->to_string());
     own_cidr_ = own->record.pod_cidr;
   }
-  if (!engine_->table().in_effect(own->record))
-    log_->error("this node's claim on its name or pod CIDR {} lost to an earlier admission; "
-                "it serves no pods until it is removed and joins again",
-                own_cidr_->to_string());
+  if (!engine_->table().in_effect(own->record)) {
+    auto state = cp::claim_state(engine_->table(), own->record);
+    const bool founder = engine_->table().params().founder == identity_->public_key();
+    if (state.loss == cp::ClaimLoss::kCidrHeld && cfg_.join_target && !founder) {
+      if (!readmit_scheduled_) {
+        log_->warn("lost pod CIDR {} to {} (earlier admission); asking {} for another",
+                   own_cidr_->to_string(), state.winner->record.name, cfg_.join_target->to_string());
+        event("pod-cidr-lost", opts_.node_name,
+              own_cidr_->to_string() + " lost to " + state.winner->record.name);
+        schedule_readmit(std::chrono::milliseconds(0));
+      }
+    } else {
+      log_->error("this node's claim on its name or pod CIDR {} lost to an earlier admission; "
+                  "it serves no pods until it is removed and joins again",
+                  own_cidr_->to_string());
+    }
+  }
   refresh_own_record();
 }
 
@@ -632,6 +841,7 @@ void ClusterMember::after_table_change() {
   }
   if (settled != settled_) {
     settled_ = settled;
+    if (!settled_) unsettled_since_ = std::chrono::steady_clock::now();
     if (auto r = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, settled_); !r)
       log_->error("{}", r.error().message);
     log_->info("pod CIDR {} {}", own_cidr_->to_string(),
@@ -661,8 +871,11 @@ std::optional<IpAddress> ClusterMember::mesh_address() const {
 std::vector<dataplane::PeerSpec> ClusterMember::peers(std::uint16_t keepalive) const {
   std::vector<dataplane::PeerSpec> out;
   if (!engine_) return out;
+  // A record and a pending entry of this member's that claim one CIDR: the
+  // one of higher precedence is the peer, so the pending node's record can
+  // arrive (and the table decide) when it is the one that wins.
   for (const auto& r : engine_->table().view()) {
-    if (r->record.identity == identity_->public_key()) continue;
+    if (r->record.identity == identity_->public_key() || displaced(r->record)) continue;
     dataplane::PeerSpec p;
     p.name = r->record.name;
     p.public_key = r->record.wg_public_key;
@@ -672,7 +885,7 @@ std::vector<dataplane::PeerSpec> ClusterMember::peers(std::uint16_t keepalive) c
     out.push_back(std::move(p));
   }
   for (const auto& [id, pend] : pending_) {
-    if (engine_->table().find(id)) continue;
+    if (!routed(id, pend)) continue;
     dataplane::PeerSpec p;
     p.name = pend.claims.name;
     p.public_key = pend.claims.wg_public_key;

@@ -14,6 +14,7 @@
 #include "keys/wg_key.h"
 #include "meshd/api/sources.h"
 #include "meshd/controlplane/join_exchange.h"
+#include "meshd/controlplane/readmit.h"
 #include "meshd/controlplane/sync_engine.h"
 #include "meshd/dataplane/desired_state.h"
 
@@ -105,6 +106,7 @@ class ClusterMember final : public api::ClusterSource {
     controlplane::JoinClaims claims;
     IpPrefix pod_cidr;
     std::chrono::steady_clock::time_point until;
+    controlplane::Admission admission;  // what this member signed for it
   };
 
   void load(const controlplane::ClusterParams& params);
@@ -119,6 +121,19 @@ class ClusterMember final : public api::ClusterSource {
 
   std::vector<std::uint8_t> answer_join(std::span<const std::uint8_t> frame, const IpAddress& source,
                                         bool& failure);
+  std::vector<std::uint8_t> answer_readmit(std::span<const std::uint8_t> frame,
+                                           const IpAddress& source, bool& failure);
+  // This node's record lost its pod CIDR: ask the member it joined through
+  // for another (readmit.h), retrying with backoff while it stays lost.
+  void schedule_readmit(std::chrono::milliseconds delay);
+  void readmit_attempt();
+  // The node's record holding the pending CIDR is in the table.
+  bool arrived(const keys::IdentityPublicKey& id, const Pending& p) const;
+  // A pending entry this member routes to: not arrived, and no record of
+  // higher precedence claims its CIDR. A record it overlaps is displaced
+  // (not routed) until the pending record arrives and the table decides.
+  bool routed(const keys::IdentityPublicKey& id, const Pending& p) const;
+  bool displaced(const controlplane::NodeRecord& r) const;
   void deliver(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload);
   void send(std::vector<controlplane::Outgoing> out);
   bool withheld(const keys::IdentityPublicKey& to) const;
@@ -144,7 +159,7 @@ class ClusterMember final : public api::ClusterSource {
   std::unique_ptr<controlplane::StoreJoinTokens> join_tokens_;
   std::unique_ptr<controlplane::JoinServer> join_server_;
   std::unique_ptr<controlplane::SyncChannel> sync_;
-  boost::asio::steady_timer join_timer_, tick_timer_;
+  boost::asio::steady_timer join_timer_, tick_timer_, readmit_timer_;
   controlplane::Rng rng_;
   std::map<keys::IdentityPublicKey, std::uint64_t> persisted_;  // version stored per identity
   controlplane::TableHash persisted_hash_{};
@@ -153,6 +168,10 @@ class ClusterMember final : public api::ClusterSource {
   std::optional<IpPrefix> own_cidr_;
   bool settled_ = false;
   unsigned join_failures_ = 0;
+  controlplane::ReadmitNonces readmit_nonces_;
+  bool readmit_scheduled_ = false;
+  std::chrono::steady_clock::time_point unsettled_since_ = std::chrono::steady_clock::now();
+  unsigned readmit_failures_ = 0;
 };
 
 }  // namespace meshd::daemon

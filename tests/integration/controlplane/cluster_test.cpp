@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <regex>
 #include <set>
@@ -529,12 +530,14 @@ TEST_F(Cluster, FiveSimultaneousJoinsThroughThreeMembersGetDisjointCidrs) {
     joiners.push_back(&j);
   }
   for (auto* j : joiners) c_->start(*j);
+  std::vector<std::string> admitted_cidr;
   for (std::size_t i = 0; i < joiners.size(); ++i) {
     auto& j = *joiners[i];
     ASSERT_TRUE(c_->wait_log(j, "joined cluster", 60s)) << j.name << ":\n" << c_->log_tail(j);
     auto line = joined(c_->log_line(j, "joined cluster"));
     ASSERT_TRUE(line);
     EXPECT_EQ(line->target, through[i]->join_endpoint());
+    admitted_cidr.push_back(line->cidr);
   }
 
   // Every live node's settled CIDR; none overlaps another.
@@ -551,6 +554,23 @@ TEST_F(Cluster, FiveSimultaneousJoinsThroughThreeMembersGetDisjointCidrs) {
       if (a < b)
         EXPECT_FALSE(pa.contains(pb.address) || pb.contains(pa.address))
             << a << " " << pa.to_string() << " overlaps " << b << " " << pb.to_string();
+  // A joiner that settled on another CIDR than its join gave it lost that
+  // claim and was re-admitted by the member it joined through, with the
+  // CIDR it settled on last.
+  int readmitted = 0;
+  for (std::size_t i = 0; i < joiners.size(); ++i) {
+    auto& j = *joiners[i];
+    const std::string settled = cidrs.at(j.name).to_string();
+    if (settled == admitted_cidr[i]) continue;
+    ++readmitted;
+    std::string log = c_->log(j);
+    std::string want = "re-admitted by " + through[i]->join_endpoint() + ": pod CIDR " + settled;
+    auto last = log.rfind("re-admitted by ");
+    ASSERT_NE(last, std::string::npos) << j.name << " moved from " << admitted_cidr[i] << " to "
+                                       << settled << " without a re-admission:\n" << c_->log_tail(j);
+    EXPECT_EQ(log.compare(last, want.size(), want), 0) << j.name << ": " << log.substr(last, 120);
+  }
+  std::printf("%d of %zu joiners were re-admitted with another pod CIDR\n", readmitted, joiners.size());
   expect_all_pods_reach(live);
 }
 
