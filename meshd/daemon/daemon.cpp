@@ -218,6 +218,7 @@ class Daemon final : public api::StatusSource {
   std::size_t last_peer_count_ = 0;
   std::size_t last_route_count_ = 0;
   std::vector<std::string> last_errors_;  // of the last pass
+  std::optional<std::string> last_event_error_;  // the last error put in the events log
   // The device's peer statistics, read at most once a second for the API.
   mutable std::map<keys::PublicKey, api::PeerStats> peer_stats_;
   mutable std::chrono::steady_clock::time_point peer_stats_at_{};
@@ -529,6 +530,18 @@ bool Daemon::reconcile(dataplane::PassScope scope) {
   else
     reconcile_stats_.last_error.reset();
   if (reconcile_stats_.last_error) ++reconcile_stats_.failures;
+  // The events log gets a failing pass once per distinct error, and the
+  // recovery: not every retry of the same failure.
+  if (events_repo_ && reconcile_stats_.last_error != last_event_error_) {
+    auto at = std::chrono::duration_cast<std::chrono::seconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    if (reconcile_stats_.last_error)
+      (void)events_repo_->append(at, "reconcile-error", "", *reconcile_stats_.last_error);
+    else
+      (void)events_repo_->append(at, "reconcile-recovered", "", "the data plane is in sync again");
+    last_event_error_ = reconcile_stats_.last_error;
+  }
   if (report) {
     last_peer_count_ = report->peers;
     last_route_count_ = report->routes;

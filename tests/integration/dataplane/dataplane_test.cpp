@@ -370,6 +370,17 @@ TEST_F(Dataplane, ForeignRouteInAMeshRouteSlotIsReportedOutOfSync) {
   EXPECT_TRUE(c.converged());
   EXPECT_NE(n1.ns->out("ip route show " + n2.pod_cidr).find("dev meshd0 proto 77"), std::string::npos);
   EXPECT_EQ(sh(meshctl + " >/dev/null"), 0);
+  // The events log has the failure once and the recovery, in that order.
+  std::string events = api_get(n1.dir + "/run/meshd.sock", "/v1/events");
+  auto failed = events.find("\"kind\":\"reconcile-error\"");
+  auto recovered = events.find("\"kind\":\"reconcile-recovered\"");
+  ASSERT_NE(failed, std::string::npos) << events;
+  auto message = events.find("not installed");
+  ASSERT_NE(message, std::string::npos) << events;
+  EXPECT_EQ(events.find("not installed", message + 1), std::string::npos)
+      << "the same failure logged at every retry: " << events;
+  ASSERT_NE(recovered, std::string::npos) << events;
+  EXPECT_LT(failed, recovered) << events;
 }
 
 // SIGHUP applies what a running meshd can apply fully and refuses the rest by
