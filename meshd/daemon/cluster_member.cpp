@@ -32,6 +32,12 @@ namespace {
 // How long a member keeps a node it admitted as a peer before that node's
 // own record arrives: long enough for a slow first handshake and sync.
 constexpr auto kPendingFor = 10min;
+// A pending node this member routes to that has not completed one WireGuard
+// handshake with it after this long is taken for gone (it got its reply and
+// died, or never meant to come): its entry would otherwise keep the member
+// silent towards a node another member gave the same CIDR, for kPendingFor.
+// A live joiner's first handshake comes within seconds of its admission.
+constexpr auto kPendingSilence = 30s;
 constexpr auto kJoinTimeout = 10s;
 // A re-admission's round trip blocks the event loop (the node serves no
 // pods meanwhile, but the API and the data plane wait): kept short.
@@ -652,13 +658,14 @@ void ClusterMember::deliver(const keys::IdentityPublicKey& from, std::span<const
 // nothing at all to such a node (any equal Summary counts as an
 // acknowledgement) until the pending record arrives (then the node learns it
 // lost) or expires (then the CIDR was never taken).
+//
+// Only a pending node of higher precedence can take the CIDR away, so only
+// such an entry (routed()) withholds; acknowledging a record that a pending
+// node would lose to costs nothing.
 bool ClusterMember::withheld(const keys::IdentityPublicKey& to) const {
   if (pending_.empty()) return false;
   const auto* r = engine_->table().find(to);
-  if (!r) return false;
-  for (const auto& [id, p] : pending_)
-    if (id != to && p.pod_cidr.overlaps(r->record.pod_cidr)) return true;
-  return false;
+  return r && displaced(r->record);
 }
 
 void ClusterMember::send(std::vector<cp::Outgoing> out) {
@@ -732,7 +739,24 @@ bool ClusterMember::displaced(const cp::NodeRecord& r) const {
 void ClusterMember::expire_pending() {
   auto now = std::chrono::steady_clock::now();
   bool changed = false;
+  // Routed entries silent past kPendingSilence: read the device once.
+  std::optional<std::map<keys::PublicKey, api::PeerStats>> stats;
   for (auto it = pending_.begin(); it != pending_.end();) {
+    const Pending& p = it->second;
+    if (opts_.peer_stats && now - p.since >= kPendingSilence && engine_ && routed(it->first, p)) {
+      if (!stats) stats = opts_.peer_stats();
+      auto st = stats->find(p.claims.wg_public_key);
+      if (st == stats->end() || !st->second.last_handshake_age_seconds) {
+        log_->warn("{} was admitted {} s ago and never completed a WireGuard handshake; its pod CIDR "
+                   "{} is free again",
+                   p.claims.name,
+                   std::chrono::duration_cast<std::chrono::seconds>(now - p.since).count(),
+                   p.pod_cidr.to_string());
+        it = pending_.erase(it);
+        changed = true;
+        continue;
+      }
+    }
     bool done = arrived(it->first, it->second);
     if (done || it->second.until < now) {
       if (!done)

@@ -107,6 +107,7 @@ class ClusterMember final : public api::ClusterSource {
     IpPrefix pod_cidr;
     std::chrono::steady_clock::time_point until;
     controlplane::Admission admission;  // what this member signed for it
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
   };
 
   void load(const controlplane::ClusterParams& params);
