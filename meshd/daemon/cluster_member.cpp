@@ -538,10 +538,14 @@ void ClusterMember::readmit_attempt() {
   if (loss == cp::ClaimLoss::kNone && readmit_failures_ == 0)
     log_->info("pod CIDR {} not settled; asking {} whether its claim lost", own_cidr_->to_string(),
                target);
-  auto retry = [&](const std::string& why) {
+  auto retry = [&](const std::string& why, bool in_effect = false) {
     readmit_failures_ = std::min(readmit_failures_ + 1, 5u);
     auto delay = std::chrono::seconds(1 << (readmit_failures_ - 1));  // 1 .. 16 s
-    log_->warn("re-admission through {} failed: {}; retrying in {}s", target, why, delay.count());
+    if (in_effect)  // not lost there: still waiting for acknowledgements
+      log_->info("{} holds this node's claim on {} in effect; asking again in {}s if still unsettled",
+                 target, own_cidr_->to_string(), delay.count());
+    else
+      log_->warn("re-admission through {} failed: {}; retrying in {}s", target, why, delay.count());
     schedule_readmit(delay);
   };
   const cp::ClusterParams& params = engine_->table().params();
@@ -561,7 +565,7 @@ void ClusterMember::readmit_attempt() {
       reason += ": this node's clock is " + std::to_string(std::llabs(skew) / 1000) + " s " +
                 (skew > 0 ? "behind" : "ahead of") + " the member's";
     }
-    return retry("refused: " + reason);
+    return retry("refused: " + reason, refused->reason == cp::ReadmitRefusal::kInEffect);
   }
   auto& readmitted = std::get<cp::Readmitted>(*outcome);
   const auto& admitter = readmitted.admission.admitter;
