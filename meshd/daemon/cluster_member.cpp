@@ -39,6 +39,8 @@ constexpr auto kPendingFor = 10min;
 // A live joiner's first handshake comes within seconds of its admission.
 constexpr auto kPendingSilence = 30s;
 constexpr auto kJoinTimeout = 10s;
+constexpr auto kFirstProbe = 100ms;
+constexpr std::size_t kMaxProbed = 32;
 // A re-admission's round trip blocks the event loop (the node serves no
 // pods meanwhile, but the API and the data plane wait): kept short.
 constexpr auto kReadmitTimeout = 3s;
@@ -148,6 +150,7 @@ ClusterMember::ClusterMember(ClusterMemberOptions opts)
       join_timer_(*opts_.ioc),
       tick_timer_(*opts_.ioc),
       readmit_timer_(*opts_.ioc),
+      probe_timer_(*opts_.ioc),
       rng_(std::random_device{}()) {}
 
 ClusterMember::~ClusterMember() = default;
@@ -155,6 +158,8 @@ ClusterMember::~ClusterMember() = default;
 void ClusterMember::stop() {
   join_timer_.cancel();
   tick_timer_.cancel();
+  readmit_timer_.cancel();
+  probe_timer_.cancel();
   if (join_server_) join_server_->close();
   if (sync_) sync_->close();
 }
@@ -602,7 +607,7 @@ void ClusterMember::start_timers() {
     expire_pending();
     if (sync_) {
       send(engine_->tick(rng_));
-      if (!engine_->settled()) send(engine_->settle_probe());
+      if (!engine_->settled()) send_probe();
     }
     after_table_change();
     const auto probe_after = std::max<std::chrono::milliseconds>(
@@ -613,6 +618,35 @@ void ClusterMember::start_timers() {
       schedule_readmit(std::chrono::milliseconds(0));
     start_timers();
   });
+}
+
+// The settle probe asks the members that have not acknowledged this node's
+// CIDR yet. Right after a join most of them cannot answer: the node's record
+// reaches them a push or two after its first probe, and only then do they
+// route to it. So an unsettled node probes again 100, 200, 400 ... ms later,
+// up to the anti-entropy period, instead of waiting a whole period.
+void ClusterMember::schedule_fast_probe() {
+  if (probe_delay_ >= std::chrono::milliseconds(cfg_.anti_entropy_interval_ms)) return;
+  probe_timer_.expires_after(probe_delay_);
+  probe_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || !engine_ || engine_->settled()) return;
+    send_probe();
+    after_table_change();
+    probe_delay_ *= 2;
+    schedule_fast_probe();
+  });
+}
+
+// At most kMaxProbed members per probe, chosen at random: in a large cluster
+// a newcomer that asked all of them every period spent its time signing and
+// connecting; the rest are asked in later periods.
+void ClusterMember::send_probe() {
+  auto out = engine_->settle_probe();
+  if (out.size() > kMaxProbed) {
+    std::shuffle(out.begin(), out.end(), rng_);
+    out.resize(kMaxProbed);
+  }
+  send(std::move(out));
 }
 
 void ClusterMember::data_plane_ready() {
@@ -648,7 +682,9 @@ void ClusterMember::data_plane_ready() {
     if (admitter != identity_->public_key()) out.push_back({admitter, bytes});
     send(std::move(out));
   }
-  send(engine_->settle_probe());
+  probe_delay_ = kFirstProbe;
+  send_probe();
+  schedule_fast_probe();
 }
 
 void ClusterMember::deliver(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload) {
@@ -886,6 +922,11 @@ void ClusterMember::event(const std::string& kind, const std::string& node, cons
 }
 
 std::optional<IpPrefix> ClusterMember::pod_cidr() const { return own_cidr_; }
+
+std::optional<IpPrefix> ClusterMember::cluster_cidr() const {
+  if (!engine_) return std::nullopt;
+  return engine_->table().params().cluster_cidr;
+}
 
 bool ClusterMember::settled() const { return settled_; }
 

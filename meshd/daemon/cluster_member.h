@@ -87,6 +87,8 @@ class ClusterMember final : public api::ClusterSource {
 
   // This node's allocated pod CIDR: nothing until founded or admitted.
   std::optional<IpPrefix> pod_cidr() const;
+  // The cluster's whole pod network: nothing until founded or admitted.
+  std::optional<IpPrefix> cluster_cidr() const;
   bool settled() const;
   bool joined() const { return engine_ != nullptr; }
   // The mesh address: the gateway of this node's pod CIDR.
@@ -137,6 +139,8 @@ class ClusterMember final : public api::ClusterSource {
   bool displaced(const controlplane::NodeRecord& r) const;
   void deliver(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload);
   void send(std::vector<controlplane::Outgoing> out);
+  void send_probe();
+  void schedule_fast_probe();
   bool withheld(const keys::IdentityPublicKey& to) const;
   std::optional<keys::IdentityPublicKey> member_at(const IpAddress& source) const;
   std::optional<IpAddress> address_of(const keys::IdentityPublicKey& id) const;
@@ -160,7 +164,8 @@ class ClusterMember final : public api::ClusterSource {
   std::unique_ptr<controlplane::StoreJoinTokens> join_tokens_;
   std::unique_ptr<controlplane::JoinServer> join_server_;
   std::unique_ptr<controlplane::SyncChannel> sync_;
-  boost::asio::steady_timer join_timer_, tick_timer_, readmit_timer_;
+  boost::asio::steady_timer join_timer_, tick_timer_, readmit_timer_, probe_timer_;
+  std::chrono::milliseconds probe_delay_{0};
   controlplane::Rng rng_;
   std::map<keys::IdentityPublicKey, std::uint64_t> persisted_;  // version stored per identity
   controlplane::TableHash persisted_hash_{};

@@ -292,6 +292,7 @@ void Daemon::load_desired() {
   local_.private_key = &*private_key_;
   local_.listen_port = cfg_.listen_port;
   local_.pod_cidr = cluster_ ? cluster_->pod_cidr() : cfg_.pod_cidr;
+  local_.cluster_cidr = cluster_ ? cluster_->cluster_cidr() : std::nullopt;
   rejected_.clear();
   static_peers_ =
       dataplane::validate_static_peers(cfg_.peers, local_, cfg_.persistent_keepalive, rejected_);
@@ -456,6 +457,7 @@ void Daemon::compose_peers() {
 // The control plane changed the peers, this node's pod CIDR or whether it is
 // settled: the next pass applies it, and the CNI conflist follows settling.
 void Daemon::cluster_changed() {
+  local_.cluster_cidr = cluster_->cluster_cidr();
   auto cidr = cluster_->pod_cidr();
   if (cidr != local_.pod_cidr) {
     local_.pod_cidr = cidr;

@@ -146,6 +146,17 @@ DesiredState compute_desired(const LocalSpec& local, const std::vector<PeerSpec>
       s.routes.push_back(kernel_route_form(r));
     }
   }
+  if (local.cluster_cidr) {
+    nl::Route r;
+    r.dst = local.cluster_cidr->network();
+    r.protocol = nl::kMeshdRouteProtocol;
+    r.scope = 253;
+    if (src && src->family == r.dst.address.family) r.prefsrc = *src;
+    r = kernel_route_form(r);
+    // A static peer may already route exactly this prefix.
+    if (std::none_of(s.routes.begin(), s.routes.end(), [&](const nl::Route& o) { return o.dst == r.dst; }))
+      s.routes.push_back(r);
+  }
   std::sort(s.device.peers.begin(), s.device.peers.end(),
             [](const wg::WgPeer& a, const wg::WgPeer& b) { return a.public_key < b.public_key; });
   std::sort(s.routes.begin(), s.routes.end());

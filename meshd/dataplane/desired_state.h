@@ -36,6 +36,12 @@ struct LocalSpec {
   std::uint16_t listen_port = 0;
   unsigned mtu = 0;
   std::optional<IpPrefix> pod_cidr;
+  // In a cluster: the whole cluster CIDR is routed into the device, below
+  // every peer's more specific route, so a packet for a cluster address that
+  // no peer holds yet (a node still joining, a CIDR not allocated) is dropped
+  // by WireGuard instead of leaving in the clear by the underlay's default
+  // route.
+  std::optional<IpPrefix> cluster_cidr;
 };
 
 struct Rejection {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace meshd::dataplane {
 namespace {
 
@@ -91,6 +93,33 @@ TEST(ComputeDesired, DeviceAddressAndRoutes) {
     EXPECT_EQ(r.prefsrc, IpAddress::parse("10.244.1.1").value());
     EXPECT_FALSE(r.gateway);
   }
+}
+
+// In a cluster the whole cluster CIDR goes into the device too, below the
+// peers' routes: an address no peer holds yet never takes the default route.
+TEST(ComputeDesired, TheClusterCidrIsRoutedIntoTheDeviceOnce) {
+  auto l = local();
+  l.cluster_cidr = P("10.244.0.0/16");
+  std::vector<Rejection> rej;
+  auto peers = validate_static_peers({sp("b", 2, "10.0.0.2:51820", {"10.244.2.0/24"})}, l, 25, rej);
+  auto d = compute_desired(l, peers);
+  ASSERT_EQ(d.routes.size(), 2u);
+  auto whole = std::find_if(d.routes.begin(), d.routes.end(),
+                            [](const nl::Route& r) { return r.dst == P("10.244.0.0/16"); });
+  ASSERT_NE(whole, d.routes.end());
+  EXPECT_EQ(whole->protocol, nl::kMeshdRouteProtocol);
+  EXPECT_EQ(whole->scope, 253);
+  EXPECT_EQ(whole->prefsrc, IpAddress::parse("10.244.1.1").value());
+  // Host bits of the configured prefix are cleared; a static peer that
+  // routes exactly that prefix leaves a single route.
+  l.cluster_cidr = P("10.244.7.9/16");
+  PeerSpec wide;
+  wide.name = "wide";
+  wide.public_key = pk(2);
+  wide.allowed_ips = {P("10.244.0.0/16")};
+  d = compute_desired(l, {wide});
+  ASSERT_EQ(d.routes.size(), 1u);
+  EXPECT_EQ(d.routes[0].dst, P("10.244.0.0/16"));
 }
 
 TEST(ComputeDesired, NoPodCidrMeansNoAddressAndNoPreferredSource) {
