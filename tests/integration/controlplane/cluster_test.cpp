@@ -20,16 +20,19 @@
 #include "netlink/netns.h"
 #include "store/records.h"
 #include "store/tokens.h"
+#include "tests/support/api_client.h"
 #include "tests/support/capture.h"
 #include "tests/support/cluster_nodes.h"
 #include "tests/support/prerequisite.h"
 
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <set>
@@ -606,6 +609,74 @@ TEST_F(Cluster, ANodeKilledOrStoppedAndRestartedKeepsItsCidrKeysAndMesh) {
     EXPECT_EQ(wg_public_key(*n), wg_before);
   }
   expect_all_pods_reach({&n1, &n2, &n3});
+}
+
+// `at`'s view of `owner` through its API: (record version, first endpoint).
+std::optional<std::pair<std::uint64_t, std::string>> node_seen(const ClusterNodes::Node& at,
+                                                               const ClusterNodes::Node& owner) {
+  std::string body = api_get(at.dir + "/run/meshd.sock", "/v1/nodes/" + owner.name);
+  if (body.empty()) return std::nullopt;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.as_object();
+  const auto& eps = o.at("endpoints").as_array();
+  return std::pair{static_cast<std::uint64_t>(o.at("version").to_number<double>()),
+                   eps.empty() ? std::string() : std::string(eps.at(0).as_string())};
+}
+
+// A node restored from a backup older than the record its peers hold: it
+// takes up their newer copy of its own record and signs a version above it
+// with what it is now, instead of being refused as stale for ever.
+TEST_F(Cluster, ANodeRestoredFromAnOlderBackupTakesUpItsNewestRecordAndCarriesOn) {
+  auto& n1 = node("n1");
+  auto& n2 = node("n2");
+  auto& n3 = node("n3");
+  pod_on(n1);
+  pod_on(n3);
+  const std::string port = ":" + std::to_string(kWireGuardPort);
+  const std::string moved = ":" + std::to_string(kWireGuardPort + 10);
+  ASSERT_EQ(c_->stop(n3), 0) << c_->log_tail(n3, 10);
+  const std::string backup = n3.dir + "/backup.db";
+  std::filesystem::copy_file(n3.db_path(), backup, std::filesystem::copy_options::overwrite_existing);
+  ASSERT_FALSE(std::filesystem::exists(n3.db_path() + "-wal")) << "a clean stop leaves no WAL";
+
+  // Later, n3 moves to another WireGuard port: a new version of its record.
+  const std::string config = read_file(n3.config_path());
+  const std::string listen = "listen_port = " + std::to_string(kWireGuardPort);
+  ASSERT_NE(config.find(listen), std::string::npos);
+  std::string other = config;
+  other.replace(other.find(listen), listen.size(), "listen_port = " + std::to_string(kWireGuardPort + 10));
+  write_file(n3.config_path(), other);
+  c_->start(n3);
+  std::uint64_t newer = 0;
+  ASSERT_TRUE(eventually([&] {
+    auto a = node_seen(n1, n3), b = node_seen(n2, n3);
+    if (!a || !b || a->second.find(moved) == std::string::npos || a->first != b->first) return false;
+    newer = a->first;
+    return true;
+  }, 15s)) << c_->log_tail(n3);
+
+  // Then it is restored from the backup, with the configuration of then.
+  ASSERT_EQ(c_->stop(n3), 0);
+  std::filesystem::copy_file(backup, n3.db_path(), std::filesystem::copy_options::overwrite_existing);
+  ::chmod(n3.db_path().c_str(), 0600);
+  write_file(n3.config_path(), config);
+  c_->start(n3);
+  ASSERT_TRUE(c_->wait_log(n3, "member of cluster")) << c_->log_tail(n3);
+  // Its record there is older than the one n1 and n2 hold; it learns theirs,
+  // and publishes one above it with the endpoint it has again.
+  EXPECT_TRUE(eventually([&] {
+    for (auto* at : {&n1, &n2, &n3}) {
+      auto seen = node_seen(*at, n3);
+      if (!seen || seen->first <= newer || seen->second.find(port) == std::string::npos) return false;
+    }
+    return true;
+  }, 15s)) << "n1 sees " << (node_seen(n1, n3) ? node_seen(n1, n3)->second : "nothing") << "\n"
+           << c_->log_tail(n3);
+  EXPECT_NE(c_->log_of_this_run(n3).find("published version"), std::string::npos) << c_->log_tail(n3);
+  EXPECT_TRUE(c_->wait_settled(n3));
+  expect_all_pods_reach({&n1, &n3});
 }
 
 }  // namespace
