@@ -1,12 +1,14 @@
 #include "meshd/controlplane/readmit.h"
 
+#include "meshd/controlplane/wire_fields.h"
+
 #include <algorithm>
 #include <cstring>
 
 namespace meshd::controlplane {
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using namespace wire;
 
 // Request fields.
 enum : std::uint8_t {
@@ -17,57 +19,6 @@ enum : std::uint8_t {
   kPStatus = 1, kPEcho = 2, kPPodCidr = 3, kPAdmitter = 4, kPAdmittedAt = 5, kPAdmissionSig = 6,
   kPMemberTime = 7,
 };
-
-void put_u16(Bytes& b, std::uint16_t v) { b.push_back(v >> 8); b.push_back(v & 0xff); }
-void put_u32(Bytes& b, std::uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) b.push_back((v >> s) & 0xff);
-}
-std::uint64_t get_be(std::span<const std::uint8_t> b) {
-  std::uint64_t v = 0;
-  for (auto x : b) v = (v << 8) | x;
-  return v;
-}
-void put_field(Bytes& b, std::uint8_t id, std::span<const std::uint8_t> v) {
-  b.push_back(id);
-  put_u32(b, static_cast<std::uint32_t>(v.size()));
-  b.insert(b.end(), v.begin(), v.end());
-}
-void put_field(Bytes& b, std::uint8_t id, std::string_view s) {
-  put_field(b, id, std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
-}
-void put_field_u64(Bytes& b, std::uint8_t id, std::uint64_t v) {
-  Bytes t;
-  for (int s = 56; s >= 0; s -= 8) t.push_back((v >> s) & 0xff);
-  put_field(b, id, t);
-}
-
-// meshd-next (see kProtocolVersion) ends every field list it writes with a
-// field this version does not know; this version writes nothing here.
-void put_next_version_field(Bytes& b) {
-  if constexpr (kWritesNextVersionFields) put_field(b, kNextVersionFieldId, kNextVersionFieldValue);
-}
-
-struct Field {
-  std::uint8_t id;
-  std::span<const std::uint8_t> value;
-};
-std::optional<std::vector<Field>> fields(std::span<const std::uint8_t> body, std::size_t max_fields) {
-  std::vector<Field> out;
-  std::size_t pos = 0;
-  while (pos < body.size()) {
-    if (body.size() - pos < 5 || out.size() == max_fields) return std::nullopt;
-    std::uint8_t id = body[pos];
-    std::uint64_t len = get_be(body.subspan(pos + 1, 4));
-    pos += 5;
-    if (len > body.size() - pos) return std::nullopt;
-    out.push_back({id, body.subspan(pos, len)});
-    pos += len;
-  }
-  return out;
-}
-std::string as_string(std::span<const std::uint8_t> v) {
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size());
-}
 
 Bytes frame(std::string_view magic, Bytes body) {
   put_next_version_field(body);
@@ -98,17 +49,6 @@ keys::CanonicalEncoder signed_part(std::uint16_t version, std::string_view clust
   return e;
 }
 
-template <std::size_t N>
-bool take_fixed(std::span<const std::uint8_t> v, std::array<std::uint8_t, N>& out) {
-  if (v.size() != N) return false;
-  std::copy(v.begin(), v.end(), out.begin());
-  return true;
-}
-bool take_u64(std::span<const std::uint8_t> v, std::uint64_t& out) {
-  if (v.size() != 8) return false;
-  out = get_be(v);
-  return true;
-}
 
 Bytes refusal_reply(ReadmitRefusal why, const JoinNonce* echo, std::uint64_t member_time) {
   Bytes body;
