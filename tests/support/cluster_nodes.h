@@ -172,7 +172,9 @@ class ClusterNodes {
   }
 
   // Starts meshd in the node's namespace; its output goes to the node's log.
-  void start(Node& n) {
+  // `binary`: another meshd build (meshd-next); `log_level`: info where debug
+  // lines would be part of what a benchmark measures.
+  void start(Node& n, const std::string& binary = "", const std::string& log_level = "debug") {
     n.log_mark = read_file(n.log_path()).size();
     std::string ip = ::access("/usr/sbin/ip", X_OK) == 0 ? "/usr/sbin/ip" : "/sbin/ip";
     SpawnOptions o;
@@ -180,8 +182,8 @@ class ClusterNodes {
     o.stderr_path = n.log_path();
     o.stdin_path = "/dev/null";
     // ip netns exec execs meshd in place: the PID is meshd's.
-    n.pid = spawn({ip, "netns", "exec", n.ns->name(), meshd_, "--config", n.config_path(), "--log-level",
-                   "debug"},
+    n.pid = spawn({ip, "netns", "exec", n.ns->name(), binary.empty() ? meshd_ : binary, "--config",
+                   n.config_path(), "--log-level", log_level},
                   o);
   }
 

@@ -97,18 +97,6 @@ void set_listen_port(const ClusterNodes::Node& n, std::uint16_t port) {
   write_file(n.config_path(), c);
 }
 
-// As ClusterNodes::start, at log level info: debug lines on every sync round
-// would be part of what the CPU figures measure.
-void start_info(ClusterNodes::Node& n, const std::string& meshd) {
-  n.log_mark = read_file(n.log_path()).size();
-  std::string ip = ::access("/usr/sbin/ip", X_OK) == 0 ? "/usr/sbin/ip" : "/sbin/ip";
-  SpawnOptions s;
-  s.stdout_path = n.log_path();
-  s.stderr_path = n.log_path();
-  s.stdin_path = "/dev/null";
-  n.pid = spawn({ip, "netns", "exec", n.ns->name(), meshd, "--config", n.config_path(), "--log-level", "info"}, s);
-}
-
 void need(bool ok, const std::string& what, const ClusterNodes& c, const ClusterNodes::Node& n) {
   if (!ok) throw std::runtime_error(what + "\n" + c.log_tail(n));
 }
@@ -310,7 +298,7 @@ std::optional<Clock::time_point> first_reply(const std::string& out) {
 JoinFigures measure_join(ClusterNodes& c, ClusterNodes::Node& joiner, const std::string& work) {
   JoinFigures f;
   auto t0 = Clock::now();
-  start_info(joiner, meshd_bin());
+  c.start(joiner, meshd_bin(), "info");
   auto deadline = t0 + 60s;
   while (Clock::now() < deadline && (f.admitted < 0 || f.settled < 0)) {
     if (f.admitted < 0 && c.log_of_this_run(joiner).find("joined cluster") != std::string::npos)
@@ -364,7 +352,7 @@ void run_join_change_idle(const Options& o) {
   TempDir work("meshd-bench-cluster");
   auto& founder = c.add_node("n1");
   tune(founder, o, o.keepalive);
-  start_info(founder, meshd_bin());
+  c.start(founder, meshd_bin(), "info");
   need(c.wait_settled(founder), "n1 did not found a cluster", c, founder);
   c.add_pod(founder);
 
@@ -406,7 +394,7 @@ void run_join_change_idle(const Options& o) {
       std::string load = loadavg();
       c.stop(n);
       auto t0 = Clock::now();
-      start_info(n, meshd_bin());
+      c.start(n, meshd_bin(), "info");
       std::map<std::string, double> seen;
       while (seen.size() < c.nodes().size() && Clock::now() < t0 + 60s) {
         for (auto& m : c.nodes()) {
@@ -476,7 +464,7 @@ void run_records(const Options& o) {
   // /8 cluster, /24 nodes: room for 65536 nodes. No keepalive: with it,
   // wireguard-go would be handshaking with 999 endpoints nobody answers.
   tune(n, o, 0, "10.0.0.0/8");
-  start_info(n, meshd_bin());
+  c.start(n, meshd_bin(), "info");
   need(c.wait_settled(n), "the founder did not settle", c, n);
   std::this_thread::sleep_for(5s);
   const long tck = ::sysconf(_SC_CLK_TCK);
@@ -540,7 +528,7 @@ void run_records(const Options& o) {
     std::printf("crafted and stored %d records in %.0f ms\n", o.records - 1, ms_since(t0, Clock::now()));
   }
   auto t0 = Clock::now();
-  start_info(n, meshd_bin());
+  c.start(n, meshd_bin(), "info");
   int want = o.records - 1;
   bool up = eventually([&] { return uapi_peer_count(n, c.interface()) >= want; }, 120s, 100ms);
   need(up, "the device did not get " + std::to_string(want) + " peers within 120 s", c, n);

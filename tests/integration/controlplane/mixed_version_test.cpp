@@ -24,20 +24,6 @@ namespace {
 
 const std::string kMeshdNext = std::string(MESHD_BIN_DIR) + "/meshd-next";
 
-// Starts `binary` (meshd or meshd-next) as the node's meshd, exactly as
-// ClusterNodes::start starts meshd; the harness ends it by PID as any other.
-void start_as(ClusterNodes& c, ClusterNodes::Node& n, const std::string& binary) {
-  n.log_mark = c.log(n).size();
-  std::string ip = ::access("/usr/sbin/ip", X_OK) == 0 ? "/usr/sbin/ip" : "/sbin/ip";
-  SpawnOptions o;
-  o.stdout_path = n.log_path();
-  o.stderr_path = n.log_path();
-  o.stdin_path = "/dev/null";
-  n.pid = spawn({ip, "netns", "exec", n.ns->name(), binary, "--config", n.config_path(), "--log-level",
-                 "debug"},
-                o);
-}
-
 // GET /v1/nodes of `n`: node name -> record version (empty when it did not
 // answer).
 std::map<std::string, std::uint64_t> versions_seen_by(const ClusterNodes::Node& n) {
@@ -80,19 +66,19 @@ TEST(MixedVersion, ANodeOfTheNextVersionJoinsAndSyncsWithThisOne) {
   // v1 founds; v2 (meshd-next) joins through v1; v1b joins through v2, so
   // each version answers a join of the other and relays the other's records.
   auto& v1 = c.add_node("v1");
-  start_as(c, v1, std::string(MESHD_BIN_DIR) + "/meshd");
+  c.start(v1);
   ASSERT_TRUE(c.wait_settled(v1)) << "v1 did not found a cluster:\n" << c.log_tail(v1);
 
   auto& v2 = c.add_node("v2", &v1);
   c.write_token(v2, ClusterNodes::create_token(v1));
-  start_as(c, v2, kMeshdNext);
+  c.start(v2, kMeshdNext);
   ASSERT_TRUE(c.wait_log(v2, "joined cluster")) << "meshd-next did not join through meshd:\n"
                                                   << c.log_tail(v2) << "\n" << c.log_tail(v1);
   ASSERT_TRUE(c.wait_settled(v2)) << "v2 did not settle:\n" << c.log_tail(v2);
 
   auto& v1b = c.add_node("v1b", &v2);
   c.write_token(v1b, ClusterNodes::create_token(v2));
-  start_as(c, v1b, std::string(MESHD_BIN_DIR) + "/meshd");
+  c.start(v1b);
   ASSERT_TRUE(c.wait_log(v1b, "joined cluster")) << "meshd did not join through meshd-next:\n"
                                                    << c.log_tail(v1b) << "\n" << c.log_tail(v2);
   ASSERT_TRUE(c.wait_settled(v1b)) << "v1b did not settle:\n" << c.log_tail(v1b);
