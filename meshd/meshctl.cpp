@@ -204,43 +204,36 @@ int run_status(Api& api, const Globals& g) {
   return s->in_sync() ? 0 : kExitNotInSync;
 }
 
-int run_nodes(Api& api, const Globals& g) {
-  auto a = api.call("GET", "/v1/nodes", 200);
+// One request; with --json the answer is printed as served, else `parse`
+// turns it into a view and `format` into text.
+template <class Parse, class Format>
+int show(Api& api, const Globals& g, std::string_view method, const std::string& target,
+         int expected, Parse parse, Format format, std::string_view body = {}) {
+  auto a = api.call(method, target, expected, body);
   if (!a) return 1;
   if (g.json) {
     print_json(a->body);
     return finish_stdout();
   }
-  auto nodes = mc::parse_nodes(a->body);
-  if (!nodes) return fail_line(nodes.error().message);
-  std::fputs(mc::format_nodes(*nodes).c_str(), stdout);
+  auto view = parse(a->body);
+  if (!view) return fail_line(view.error().message);
+  std::fputs(format(*view).c_str(), stdout);
   return finish_stdout();
+}
+
+int run_nodes(Api& api, const Globals& g) {
+  return show(api, g, "GET", "/v1/nodes", 200, mc::parse_nodes,
+              [](const auto& nodes) { return mc::format_nodes(nodes); });
 }
 
 int run_node(Api& api, const Globals& g, const std::string& name) {
-  auto a = api.call("GET", "/v1/nodes/" + mc::encode_path_segment(name), 200);
-  if (!a) return 1;
-  if (g.json) {
-    print_json(a->body);
-    return finish_stdout();
-  }
-  auto node = mc::parse_node(a->body);
-  if (!node) return fail_line(node.error().message);
-  std::fputs(mc::format_node(*node).c_str(), stdout);
-  return finish_stdout();
+  return show(api, g, "GET", "/v1/nodes/" + mc::encode_path_segment(name), 200, mc::parse_node,
+              [](const auto& node) { return mc::format_node(node); });
 }
 
 int run_graph(Api& api, const Globals& g) {
-  auto a = api.call("GET", "/v1/nodes", 200);
-  if (!a) return 1;
-  if (g.json) {
-    print_json(a->body);
-    return finish_stdout();
-  }
-  auto nodes = mc::parse_nodes(a->body);
-  if (!nodes) return fail_line(nodes.error().message);
-  std::fputs(mc::format_dot(*nodes).c_str(), stdout);
-  return finish_stdout();
+  return show(api, g, "GET", "/v1/nodes", 200, mc::parse_nodes,
+              [](const auto& nodes) { return mc::format_dot(nodes); });
 }
 
 struct TokenCreateArgs {
@@ -258,29 +251,15 @@ int run_token_create(Api& api, const Globals& g, const TokenCreateArgs& args) {
   }
   if (args.uses) body["uses"] = *args.uses;
   if (args.description) body["description"] = *args.description;
-  auto a = api.call("POST", "/v1/tokens", 201, boost::json::serialize(body));
-  if (!a) return 1;
-  if (g.json) {
-    print_json(a->body);
-    return finish_stdout();
-  }
-  auto t = mc::parse_created_token(a->body);
-  if (!t) return fail_line(t.error().message);
-  std::fputs(mc::format_created_token(*t, now_ms() / 1000).c_str(), stdout);
-  return finish_stdout();
+  return show(
+      api, g, "POST", "/v1/tokens", 201, mc::parse_created_token,
+      [](const auto& t) { return mc::format_created_token(t, now_ms() / 1000); },
+      boost::json::serialize(body));
 }
 
 int run_token_list(Api& api, const Globals& g) {
-  auto a = api.call("GET", "/v1/tokens", 200);
-  if (!a) return 1;
-  if (g.json) {
-    print_json(a->body);
-    return finish_stdout();
-  }
-  auto tokens = mc::parse_tokens(a->body);
-  if (!tokens) return fail_line(tokens.error().message);
-  std::fputs(mc::format_tokens(*tokens, now_ms() / 1000).c_str(), stdout);
-  return finish_stdout();
+  return show(api, g, "GET", "/v1/tokens", 200, mc::parse_tokens,
+              [](const auto& tokens) { return mc::format_tokens(tokens, now_ms() / 1000); });
 }
 
 int run_token_revoke(Api& api, const Globals& g, const std::string& id) {
