@@ -225,16 +225,7 @@ JoinServer::JoinServer(asio::io_context& ioc, JoinServerOptions opts, Answer ans
     : impl_(std::make_shared<Impl>(ioc, std::move(opts), std::move(answer))) {
   const std::string where = "join listener on " + impl_->opts_.listen.to_string();
   if (impl_->opts_.listen.empty()) throw ErrorException(Error::invalid(where + ": no address"));
-  const tcp::endpoint ep = to_asio(impl_->opts_.listen);
-  boost::system::error_code ec;
-  auto& a = impl_->acceptor_;
-  if (!a.open(ep.protocol(), ec)) {
-    set_cloexec(a.native_handle());
-    a.set_option(tcp::acceptor::reuse_address(true), ec);
-  }
-  if (!ec) a.bind(ep, ec);
-  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw ErrorException(fail(ec.value(), where));
+  listen_on(impl_->acceptor_, impl_->opts_.listen, where);
   impl_->accept();
 }
 

@@ -343,17 +343,8 @@ SyncChannel::SyncChannel(asio::io_context& ioc, SyncChannelOptions opts,
   const Endpoint at{impl_->opts_.bind_address, impl_->opts_.port};
   const std::string where = "sync channel on " + at.to_string();
   if (at.empty()) throw ErrorException(Error::invalid(where + ": no bind address"));
-  const tcp::endpoint ep = to_asio(at);
-  boost::system::error_code ec;
-  auto& a = impl_->acceptor_;
-  if (!a.open(ep.protocol(), ec)) {
-    set_cloexec(a.native_handle());
-    a.set_option(tcp::acceptor::reuse_address(true), ec);
-  }
-  if (!ec) a.bind(ep, ec);
-  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw ErrorException(fail(ec.value(), where));
-  impl_->port_ = a.local_endpoint().port();
+  listen_on(impl_->acceptor_, at, where);
+  impl_->port_ = impl_->acceptor_.local_endpoint().port();
   impl_->accept();
 }
 
