@@ -12,6 +12,7 @@
 #include "store/events.h"
 #include "store/tokens.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/api/fake_sources.h"
 
 #include <SQLiteCpp/Database.h>
 #include <boost/beast/http/error.hpp>
@@ -134,36 +135,24 @@ TEST(ApiOpenApi, SchemaCheckerCatchesMismatches) {
   EXPECT_EQ(c.check(t, json::parse("[]")).size(), 1u);
 }
 
-struct FakeStatus : StatusSource {
-  bool is_ready = false;
-  StatusSnapshot snapshot;
-  bool ready() const override { return is_ready; }
-  StatusSnapshot status() const override { return snapshot; }
-};
+using fakes::FakeCluster;
+using fakes::FakeStatus;
 
-struct FakeCluster : ClusterSource {
-  std::optional<ClusterSnapshot> snapshot = ClusterSnapshot{.cluster_id = "c0ffee",
-                                                            .cidr = "10.244.0.0/16",
-                                                            .node_prefix_length = 24,
-                                                            .join_target = "192.0.2.1:51821",
-                                                            .settled = true};
-  std::optional<ClusterSnapshot> cluster() const override { return snapshot; }
-  std::vector<NodeSnapshot> nodes() const override {
-    NodeSnapshot self{.name = "alpha", .identity = "aWQ=", .public_key = "cGs=",
-                      .endpoints = {"192.0.2.1:51820"}, .pod_cidr = "10.244.1.0/24",
-                      .version = 2, .admitted_at_ms = 1'800'000'000'000, .self = true};
-    NodeSnapshot beta = self;
-    beta.name = "beta";
-    beta.self = false;
-    beta.stats = {.last_handshake_age_seconds = 4.5, .rx_bytes = 10, .tx_bytes = 20, .reachable = true};
-    NodeSnapshot gamma = beta;
-    gamma.name = "gamma";
-    gamma.in_effect = false;
-    gamma.stats = {};
-    return {self, beta, gamma};
-  }
-  ControlPlaneCounters counters() const override { return {}; }
-};
+// Three nodes: this one, a reachable peer, and one whose claim lost.
+std::vector<NodeSnapshot> three_nodes() {
+  NodeSnapshot self{.name = "alpha", .identity = "aWQ=", .public_key = "cGs=",
+                    .endpoints = {"192.0.2.1:51820"}, .pod_cidr = "10.244.1.0/24",
+                    .version = 2, .admitted_at_ms = 1'800'000'000'000, .self = true};
+  NodeSnapshot beta = self;
+  beta.name = "beta";
+  beta.self = false;
+  beta.stats = {.last_handshake_age_seconds = 4.5, .rx_bytes = 10, .tx_bytes = 20, .reachable = true};
+  NodeSnapshot gamma = beta;
+  gamma.name = "gamma";
+  gamma.in_effect = false;
+  gamma.stats = {};
+  return {self, beta, gamma};
+}
 
 struct Case {
   std::string method, pattern, target, body;
@@ -183,7 +172,9 @@ class ApiOpenApiFixture : public ::testing::Test {
                              .events = &events_,
                              .now = [] { return std::int64_t{1'800'000'000}; }})),
         doc_(load_document()),
-        checker_(doc_) {}
+        checker_(doc_) {
+    cluster_.records = three_nodes();
+  }
 
   const json::object& operation(const std::string& pattern, const std::string& method) {
     std::string lower = method;

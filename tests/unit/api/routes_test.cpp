@@ -7,6 +7,7 @@
 #include "store/events.h"
 #include "store/tokens.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/api/fake_sources.h"
 
 #include <SQLiteCpp/Database.h>
 #include <boost/json.hpp>
@@ -22,25 +23,8 @@ namespace {
 
 namespace json = boost::json;
 
-struct FakeStatus : StatusSource {
-  bool is_ready = false;
-  StatusSnapshot snapshot;
-  bool ready() const override { return is_ready; }
-  StatusSnapshot status() const override { return snapshot; }
-};
-
-struct FakeCluster : ClusterSource {
-  std::optional<ClusterSnapshot> snapshot = ClusterSnapshot{.cluster_id = "c0ffee",
-                                                            .cidr = "10.244.0.0/16",
-                                                            .node_prefix_length = 24,
-                                                            .join_target = "192.0.2.1:51821",
-                                                            .settled = true};
-  std::vector<NodeSnapshot> records;
-  ControlPlaneCounters cp;
-  std::optional<ClusterSnapshot> cluster() const override { return snapshot; }
-  std::vector<NodeSnapshot> nodes() const override { return records; }
-  ControlPlaneCounters counters() const override { return cp; }
-};
+using fakes::FakeCluster;
+using fakes::FakeStatus;
 
 NodeSnapshot node(std::string name, bool self = false) {
   NodeSnapshot n;
