@@ -27,6 +27,7 @@ packages=(
   prometheus                           # promtool check metrics (the API's /metrics page)
   graphviz                             # dot: a test renders `meshctl graph`
   wrk curl                             # scripts/bench-api.sh; the API integration test
+  gdb heaptrack                        # scripts/bench-cluster.sh asks meshd's heap through gdb; heaptrack split it (docs/protocol.md)
   # vm tests: a throwaway qemu guest with Debian's stock kernel
   qemu-system-x86 busybox-static kmod cpio
 )
