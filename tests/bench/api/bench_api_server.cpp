@@ -159,6 +159,13 @@ struct BenchCluster : api::ClusterSource {
   }
   std::vector<api::NodeSnapshot> nodes() const override { return records; }
   api::ControlPlaneCounters counters() const override { return {}; }
+  // The benchmark only reads: the actions refuse, as on a node not yet a member.
+  meshd::Result<api::RemovalResult> remove_node(const std::string& name) override {
+    return meshd::fail(EAGAIN, "remove node " + name + " in the API benchmark");
+  }
+  meshd::Result<api::RotationResult> rotate_key() override {
+    return meshd::fail(EAGAIN, "rotate the key in the API benchmark");
+  }
   std::vector<api::NodeSnapshot> records;
 };
 

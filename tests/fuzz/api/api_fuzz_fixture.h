@@ -56,6 +56,19 @@ struct FixedCluster : ClusterSource {
   ControlPlaneCounters counters() const override {
     return {.sync_messages_in = 1, .records_rejected = {{"stale", 1}}, .join_attempts = {{"admitted", 1}}};
   }
+  // Each removal answer the route can meet, by name: beta removed, alpha
+  // already removed, gamma not a member yet, anything else unknown. A rotation
+  // always starts: an answer that depended on earlier inputs would make a
+  // finding hard to reproduce.
+  Result<RemovalResult> remove_node(const std::string& name) override {
+    if (name == "beta") return RemovalResult{"beta", "aWQ=", "10.244.2.0/24", 1'800'000'000'000};
+    if (name == "alpha") return fail(EALREADY, "remove node alpha");
+    if (name == "gamma") return fail(EAGAIN, "remove node gamma");
+    return fail(ENOENT, "remove node " + name);
+  }
+  Result<RotationResult> rotate_key() override {
+    return RotationResult{"b2xk", "bmV3", 1'800'000'005'000};
+  }
 };
 
 class Fixture {

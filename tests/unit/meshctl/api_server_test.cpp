@@ -88,6 +88,12 @@ struct FakeCluster : api::ClusterSource {
             node("gamma", "10.244.3.0/24", "192.0.2.3:51820", false, std::nullopt, false)};
   }
   api::ControlPlaneCounters counters() const override { return {}; }
+  meshd::Result<api::RemovalResult> remove_node(const std::string& name) override {
+    return meshd::fail(ENOENT, "remove node " + name);
+  }
+  meshd::Result<api::RotationResult> rotate_key() override {
+    return meshd::fail(EAGAIN, "rotate the key");
+  }
 };
 
 class MeshctlAgainstApiServer : public ::testing::Test {
