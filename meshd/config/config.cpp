@@ -49,6 +49,10 @@ class Section {
     return get<std::string>(key, "a string").value_or(std::move(def));
   }
 
+  bool boolean(const std::string& key, bool def) {
+    return get<bool>(key, "true or false").value_or(def);
+  }
+
   std::int64_t integer(const std::string& key, std::int64_t def, std::int64_t lo, std::int64_t hi) {
     auto v = get<std::int64_t>(key, "an integer");
     if (!v) return def;
@@ -151,13 +155,14 @@ Config parse_config(std::string_view text, const std::string& source) {
 
   static const std::set<std::string> kSections = {"node", "wireguard", "userspace", "state",
                                                    "reconcile", "cni", "cluster", "join",
-                                                   "api", "peers"};
+                                                   "liveness", "rotation", "egress", "api",
+                                                   "peers"};
   for (const auto& [k, v] : root) {
     (void)v;
     if (!kSections.count(std::string(k.str())))
       bad(source, std::string(k.str()),
           "unknown section (expected one of node, wireguard, userspace, state, reconcile, cni, "
-          "cluster, join, api, peers)");
+          "cluster, join, liveness, rotation, egress, api, peers)");
   }
 
   Config c;
@@ -304,6 +309,41 @@ Config parse_config(std::string_view text, const std::string& source) {
     bad(source, "join.token_file",
         "missing: joining through join.target needs token_file, the absolute path of a 0600 file "
         "holding the bootstrap token \"id.secret\"");
+
+  // Liveness, rotation and egress apply on a reload like the data plane's
+  // keys: nothing holds them for the process's life.
+  Section lv(table_or_null(root, source, "liveness"), source, "liveness");
+  c.liveness_silent_after_s =
+      static_cast<unsigned>(lv.integer("silent_after_s", c.liveness_silent_after_s, 1, 31536000));
+  c.liveness_prune_after_s =
+      static_cast<unsigned>(lv.integer("prune_after_s", c.liveness_prune_after_s, 0, 31536000));
+  lv.reject_unknown();
+  // Pruning a member that is not even reported silent yet would remove a
+  // node nobody was warned about.
+  if (c.liveness_prune_after_s != 0 && c.liveness_prune_after_s <= c.liveness_silent_after_s)
+    bad(source, "liveness.prune_after_s",
+        std::to_string(c.liveness_prune_after_s) + " is not above liveness.silent_after_s (" +
+            std::to_string(c.liveness_silent_after_s) +
+            "); expected 0 (never prune) or more seconds than silent_after_s");
+
+  Section rot(table_or_null(root, source, "rotation"), source, "rotation");
+  c.rotation_interval_s =
+      static_cast<unsigned>(rot.integer("interval_s", c.rotation_interval_s, 0, 31536000));
+  c.rotation_lead_ms = static_cast<unsigned>(rot.integer("lead_ms", c.rotation_lead_ms, 100, 600000));
+  c.rotation_grace_ms = static_cast<unsigned>(rot.integer("grace_ms", c.rotation_grace_ms, 0, 600000));
+  rot.reject_unknown();
+  // A rotation is in flight for lead + grace: a schedule shorter than that
+  // would start the next one before peers have dropped the previous key.
+  if (c.rotation_interval_s != 0 &&
+      std::uint64_t{c.rotation_interval_s} * 1000 <= std::uint64_t{c.rotation_lead_ms} + c.rotation_grace_ms)
+    bad(source, "rotation.interval_s",
+        std::to_string(c.rotation_interval_s) + " s is not longer than rotation.lead_ms + rotation.grace_ms (" +
+            std::to_string(c.rotation_lead_ms) + " + " + std::to_string(c.rotation_grace_ms) +
+            " ms); expected 0 (rotate only on request) or a longer interval");
+
+  Section eg(table_or_null(root, source, "egress"), source, "egress");
+  c.egress_masquerade = eg.boolean("masquerade", c.egress_masquerade);
+  eg.reject_unknown();
 
   Section api(table_or_null(root, source, "api"), source, "api");
   // The socket lives in the runtime directory unless configured elsewhere:

@@ -60,6 +60,21 @@ struct Config {
   std::optional<Endpoint> join_target;  // "target": a member's join_listen "address:port"
   std::string join_token_file;          // "token_file": holds "id.secret"; NOT the API's bearer token file
 
+  // [liveness] A member is "silent" when neither a WireGuard handshake nor a
+  // sync message has come from it for silent_after_s; pruning (a tombstone,
+  // as a removal) after prune_after_s is off by default (0).
+  unsigned liveness_silent_after_s = 300;  // "silent_after_s", 1 .. 31536000
+  unsigned liveness_prune_after_s = 0;     // "prune_after_s", 0 = never; else > silent_after_s
+
+  // [rotation] Hitless WireGuard key rotation (docs/lifecycle.md, "Key rotation").
+  unsigned rotation_interval_s = 0;      // "interval_s": rotate on this schedule; 0 = only on request
+  unsigned rotation_lead_ms = 3000;      // "lead_ms": the new key is announced this long before the switch, 100 .. 600000
+  unsigned rotation_grace_ms = 2000;     // "grace_ms": peers switch at the latest this long after the announced time, 0 .. 600000
+
+  // [egress] Pod traffic to destinations outside the cluster CIDR is
+  // masqueraded to the node's address (nftables table "meshd").
+  bool egress_masquerade = true;  // "masquerade"
+
   // [api]
   // "socket": default <runtime_dir>/meshd.sock (/run/meshd/meshd.sock); "" = no unix socket
   std::string api_socket = "/run/meshd/meshd.sock";

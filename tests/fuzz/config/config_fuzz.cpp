@@ -17,6 +17,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (std::string_view(e.what()).find("fuzz.toml") == std::string_view::npos) std::abort();
     return 0;
   }
+  // What the daemon relies on without checking again: the cross-key rules.
+  if (c.liveness_silent_after_s == 0) std::abort();
+  if (c.liveness_prune_after_s != 0 && c.liveness_prune_after_s <= c.liveness_silent_after_s) std::abort();
+  if (c.rotation_lead_ms < 100 || c.rotation_grace_ms > 600000) std::abort();
+  if (c.rotation_interval_s != 0 &&
+      std::uint64_t{c.rotation_interval_s} * 1000 <= std::uint64_t{c.rotation_lead_ms} + c.rotation_grace_ms)
+    std::abort();
   meshd::dataplane::LocalSpec local;
   local.interface = c.interface;
   local.pod_cidr = c.pod_cidr;

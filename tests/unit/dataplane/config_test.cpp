@@ -320,7 +320,7 @@ TEST(Config, ClusterJoinAndApiErrorsSayTheKeyAndTheExpectedForm) {
       {"[api]\nport = 1\n", "meshd.toml: api.port: unknown key (check its spelling)"},
       {"[clutser]\n",
        "meshd.toml: clutser: unknown section (expected one of node, wireguard, userspace, state, "
-       "reconcile, cni, cluster, join, api, peers)"},
+       "reconcile, cni, cluster, join, liveness, rotation, egress, api, peers)"},
       {"cluster = 1\n", "meshd.toml: cluster: expected a table ([cluster])"},
   };
   for (const auto& [text, message] : cases) {
@@ -333,6 +333,108 @@ TEST(Config, ClusterJoinAndApiErrorsSayTheKeyAndTheExpectedForm) {
             "meshd.toml: api.socket: expected a path of at most 107 bytes (a unix socket address), got 108");
   EXPECT_EQ(error_of("[api]\nsocket = \"" + long_path.substr(1) + "\"\n").find("at most 107"),
             std::string::npos);  // 107 bytes: the absolute-path rule speaks, not the length
+}
+
+// ------------------------------------------------ liveness, rotation, egress
+
+TEST(Config, LivenessRotationAndEgressDefaults) {
+  auto c = parse_config("", "meshd.toml");
+  EXPECT_EQ(c.liveness_silent_after_s, 300u);
+  EXPECT_EQ(c.liveness_prune_after_s, 0u);  // never prune
+  EXPECT_EQ(c.rotation_interval_s, 0u);     // only on request
+  EXPECT_EQ(c.rotation_lead_ms, 3000u);
+  EXPECT_EQ(c.rotation_grace_ms, 2000u);
+  EXPECT_TRUE(c.egress_masquerade);
+  // Empty sections keep every default.
+  auto e = parse_config("[liveness]\n[rotation]\n[egress]\n", "meshd.toml");
+  EXPECT_EQ(e.liveness_silent_after_s, 300u);
+  EXPECT_EQ(e.rotation_lead_ms, 3000u);
+  EXPECT_TRUE(e.egress_masquerade);
+}
+
+TEST(Config, EveryLivenessRotationAndEgressKey) {
+  auto c = parse_config(R"(
+[liveness]
+silent_after_s = 60
+prune_after_s = 3600
+[rotation]
+interval_s = 86400
+lead_ms = 500
+grace_ms = 0
+[egress]
+masquerade = false
+)", "meshd.toml");
+  EXPECT_EQ(c.liveness_silent_after_s, 60u);
+  EXPECT_EQ(c.liveness_prune_after_s, 3600u);
+  EXPECT_EQ(c.rotation_interval_s, 86400u);
+  EXPECT_EQ(c.rotation_lead_ms, 500u);
+  EXPECT_EQ(c.rotation_grace_ms, 0u);
+  EXPECT_FALSE(c.egress_masquerade);
+  EXPECT_TRUE(parse_config("[egress]\nmasquerade = true\n", "m").egress_masquerade);
+  // The bounds.
+  auto lo = parse_config("[liveness]\nsilent_after_s = 1\nprune_after_s = 2\n"
+                         "[rotation]\nlead_ms = 100\ngrace_ms = 0\ninterval_s = 1\n",
+                         "m");
+  EXPECT_EQ(lo.liveness_silent_after_s, 1u);
+  EXPECT_EQ(lo.liveness_prune_after_s, 2u);
+  EXPECT_EQ(lo.rotation_lead_ms, 100u);
+  EXPECT_EQ(lo.rotation_interval_s, 1u);  // 1000 ms > lead 100 + grace 0
+  auto hi = parse_config("[liveness]\nsilent_after_s = 31536000\n"
+                         "[rotation]\nlead_ms = 600000\ngrace_ms = 600000\ninterval_s = 31536000\n",
+                         "m");
+  EXPECT_EQ(hi.liveness_silent_after_s, 31536000u);
+  EXPECT_EQ(hi.rotation_lead_ms, 600000u);
+  EXPECT_EQ(hi.rotation_grace_ms, 600000u);
+  EXPECT_EQ(hi.rotation_interval_s, 31536000u);
+}
+
+TEST(Config, LivenessRotationAndEgressErrorsSayTheKeyAndTheExpectedForm) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[liveness]\nsilent_after_s = 0\n",
+       "meshd.toml: liveness.silent_after_s: expected an integer from 1 to 31536000, got 0"},
+      {"[liveness]\nsilent_after_s = 31536001\n",
+       "meshd.toml: liveness.silent_after_s: expected an integer from 1 to 31536000, got 31536001"},
+      {"[liveness]\nsilent_after_s = \"5m\"\n",
+       "meshd.toml: liveness.silent_after_s: expected an integer"},
+      {"[liveness]\nprune_after_s = -1\n",
+       "meshd.toml: liveness.prune_after_s: expected an integer from 0 to 31536000, got -1"},
+      // Cross-key: pruning comes after being reported silent.
+      {"[liveness]\nprune_after_s = 300\n",
+       "meshd.toml: liveness.prune_after_s: 300 is not above liveness.silent_after_s (300); "
+       "expected 0 (never prune) or more seconds than silent_after_s"},
+      {"[liveness]\nsilent_after_s = 600\nprune_after_s = 60\n",
+       "meshd.toml: liveness.prune_after_s: 60 is not above liveness.silent_after_s (600); "
+       "expected 0 (never prune) or more seconds than silent_after_s"},
+      {"[rotation]\nlead_ms = 99\n",
+       "meshd.toml: rotation.lead_ms: expected an integer from 100 to 600000, got 99"},
+      {"[rotation]\nlead_ms = 600001\n",
+       "meshd.toml: rotation.lead_ms: expected an integer from 100 to 600000, got 600001"},
+      {"[rotation]\ngrace_ms = -1\n",
+       "meshd.toml: rotation.grace_ms: expected an integer from 0 to 600000, got -1"},
+      {"[rotation]\ngrace_ms = 600001\n",
+       "meshd.toml: rotation.grace_ms: expected an integer from 0 to 600000, got 600001"},
+      {"[rotation]\ninterval_s = -5\n",
+       "meshd.toml: rotation.interval_s: expected an integer from 0 to 31536000, got -5"},
+      {"[rotation]\ninterval_s = 1.5\n", "meshd.toml: rotation.interval_s: expected an integer"},
+      // Cross-key: one rotation must be over before the schedule starts the next.
+      {"[rotation]\ninterval_s = 5\n",
+       "meshd.toml: rotation.interval_s: 5 s is not longer than rotation.lead_ms + "
+       "rotation.grace_ms (3000 + 2000 ms); expected 0 (rotate only on request) or a longer interval"},
+      {"[egress]\nmasquerade = \"yes\"\n", "meshd.toml: egress.masquerade: expected true or false"},
+      {"[egress]\nmasquerade = 1\n", "meshd.toml: egress.masquerade: expected true or false"},
+      // Unknown keys and sections.
+      {"[liveness]\nsilent_after = 60\n",
+       "meshd.toml: liveness.silent_after: unknown key (check its spelling)"},
+      {"[rotation]\ninterval = 60\n", "meshd.toml: rotation.interval: unknown key (check its spelling)"},
+      {"[egress]\nmasq = true\n", "meshd.toml: egress.masq: unknown key (check its spelling)"},
+      {"egress = true\n", "meshd.toml: egress: expected a table ([egress])"},
+  };
+  for (const auto& [text, message] : cases) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(error_of(text), message);
+  }
+  // Just above lead + grace is a valid schedule.
+  EXPECT_EQ(error_of("[rotation]\ninterval_s = 6\n"), "<no error>");
 }
 
 // The example in docs/examples is what an operator copies: it must parse, as
@@ -357,6 +459,12 @@ TEST(Config, TheExampleFileParsesAsAFounderAndAsAJoiner) {
   EXPECT_EQ(founder.api_idle_timeout_ms, defaults.api_idle_timeout_ms);
   EXPECT_EQ(founder.resync_interval_ms, defaults.resync_interval_ms);
   EXPECT_EQ(founder.listen_port, defaults.listen_port);
+  EXPECT_EQ(founder.liveness_silent_after_s, defaults.liveness_silent_after_s);
+  EXPECT_EQ(founder.liveness_prune_after_s, defaults.liveness_prune_after_s);
+  EXPECT_EQ(founder.rotation_interval_s, defaults.rotation_interval_s);
+  EXPECT_EQ(founder.rotation_lead_ms, defaults.rotation_lead_ms);
+  EXPECT_EQ(founder.rotation_grace_ms, defaults.rotation_grace_ms);
+  EXPECT_EQ(founder.egress_masquerade, defaults.egress_masquerade);
 
   std::string text = testing::read_file(path);
   for (const char* line : {"# [join]\n", "# target = ", "# token_file = ", "# listen = ",
