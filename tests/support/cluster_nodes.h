@@ -69,6 +69,9 @@ class ClusterNodes {
     pid_t pid = 0;
     std::size_t log_mark = 0;  // size of the log when the running meshd started
     std::vector<Pod> pods;
+    // Appended to the config write_config() writes: whole sections
+    // ("[liveness]\nsilent_after_s = 3\n"), for the tests that tune them.
+    std::string extra_config;
     std::string config_path() const { return dir + "/meshd.toml"; }
     std::string db_path() const { return dir + "/meshd.db"; }
     std::string log_path() const { return dir + "/meshd.log"; }
@@ -161,9 +164,24 @@ class ClusterNodes {
     if (!n.join_target.empty())
       c << "[join]\ntarget = \"" << n.join_target << "\"\ntoken_file = \"" << n.token_file() << "\"\n";
     c << "[cni]\nconf_dir = \"" << n.cni_conf_dir() << "\"\n"
-      << "[api]\nsocket = \"" << n.api_socket() << "\"\n";
+      << "[api]\nsocket = \"" << n.api_socket() << "\"\n"
+      << n.extra_config;
     std::ofstream(n.config_path(), std::ios::trunc) << c.str();
   }
+
+  // Cuts the node's underlay link: its bridge port leaves the bridge (in the
+  // underlay namespace the test made), so nothing reaches the node or leaves
+  // it while its own eth0 stays up with its addresses and routes, as when a
+  // switch port or a link further away fails. heal() puts the port back.
+  void partition(const Node& n) {
+    must(underlay().run("ip link set cu" + std::to_string(n.index) + " nomaster"), "partition " + n.name);
+  }
+  void heal(const Node& n) {
+    must(underlay().run("ip link set cu" + std::to_string(n.index) + " master br0"), "heal " + n.name);
+  }
+
+  // The node's WireGuard UAPI socket (the userspace device in its socket_dir).
+  std::string uapi_socket(const Node& n) const { return n.dir + "/wg/" + interface_ + ".sock"; }
 
   // The join token file: `text` plus a newline, mode 0600.
   void write_token(const Node& n, const std::string& text) const {
