@@ -117,16 +117,36 @@ std::string render_metrics(const StatusSnapshot& s, bool ready,
   }
   if (!cluster) return out;
 
-  std::size_t in_effect = 0;
-  for (const NodeSnapshot& n : cluster->nodes) in_effect += n.in_effect ? 1 : 0;
+  // By liveness, always the same four series (zeros included), so that a
+  // query sees a node move from one to another: the live records in effect
+  // (this node counts as alive, as does a record without a liveness) and
+  // the tombstones. Their sum but "removed" is the records in effect.
+  std::map<std::string, std::uint64_t> by_liveness{
+      {"alive", 0}, {"silent", 0}, {"prunable", 0}, {"removed", 0}};
+  bool rotation_pending = false;
+  for (const NodeSnapshot& n : cluster->nodes) {
+    if (n.removed || n.liveness == "removed") {
+      ++by_liveness["removed"];
+      continue;
+    }
+    if (n.self && n.pending_public_key) rotation_pending = true;
+    if (!n.in_effect) continue;
+    ++by_liveness[n.liveness == "silent" || n.liveness == "prunable" ? n.liveness : "alive"];
+  }
   family(out, "meshd_nodes", "gauge",
-         "Node records in effect in this node's table, this node included.");
-  sample(out, "meshd_nodes", static_cast<double>(in_effect));
-  // Per peer: the records in effect other than this node's own (a record that
-  // lost its claim is not configured as a peer).
+         "Node records in this node's table by liveness: live records in effect (alive, this node "
+         "included; silent; prunable) and tombstones of removed nodes (removed).");
+  for (const auto& [liveness, count] : by_liveness)
+    sample(out, "meshd_nodes", static_cast<double>(count), label("liveness", liveness));
+  family(out, "meshd_key_rotation_pending", "gauge",
+         "1 while a rotation of this node's WireGuard key is announced and not yet switched, else 0.");
+  sample(out, "meshd_key_rotation_pending", rotation_pending ? 1 : 0);
+  // Per peer: the live records in effect other than this node's own (a
+  // record that lost its claim, or a removed node, is not configured as a
+  // peer).
   std::vector<const NodeSnapshot*> peers;
   for (const NodeSnapshot& n : cluster->nodes)
-    if (!n.self && n.in_effect) peers.push_back(&n);
+    if (!n.self && n.in_effect && !n.removed && n.liveness != "removed") peers.push_back(&n);
   bool any_handshake = false;
   for (const NodeSnapshot* p : peers) any_handshake |= p->stats.last_handshake_age_seconds.has_value();
   if (any_handshake) {

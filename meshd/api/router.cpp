@@ -4,6 +4,7 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
 namespace meshd::api {
@@ -36,6 +37,34 @@ std::vector<std::string> split_path(std::string_view path) {
   return out;
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// A path segment with its percent-escapes decoded (RFC 3986 2.1), after the
+// path was split at '/': "%2F" in a segment is a slash inside one parameter
+// (a base64 identity), not a separator. Nothing for a '%' not followed by two
+// hex digits.
+std::optional<std::string> percent_decode(std::string_view segment) {
+  std::string out;
+  out.reserve(segment.size());
+  for (std::size_t i = 0; i < segment.size(); ++i) {
+    if (segment[i] != '%') {
+      out += segment[i];
+      continue;
+    }
+    if (i + 2 >= segment.size()) return std::nullopt;
+    int hi = hex_digit(segment[i + 1]), lo = hex_digit(segment[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
 bool is_param(const std::string& segment) {
   return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
 }
@@ -48,7 +77,9 @@ bool match(const std::vector<std::string>& pattern, const std::vector<std::strin
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     if (is_param(pattern[i])) {
       if (segments[i].empty()) return false;
-      found.emplace(pattern[i].substr(1, pattern[i].size() - 2), segments[i]);
+      // dispatch() has refused malformed escapes before matching.
+      found.emplace(pattern[i].substr(1, pattern[i].size() - 2),
+                    percent_decode(segments[i]).value_or(segments[i]));
     } else if (pattern[i] != segments[i]) {
       return false;
     }
@@ -142,6 +173,10 @@ Reply Router::dispatch(const Request& req) const {
 
   // The target is never quoted back: someone may have pasted a token into it.
   const std::vector<std::string> segments = split_path(path);
+  for (const std::string& seg : segments)
+    if (!percent_decode(seg))
+      return error_response(ApiError::bad_request(
+          "bad_target", "the request target has a '%' not followed by two hex digits"));
   std::vector<std::string> allowed;
   for (const Route& r : routes_) {
     PathParams params;

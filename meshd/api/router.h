@@ -1,8 +1,10 @@
 // Method + path -> handler. Paths are matched segment by segment; a segment
 // written "{name}" in a route matches any one non-empty segment and is handed
-// to the handler as a parameter. The router answers, before any handler runs:
+// to the handler as a parameter, percent-decoded ("%2F" is a '/' inside the
+// parameter). The router answers, before any handler runs:
 //   413 body_too_large      a body longer than RouterOptions::max_body_bytes
-//   400 bad_target          a target that is not origin-form ("/...")
+//   400 bad_target          a target that is not origin-form ("/..."), or
+//                           with a '%' not followed by two hex digits
 //   404 not_found           no route has this path
 //   405 method_not_allowed  routes have this path but not this method (with
 //                           Allow listing theirs, RFC 9110 15.5.6)

@@ -60,7 +60,29 @@ std::string_view token_state(const store::Token& t, std::int64_t now) {
   return "active";
 }
 
-json::value status_json(const StatusSnapshot& s) {
+// A removal as status and node answers show it: who, when (unix ms), why
+// (left out when none was given).
+json::object removal_json(const std::string& by, std::int64_t at_ms, const std::string& reason) {
+  json::object o{{"by", by}, {"at_ms", at_ms}};
+  if (!reason.empty()) o["reason"] = reason;
+  return o;
+}
+
+// The control plane's part of the status; null in static mode.
+json::value cluster_json(const std::optional<ClusterSnapshot>& c) {
+  if (!c) return nullptr;
+  json::object o{{"id", c->cluster_id},
+                 {"cidr", c->cidr},
+                 {"node_prefix_length", c->node_prefix_length},
+                 {"join_target", c->join_target.empty() ? json::value(nullptr)
+                                                        : json::value(c->join_target)},
+                 {"settled", c->settled}};
+  if (!c->table_hash.empty()) o["table_hash"] = c->table_hash;
+  if (c->removed) o["removed"] = removal_json(c->removed_by, c->removed_at_ms, c->removal_reason);
+  return o;
+}
+
+json::value status_json(const StatusSnapshot& s, const std::optional<ClusterSnapshot>& cluster) {
   const ReconcileSnapshot& r = s.reconcile;
   json::array errors, rejected;
   for (const std::string& e : s.errors) errors.emplace_back(e);
@@ -93,6 +115,7 @@ json::value status_json(const StatusSnapshot& s) {
                     : json::value(nullptr)},
       {"reconciles", r.passes},
       {"reconcile_errors", r.failures},
+      {"cluster", cluster_json(cluster)},
   };
 }
 
@@ -100,7 +123,7 @@ json::value node_json(const NodeSnapshot& n) {
   json::array endpoints;
   for (const std::string& e : n.endpoints) endpoints.emplace_back(e);
   const PeerStats& st = n.stats;
-  return json::object{
+  json::object o{
       {"name", n.name},
       {"identity", n.identity},
       {"public_key", n.public_key},
@@ -118,6 +141,20 @@ json::value node_json(const NodeSnapshot& n) {
                     {"tx_bytes", st.tx_bytes},
                     {"reachable", st.reachable}}},
   };
+  // The lifecycle's fields only where they say something, so that a table
+  // of live nodes reads as before.
+  if (!n.liveness.empty()) o["liveness"] = n.liveness;
+  if (n.last_seen_age_seconds) o["last_seen_age_seconds"] = *n.last_seen_age_seconds;
+  if (n.pending_public_key) {
+    o["pending_public_key"] = *n.pending_public_key;
+    o["switch_at_ms"] = n.switch_at_ms;
+  }
+  if (n.removed) {
+    json::object removal = removal_json(n.removed_by, n.removed_at_ms, n.removal_reason);
+    removal["released"] = n.released;
+    o["removed"] = std::move(removal);
+  }
+  return o;
 }
 
 // A TOML basic string (TOML 1.0 "Basic strings"): quotes, backslashes and
@@ -209,7 +246,11 @@ class Api {
     return error_response({503, "not_ready", "no reconcile pass has succeeded yet"});
   }
 
-  Response status() const { return json_response(200, status_json(opts_.status->status())); }
+  Response status() const {
+    std::optional<ClusterSnapshot> cluster;
+    if (opts_.cluster) cluster = opts_.cluster->cluster();
+    return json_response(200, status_json(opts_.status->status(), cluster));
+  }
 
   Response metrics() const {
     Response r;
@@ -224,8 +265,10 @@ class Api {
   std::vector<NodeSnapshot> sorted_nodes() const {
     std::vector<NodeSnapshot> nodes;
     if (opts_.cluster) nodes = opts_.cluster->nodes();
+    // By name; of one name, the live record in effect first, then one that
+    // lost its claim, then tombstones (a reinstalled host keeps its name).
     std::stable_sort(nodes.begin(), nodes.end(), [](const NodeSnapshot& a, const NodeSnapshot& b) {
-      return std::tie(a.name, b.in_effect) < std::tie(b.name, a.in_effect);  // in effect first
+      return std::tie(a.name, a.removed, b.in_effect) < std::tie(b.name, b.removed, a.in_effect);
     });
     return nodes;
   }
@@ -237,7 +280,8 @@ class Api {
   }
 
   ApiResult<Response> one_node(const std::string& name) const {
-    // The record in effect if there is one (sorted first), else the first held.
+    // The live record in effect if there is one (sorted first), else the
+    // first held: a removed node's tombstone only when no live one has the name.
     for (const NodeSnapshot& n : sorted_nodes())
       if (n.name == name) return json_response(200, node_json(n));
     // Not quoted: a path segment may be a token pasted by mistake.
@@ -286,6 +330,77 @@ class Api {
           return json_response(200, *p);
         },
         .max_wait = std::chrono::seconds(*wait)}};
+  }
+
+  // The cluster this node is in; 409 not_a_cluster in static mode, where
+  // there is nothing to remove nodes from nor announce a key to.
+  ApiResult<ClusterSnapshot> cluster_or_409(std::string_view what) const {
+    std::optional<ClusterSnapshot> cluster;
+    if (opts_.cluster) cluster = opts_.cluster->cluster();
+    if (!cluster)
+      return ApiError{409, "not_a_cluster",
+                      "this node runs in static mode (no [cluster] or [join] in its config): " +
+                          std::string(what)};
+    return std::move(*cluster);
+  }
+
+  // EAGAIN from the control plane: 503 with the reason this node gives.
+  ApiError not_a_member(std::string_view action) const {
+    std::optional<ClusterSnapshot> c = opts_.cluster->cluster();
+    std::string why = c && c->removed ? "this node was removed from the cluster"
+                                      : "this node is not a member of the cluster yet (still joining)";
+    return ApiError{503, "not_a_member", why + ", so it cannot " + std::string(action)};
+  }
+
+  ApiResult<Response> remove_node(const std::string& name_or_identity) const {
+    auto cluster = cluster_or_409("there is no cluster to remove a node from");
+    if (!cluster) return cluster.error();
+    auto r = opts_.cluster->remove_node(name_or_identity);
+    // The name is never quoted back: a path segment may be a token pasted by
+    // mistake; the control plane's own message may quote it, so it is not sent.
+    if (!r && r.error().is(ENOENT))
+      return ApiError{404, "node_not_found",
+                      "this node holds no record of a node by that name or identity"};
+    if (!r && r.error().is(EALREADY))
+      return ApiError{409, "already_removed", "that node has already been removed"};
+    if (!r && r.error().is(EAGAIN)) return not_a_member("remove nodes");
+    if (!r)
+      return ApiError{500, "internal",
+                      "removing the node failed inside meshd: " + r.error().code.message()};
+    return json_response(200, json::object{{"removed", json::object{
+                                                           {"name", r->name},
+                                                           {"identity", r->identity},
+                                                           {"pod_cidr", r->pod_cidr},
+                                                           {"removed_at_ms", r->removed_at_ms},
+                                                       }}});
+  }
+
+  // No body, or an empty JSON object: the route takes no options, and
+  // anything else is refused rather than ignored (a schedule or a key sent
+  // here would silently not be applied).
+  ApiResult<Response> rotate_key(const Request& req) const {
+    auto cluster = cluster_or_409("its key is the one in its config, and there is no cluster to "
+                                  "announce a new one to");
+    if (!cluster) return cluster.error();
+    auto body = parse_object_body(req.body);
+    if (!body) return body.error();
+    if (!body->empty())
+      // Not quoted: a field name may hold anything, a pasted key too.
+      return ApiError::bad_request("unknown_field",
+                                   "POST /v1/key/rotate takes no fields: send no body, or {}");
+    auto r = opts_.cluster->rotate_key();
+    if (!r && r.error().is(EBUSY))
+      return ApiError{409, "rotation_in_progress",
+                      "a key rotation is already in progress; a new one can start after its "
+                      "switch (GET /v1/nodes shows this node's pending_public_key and "
+                      "switch_at_ms)"};
+    if (!r && r.error().is(EAGAIN)) return not_a_member("rotate its key");
+    if (!r)
+      return ApiError{500, "internal",
+                      "the key rotation failed inside meshd: " + r.error().code.message()};
+    return json_response(202, json::object{{"previous_public_key", r->previous_public_key},
+                                           {"public_key", r->public_key},
+                                           {"switch_at_ms", r->switch_at_ms}});
   }
 
   // Body (every field optional): {"ttl_seconds": int (default 24 h; 0 = never
@@ -416,6 +531,12 @@ Router make_router(ApiOptions opts) {
              [api](const Request&, const PathParams&) { return api->list_nodes(); });
   router.add("GET", "/v1/nodes/{name}", [api](const Request&, const PathParams& p) {
     return answer(api->one_node(p.at("name")));
+  });
+  router.add("DELETE", "/v1/nodes/{name}", [api](const Request&, const PathParams& p) {
+    return answer(api->remove_node(p.at("name")));
+  });
+  router.add("POST", "/v1/key/rotate", [api](const Request& req, const PathParams&) {
+    return answer(api->rotate_key(req));
   });
   router.add("POST", "/v1/tokens", [api](const Request& req, const PathParams&) {
     return answer(api->create_token(req));

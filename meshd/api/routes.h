@@ -3,7 +3,10 @@
 //   GET    /v1/readyz         200 once a reconcile pass has succeeded, else 503
 //   GET    /v1/status         this node's status snapshot
 //   GET    /v1/nodes          every node record this node holds
-//   GET    /v1/nodes/{name}   one of them
+//   GET    /v1/nodes/{name}   one of them (the live one when a removed one shares its name)
+//   DELETE /v1/nodes/{name}   remove a node (by name or identity) from the cluster
+//   POST   /v1/key/rotate     start a rotation of this node's WireGuard key
+//                             (both cluster mode only: 409 not_a_cluster in static mode)
 //   POST   /v1/tokens         create a bootstrap token; its secret is in this response only
 //                             (cluster mode only: 409 not_a_cluster in static mode)
 //   GET    /v1/tokens         list tokens (never a secret nor a verifier)
@@ -39,7 +42,8 @@ inline constexpr std::string_view kJoinTokenPath = "/etc/meshd/join-token";
 struct ApiOptions {
   const StatusSource* status = nullptr;  // required
   store::TokenRepo* tokens = nullptr;    // required
-  const ClusterSource* cluster = nullptr;  // null: static mode (no nodes, no tokens issued)
+  // null: static mode (no nodes, no tokens issued, nothing to remove or rotate)
+  ClusterSource* cluster = nullptr;
   store::EventRepo* events = nullptr;      // null: no events (GET /v1/events answers none)
   std::function<std::int64_t()> now;     // unix seconds; the system clock when empty
   RouterOptions router;

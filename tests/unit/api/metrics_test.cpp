@@ -62,7 +62,9 @@ ClusterMetrics two_peers() {
   beta.stats = {.last_handshake_age_seconds = 12.5, .rx_bytes = 1000, .tx_bytes = 2000, .reachable = true};
   NodeSnapshot gamma{.name = "gam\"ma"};  // never a handshake
   NodeSnapshot lost{.name = "beta", .in_effect = false};
-  ClusterMetrics c{.nodes = {self, beta, gamma, lost}};
+  // A removed node's tombstone: no peer, counted as removed.
+  NodeSnapshot gone{.name = "omega", .liveness = "removed", .removed = true, .removed_by = "alpha"};
+  ClusterMetrics c{.nodes = {self, beta, gamma, lost, gone}};
   c.counters = {.sync_messages_in = 10,
                 .sync_messages_out = 11,
                 .sync_bytes_in = 1200,
@@ -84,7 +86,12 @@ TEST(ApiMetrics, ClusterFamiliesAndValues) {
   std::string m = render_metrics(s, true, two_peers());
   for (const char* line : {
            "# TYPE meshd_nodes gauge",
-           "meshd_nodes 3",
+           "meshd_nodes{liveness=\"alive\"} 3",
+           "meshd_nodes{liveness=\"silent\"} 0",
+           "meshd_nodes{liveness=\"prunable\"} 0",
+           "meshd_nodes{liveness=\"removed\"} 1",
+           "# TYPE meshd_key_rotation_pending gauge",
+           "meshd_key_rotation_pending 0",
            "meshd_peers_reachable 1",
            "# TYPE meshd_peer_last_handshake_age_seconds gauge",
            "meshd_peer_last_handshake_age_seconds{peer=\"beta\"} 12.5",
@@ -116,16 +123,43 @@ TEST(ApiMetrics, ClusterFamiliesAndValues) {
   // and neither self nor a record that lost its claim is a peer.
   EXPECT_EQ(m.find("meshd_peer_last_handshake_age_seconds{peer=\"gam"), std::string::npos);
   EXPECT_EQ(m.find("peer=\"alpha\""), std::string::npos);
+  EXPECT_EQ(m.find("peer=\"omega\""), std::string::npos);
   std::size_t beta_rx = 0;
   for (std::size_t p = 0; (p = m.find("meshd_peer_receive_bytes_total{peer=\"beta\"}", p)) != std::string::npos; ++p)
     ++beta_rx;
   EXPECT_EQ(beta_rx, 1u);
 }
 
+// Liveness as the control plane reports it, in four bounded series (no
+// per-node label), and this node's own rotation only.
+TEST(ApiMetrics, NodesByLivenessAndThisNodesRotation) {
+  ClusterMetrics c;
+  NodeSnapshot self{.name = "alpha", .self = true, .liveness = "self"};
+  self.pending_public_key = "bmV3";
+  NodeSnapshot peer{.name = "beta", .liveness = "alive"};
+  peer.pending_public_key = "b3RoZXI=";  // a peer's rotation is not this node's
+  NodeSnapshot quiet{.name = "gamma", .liveness = "silent"};
+  NodeSnapshot quieter{.name = "delta", .liveness = "prunable"};
+  NodeSnapshot lost{.name = "delta", .in_effect = false, .liveness = "silent"};
+  NodeSnapshot gone1{.name = "eps", .liveness = "removed", .removed = true};
+  NodeSnapshot gone2{.name = "", .liveness = "removed", .removed = true};
+  c.nodes = {self, peer, quiet, quieter, lost, gone1, gone2};
+  std::string m = render_metrics(busy_node(), true, c);
+  for (const char* line : {"meshd_nodes{liveness=\"alive\"} 2", "meshd_nodes{liveness=\"silent\"} 1",
+                           "meshd_nodes{liveness=\"prunable\"} 1",
+                           "meshd_nodes{liveness=\"removed\"} 2", "meshd_key_rotation_pending 1"})
+    EXPECT_TRUE(has_line(m, line)) << line << "\n" << m;
+  std::size_t series = 0;
+  for (std::size_t p = 0; (p = m.find("\nmeshd_nodes{", p)) != std::string::npos; ++p) ++series;
+  EXPECT_EQ(series, 4u);
+  c.nodes[0].pending_public_key.reset();
+  EXPECT_TRUE(has_line(render_metrics(busy_node(), true, c), "meshd_key_rotation_pending 0"));
+}
+
 TEST(ApiMetrics, StaticModeHasNoControlPlaneFamilies) {
   std::string m = render_metrics(busy_node(), true);
   for (const char* name : {"meshd_nodes", "meshd_sync_", "meshd_join_attempts", "meshd_peer_",
-                           "meshd_records_rejected", "meshd_cni_leases"})
+                           "meshd_records_rejected", "meshd_cni_leases", "meshd_key_rotation"})
     EXPECT_EQ(m.find(name), std::string::npos) << name;
 }
 

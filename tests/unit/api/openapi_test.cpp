@@ -147,11 +147,25 @@ std::vector<NodeSnapshot> three_nodes() {
   beta.name = "beta";
   beta.self = false;
   beta.stats = {.last_handshake_age_seconds = 4.5, .rx_bytes = 10, .tx_bytes = 20, .reachable = true};
+  beta.liveness = "alive";
+  beta.last_seen_age_seconds = 2.5;
+  beta.pending_public_key = "bmV3";
+  beta.switch_at_ms = 1'800'000'005'000;
   NodeSnapshot gamma = beta;
   gamma.name = "gamma";
   gamma.in_effect = false;
   gamma.stats = {};
-  return {self, beta, gamma};
+  gamma.liveness = "silent";
+  gamma.pending_public_key.reset();
+  // A removed node's tombstone: name and CIDR as they were.
+  NodeSnapshot delta{.name = "delta", .identity = "ZGVsdGE=", .pod_cidr = "10.244.4.0/24"};
+  delta.liveness = "removed";
+  delta.removed = true;
+  delta.removed_by = "alpha";
+  delta.removed_at_ms = 1'800'000'001'000;
+  delta.removal_reason = "decommissioned";
+  delta.released = true;
+  return {self, beta, gamma, delta};
 }
 
 struct Case {
@@ -225,7 +239,7 @@ TEST_F(ApiOpenApiFixture, EveryRouteIsDocumentedAndEveryDocumentedRouteServed) {
     for (const auto& op : path.value().as_object())
       documented.insert(std::string(op.key()) + " " + std::string(path.key()));
   EXPECT_EQ(served, documented);
-  EXPECT_EQ(served.size(), 10u);
+  EXPECT_EQ(served.size(), 12u);
 }
 
 TEST_F(ApiOpenApiFixture, AnswersMatchTheirSchemas) {
@@ -250,10 +264,39 @@ TEST_F(ApiOpenApiFixture, AnswersMatchTheirSchemas) {
                                            .cni_leases_free = 250,
                                            .reconcile = {.last_at_ms = 1, .last_error = "x"}};
        }},
+      {"GET", "/v1/status", "/v1/status", "", 200,  // this node removed, the table hash
+       [this] {
+         cluster_.snapshot->table_hash = "9f86d081884c7d65";
+         cluster_.snapshot->removed = true;
+         cluster_.snapshot->removed_by = "beta";
+         cluster_.snapshot->removed_at_ms = 1'800'000'001'000;
+         cluster_.snapshot->removal_reason = "decommissioned";
+       }},
       {"GET", "/v1/nodes", "/v1/nodes", "", 200},
       {"GET", "/v1/nodes/{name}", "/v1/nodes/beta", "", 200},
       {"GET", "/v1/nodes/{name}", "/v1/nodes/alpha", "", 200},
+      {"GET", "/v1/nodes/{name}", "/v1/nodes/delta", "", 200},
       {"GET", "/v1/nodes/{name}", "/v1/nodes/omega", "", 404},
+      {"DELETE", "/v1/nodes/{name}", "/v1/nodes/beta", "", 200},
+      {"DELETE", "/v1/nodes/{name}", "/v1/nodes/omega", "", 404,
+       [this] { cluster_.removal = fail(ENOENT, "remove node omega"); }},
+      {"DELETE", "/v1/nodes/{name}", "/v1/nodes/delta", "", 409,
+       [this] { cluster_.removal = fail(EALREADY, "remove node delta"); }},
+      {"DELETE", "/v1/nodes/{name}", "/v1/nodes/beta", "", 503,
+       [this] { cluster_.removal = fail(EAGAIN, "remove node beta"); }},
+      {"DELETE", "/v1/nodes/{name}", "/v1/nodes/beta", "", 500,
+       [this] { cluster_.removal = fail(EIO, "remove node beta"); }},
+      {"DELETE", "/v1/nodes/{name}", "/v1/nodes/b%zz", "", 400},
+      {"POST", "/v1/key/rotate", "/v1/key/rotate", "", 202},
+      {"POST", "/v1/key/rotate", "/v1/key/rotate", "{}", 202},
+      {"POST", "/v1/key/rotate", "/v1/key/rotate", R"({"at": 1})", 400},
+      {"POST", "/v1/key/rotate", "/v1/key/rotate", std::string(20000, ' '), 413},
+      {"POST", "/v1/key/rotate", "/v1/key/rotate", "", 409,
+       [this] { cluster_.rotation = fail(EBUSY, "rotate the key"); }},
+      {"POST", "/v1/key/rotate", "/v1/key/rotate", "", 503,
+       [this] { cluster_.rotation = fail(EAGAIN, "rotate the key"); }},
+      {"POST", "/v1/key/rotate", "/v1/key/rotate", "", 500,
+       [this] { cluster_.rotation = fail(EIO, "rotate the key"); }},
       {"POST", "/v1/tokens", "/v1/tokens", R"({"uses": 1, "description": "rack 4"})", 201},
       {"POST", "/v1/tokens", "/v1/tokens", R"({"ttl": 1})", 400},
       {"POST", "/v1/tokens", "/v1/tokens", std::string(20000, ' '), 413},
@@ -278,10 +321,17 @@ TEST_F(ApiOpenApiFixture, AnswersMatchTheirSchemas) {
   ASSERT_TRUE(list && !list->empty());
   Case revoke{"DELETE", "/v1/tokens/{id}", "/v1/tokens/" + list->front().id, "", 204};
   check(revoke, router_.handle({"DELETE", revoke.target, {}, ""}));
+  Case rotate_wrong_type{"POST", "/v1/key/rotate", "/v1/key/rotate", "{}", 415};
+  check(rotate_wrong_type,
+        router_.handle({"POST", "/v1/key/rotate", {{"Content-Type", "text/plain"}}, "{}"}));
   // Static mode.
   cluster_.snapshot.reset();
   Case not_a_cluster{"POST", "/v1/tokens", "/v1/tokens", "{}", 409};
   check(not_a_cluster, router_.handle({"POST", "/v1/tokens", {}, "{}"}));
+  check({"GET", "/v1/status", "/v1/status", "", 200}, router_.handle({"GET", "/v1/status", {}, ""}));
+  for (Case c : {Case{"DELETE", "/v1/nodes/{name}", "/v1/nodes/beta", "", 409},
+                 Case{"POST", "/v1/key/rotate", "/v1/key/rotate", "", 409}})
+    check(c, router_.handle({c.method, c.target, {}, c.body}));
   // The store failing.
   db_.sql().exec("DROP TABLE join_nonces; DROP TABLE tokens; DROP TABLE events");
   for (Case c : {Case{"GET", "/v1/tokens", "/v1/tokens", "", 500},
@@ -310,7 +360,8 @@ TEST_F(ApiOpenApiFixture, AnswersMatchTheirSchemas) {
         const std::string route = method + " " + std::string(path.key());
         if (status == "401" || status == "431") continue;
         if (status == "400" && route != "POST /v1/tokens" && route != "DELETE /v1/tokens/{id}" &&
-            route != "GET /v1/events")
+            route != "GET /v1/events" && route != "DELETE /v1/nodes/{name}" &&
+            route != "POST /v1/key/rotate")
           continue;
         EXPECT_TRUE(seen_.contains(std::string(path.key()) + " " + method + " " + status))
             << method << " " << path.key() << " " << status << " was never checked";

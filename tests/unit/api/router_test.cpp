@@ -101,6 +101,23 @@ TEST(ApiRouter, TargetThatIsNotAPathIs400) {
   }
 }
 
+// Parameters are percent-decoded after the path is split: %2F is a slash in
+// one parameter, not a separator; literal segments are compared as sent.
+TEST(ApiRouter, ParametersArePercentDecodedOnePerSegment) {
+  Router r = sample_router();
+  EXPECT_EQ(r.handle({"DELETE", "/v1/things/a%2Fb%2bc%3D", {}, ""}).body, "gone a/b+c=");
+  EXPECT_EQ(r.handle({"DELETE", "/v1/things/caf%C3%A9", {}, ""}).body, "gone caf\xc3\xa9");
+  EXPECT_EQ(r.handle({"DELETE", "/v1/things/%25", {}, ""}).body, "gone %");
+  EXPECT_EQ(r.handle({"GET", "/v1/th%69ngs", {}, ""}).status, 404);
+  for (const char* target : {"/v1/things/%", "/v1/things/a%2", "/v1/things/%g0", "/v1/%zz/x"}) {
+    Response resp = r.handle({"DELETE", target, {}, ""});
+    EXPECT_EQ(resp.status, 400) << target;
+    EXPECT_EQ(error_of(resp).at("error"), "bad_target") << target;
+  }
+  // A '%' in the query is the route's business, not the router's.
+  EXPECT_EQ(r.handle({"GET", "/v1/things?x=%zz", {}, ""}).body, "list");
+}
+
 TEST(ApiRouter, HandlerExceptionIs500WithoutItsText) {
   Router r = sample_router();
   Response resp = r.handle({"GET", "/v1/boom", {}, ""});

@@ -281,6 +281,8 @@ TEST_F(ApiRoutes, WrongMethodsOnTheRoutes) {
   expect_error(r, 405, "method_not_allowed");
   EXPECT_EQ(r.header("Allow"), "GET");
   EXPECT_EQ(call("GET", "/v1/tokens/abcdef").header("Allow"), "DELETE");
+  EXPECT_EQ(call("PUT", "/v1/nodes/beta").header("Allow"), "DELETE, GET");
+  EXPECT_EQ(call("GET", "/v1/key/rotate").header("Allow"), "POST");
   expect_error(call("GET", "/status"), 404, "not_found");
 }
 
@@ -414,6 +416,188 @@ TEST_F(ApiRoutes, OneNodeByNameOr404) {
   Response missing = call("GET", "/v1/nodes/delta-secret");
   expect_error(missing, 404, "node_not_found");
   EXPECT_EQ(missing.body.find("delta-secret"), std::string::npos);
+}
+
+// The lifecycle's fields, only where they say something: a live node
+// without a rotation reads as before.
+TEST_F(ApiRoutes, NodesCarryLivenessRotationAndRemoval) {
+  NodeSnapshot beta = node("beta");
+  beta.liveness = "silent";
+  beta.last_seen_age_seconds = 95.5;
+  beta.pending_public_key = "bmV3IGtleQ==";
+  beta.switch_at_ms = 1'800'000'005'000;
+  NodeSnapshot plain = node("gamma");
+  NodeSnapshot gone = node("delta");
+  gone.liveness = "removed";
+  gone.removed = true;
+  gone.removed_by = "alpha";
+  gone.removed_at_ms = 1'800'000'001'000;
+  gone.removal_reason = "decommissioned";
+  gone.released = false;
+  NodeSnapshot gone_silently = node("eps");
+  gone_silently.liveness = "removed";
+  gone_silently.removed = true;
+  gone_silently.removed_by = "aWRlbnRpdHk=";
+  gone_silently.removed_at_ms = 1'800'000'002'000;
+  gone_silently.released = true;
+  cluster_.records = {beta, plain, gone, gone_silently};
+  json::array list = json_of(call("GET", "/v1/nodes")).at("nodes").as_array();
+  ASSERT_EQ(list.size(), 4u);
+  const json::object& b = list[0].as_object();
+  EXPECT_EQ(b.at("name"), "beta");
+  EXPECT_EQ(b.at("liveness"), "silent");
+  EXPECT_EQ(b.at("last_seen_age_seconds"), 95.5);
+  EXPECT_EQ(b.at("pending_public_key"), "bmV3IGtleQ==");
+  EXPECT_EQ(b.at("switch_at_ms"), 1'800'000'005'000);
+  EXPECT_FALSE(b.contains("removed"));
+  const json::object& d = list[1].as_object();
+  EXPECT_EQ(d.at("name"), "delta");
+  EXPECT_EQ(d.at("liveness"), "removed");
+  EXPECT_EQ(d.at("removed"), (json::value{{"by", "alpha"},
+                                          {"at_ms", 1'800'000'001'000},
+                                          {"reason", "decommissioned"},
+                                          {"released", false}}));
+  EXPECT_EQ(list[2].at("removed"),
+            (json::value{{"by", "aWRlbnRpdHk="}, {"at_ms", 1'800'000'002'000}, {"released", true}}))
+      << "no reason given: none shown";
+  const json::object& g = list[3].as_object();
+  for (const char* absent :
+       {"liveness", "last_seen_age_seconds", "pending_public_key", "switch_at_ms", "removed"})
+    EXPECT_FALSE(g.contains(absent)) << absent;
+}
+
+// A reinstalled host comes back under its old name with a new identity: the
+// live record is the one a name means, the tombstone listed after it.
+TEST_F(ApiRoutes, ALiveNodeComesBeforeTheRemovedOneOfItsName) {
+  NodeSnapshot old = node("beta");
+  old.identity = "b2xkIGlkZW50aXR5";
+  old.liveness = "removed";
+  old.removed = true;
+  old.removed_by = "alpha";
+  NodeSnapshot fresh = node("beta");
+  fresh.liveness = "alive";
+  cluster_.records = {old, fresh};
+  json::array list = json_of(call("GET", "/v1/nodes")).at("nodes").as_array();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].at("liveness"), "alive");
+  EXPECT_EQ(list[1].at("liveness"), "removed");
+  EXPECT_EQ(json_of(call("GET", "/v1/nodes/beta")).at("liveness"), "alive");
+  // Only the tombstone left: it is what the name shows.
+  cluster_.records = {old};
+  EXPECT_EQ(json_of(call("GET", "/v1/nodes/beta")).at("liveness"), "removed");
+}
+
+TEST_F(ApiRoutes, RemoveANodeAnswersWhatWasRemoved) {
+  Response r = call("DELETE", "/v1/nodes/beta");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json_of(r), (json::object{{"removed", json::object{{"name", "beta"},
+                                                               {"identity", "aWRlbnRpdHk="},
+                                                               {"pod_cidr", "10.244.2.0/24"},
+                                                               {"removed_at_ms", 1'800'000'000'000}}}}));
+  EXPECT_EQ(cluster_.removals_asked, (std::vector<std::string>{"beta"}));
+}
+
+// A base64 identity holds '/', '+' and '=': percent-encoded in the path, it
+// reaches the control plane decoded, as one parameter.
+TEST_F(ApiRoutes, RemoveByIdentityDecodesThePathSegment) {
+  EXPECT_EQ(call("DELETE", "/v1/nodes/ab%2Fc%2Bd%3D").status, 200);
+  EXPECT_EQ(cluster_.removals_asked, (std::vector<std::string>{"ab/c+d="}));
+  for (const char* bad : {"/v1/nodes/ab%2", "/v1/nodes/ab%zz", "/v1/nodes/%"}) {
+    Response r = call("DELETE", bad);
+    expect_error(r, 400, "bad_target");
+    EXPECT_EQ(r.body.find("ab"), std::string::npos) << "the target is not quoted";
+  }
+  EXPECT_EQ(cluster_.removals_asked.size(), 1u);
+}
+
+TEST_F(ApiRoutes, RemoveErrorsByCause) {
+  cluster_.removal = fail(ENOENT, "remove node omega-secret");
+  Response r = call("DELETE", "/v1/nodes/omega-secret");
+  expect_error(r, 404, "node_not_found");
+  EXPECT_EQ(r.body.find("omega-secret"), std::string::npos) << "a path segment is never quoted";
+  cluster_.removal = fail(EALREADY, "remove node beta");
+  expect_error(call("DELETE", "/v1/nodes/beta"), 409, "already_removed");
+  cluster_.removal = fail(EAGAIN, "remove node beta");
+  r = call("DELETE", "/v1/nodes/beta");
+  expect_error(r, 503, "not_a_member");
+  EXPECT_NE(r.body.find("not a member of the cluster yet"), std::string::npos) << r.body;
+  cluster_.snapshot->removed = true;
+  r = call("DELETE", "/v1/nodes/beta");
+  expect_error(r, 503, "not_a_member");
+  EXPECT_NE(r.body.find("was removed from the cluster"), std::string::npos) << r.body;
+  cluster_.removal = fail(EIO, "remove node beta-secret");
+  r = call("DELETE", "/v1/nodes/beta-secret");
+  expect_error(r, 500, "internal");
+  EXPECT_EQ(r.body.find("beta-secret"), std::string::npos) << "the control plane's text is not sent";
+}
+
+TEST_F(ApiRoutes, RotateTheKeyTakesNoBodyOrAnEmptyObject) {
+  for (const char* body : {"", "{}", " { } "}) {
+    Response r = call("POST", "/v1/key/rotate", body);
+    ASSERT_EQ(r.status, 202) << body << r.body;
+    EXPECT_EQ(json_of(r), (json::object{{"previous_public_key", "b2xkIGtleQ=="},
+                                        {"public_key", "bmV3IGtleQ=="},
+                                        {"switch_at_ms", 1'800'000'005'000}}));
+  }
+  EXPECT_EQ(cluster_.rotations_asked, 3);
+  // Anything else is refused, and nothing starts.
+  expect_error(call("POST", "/v1/key/rotate", R"({"at": 5})"), 400, "unknown_field");
+  Response pasted = call("POST", "/v1/key/rotate", R"({"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=": 1})");
+  expect_error(pasted, 400, "unknown_field");
+  EXPECT_EQ(pasted.body.find("HIgo9x"), std::string::npos) << "a field name is not quoted";
+  expect_error(call("POST", "/v1/key/rotate", "[]"), 400, "not_an_object");
+  expect_error(call("POST", "/v1/key/rotate", "{"), 400, "bad_json");
+  expect_error(call("POST", "/v1/key/rotate", "null"), 400, "not_an_object");
+  EXPECT_EQ(cluster_.rotations_asked, 3);
+}
+
+TEST_F(ApiRoutes, RotateErrorsByCause) {
+  cluster_.rotation = fail(EBUSY, "rotate the key");
+  expect_error(call("POST", "/v1/key/rotate"), 409, "rotation_in_progress");
+  cluster_.rotation = fail(EAGAIN, "rotate the key");
+  expect_error(call("POST", "/v1/key/rotate"), 503, "not_a_member");
+  cluster_.rotation = fail(EIO, "rotate the key");
+  expect_error(call("POST", "/v1/key/rotate"), 500, "internal");
+}
+
+TEST_F(ApiRoutes, RemoveAndRotateInStaticModeAreNotACluster) {
+  cluster_.snapshot.reset();
+  expect_error(call("DELETE", "/v1/nodes/beta"), 409, "not_a_cluster");
+  expect_error(call("POST", "/v1/key/rotate"), 409, "not_a_cluster");
+  Router no_source = make_router({.status = &status_, .tokens = &repo_});
+  expect_error(no_source.handle({"DELETE", "/v1/nodes/beta", {}, ""}), 409, "not_a_cluster");
+  expect_error(no_source.handle({"POST", "/v1/key/rotate", {}, ""}), 409, "not_a_cluster");
+  EXPECT_TRUE(cluster_.removals_asked.empty());
+  EXPECT_EQ(cluster_.rotations_asked, 0);
+}
+
+TEST_F(ApiRoutes, StatusCarriesTheClusterItsTableHashAndThisNodesRemoval) {
+  cluster_.snapshot->table_hash = "9f86d081884c7d65";
+  json::object o = json_of(call("GET", "/v1/status"));
+  EXPECT_EQ(o.at("cluster"), (json::value{{"id", "c0ffee"},
+                                          {"cidr", "10.244.0.0/16"},
+                                          {"node_prefix_length", 24},
+                                          {"join_target", "192.0.2.1:51821"},
+                                          {"settled", true},
+                                          {"table_hash", "9f86d081884c7d65"}}));
+  cluster_.snapshot->removed = true;
+  cluster_.snapshot->removed_by = "beta";
+  cluster_.snapshot->removed_at_ms = 1'800'000'001'000;
+  cluster_.snapshot->removal_reason = "decommissioned";
+  o = json_of(call("GET", "/v1/status"));
+  EXPECT_EQ(o.at("cluster").at("removed"),
+            (json::value{{"by", "beta"}, {"at_ms", 1'800'000'001'000}, {"reason", "decommissioned"}}));
+  cluster_.snapshot->removal_reason.clear();
+  cluster_.snapshot->join_target.clear();
+  cluster_.snapshot->table_hash.clear();
+  o = json_of(call("GET", "/v1/status"));
+  EXPECT_FALSE(o.at("cluster").at("removed").as_object().contains("reason"));
+  EXPECT_TRUE(o.at("cluster").at("join_target").is_null());
+  EXPECT_FALSE(o.at("cluster").as_object().contains("table_hash"));
+  cluster_.snapshot.reset();
+  EXPECT_TRUE(json_of(call("GET", "/v1/status")).at("cluster").is_null());
+  Router no_source = make_router({.status = &status_, .tokens = &repo_});
+  EXPECT_TRUE(json_of(no_source.handle({"GET", "/v1/status", {}, ""})).at("cluster").is_null());
 }
 
 TEST_F(ApiRoutes, NodesInStaticModeAreAnEmptyTable) {
