@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
 
 namespace meshd::store {
 
@@ -23,6 +24,22 @@ void upsert(Database& db, const char* column_sql, auto&& bind) {
                                      column_sql + " = excluded." + column_sql);
   bind(st);
   st.exec();
+}
+
+// A 32-byte WireGuard key column as keys/' type. A planted or edited file
+// may hold any length (the schema's CHECK binds only meshd's writes): EINVAL
+// naming the column, never a cut or zero-filled key. The temporary copy is
+// wiped.
+Result<keys::PrivateKey> key_from_column(const Database& db, const SQLite::Column& c,
+                                         const std::string& what) {
+  keys::KeyBytes b{};
+  if (c.getBytes() != static_cast<int>(b.size()))
+    return Error::invalid("stored " + what + " in " + db.path() + " has " +
+                          std::to_string(c.getBytes()) + " bytes, expected 32");
+  std::memcpy(b.data(), c.getBlob(), b.size());
+  keys::PrivateKey k(b);
+  sodium_memzero(b.data(), b.size());
+  return k;
 }
 
 }  // namespace
@@ -93,17 +110,74 @@ Result<std::optional<keys::PrivateKey>> LocalNodeRepo::wg_private_key() {
                    SQLite::Statement st(db_.sql(), "SELECT wg_private_key FROM local_node");
                    if (!st.executeStep() || st.getColumn(0).isNull())
                      return std::optional<keys::PrivateKey>{};
-                   const auto c = st.getColumn(0);
-                   keys::KeyBytes b{};
-                   if (c.getBytes() != static_cast<int>(b.size()))
-                     return Error::invalid("stored WireGuard private key in " + db_.path() +
-                                           " has " + std::to_string(c.getBytes()) +
-                                           " bytes, expected 32");
-                   std::memcpy(b.data(), c.getBlob(), b.size());
-                   std::optional<keys::PrivateKey> k{keys::PrivateKey(b)};
-                   sodium_memzero(b.data(), b.size());
-                   return k;
+                   auto k = key_from_column(db_, st.getColumn(0), "WireGuard private key");
+                   if (!k) return k.error();
+                   return std::optional<keys::PrivateKey>{std::move(*k)};
                  });
+}
+
+Result<void> LocalNodeRepo::set_pending_wg_key(const keys::PrivateKey& key,
+                                               std::uint64_t switch_at_ms) {
+  // Stored as SQLite's signed INTEGER; a unix time in ms reaches INT64_MAX
+  // only in some 292 million years, so anything above is a caller's bug.
+  if (switch_at_ms > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    return Error::invalid("store pending WireGuard key: switch time " +
+                          std::to_string(switch_at_ms) + " ms is above " +
+                          std::to_string(std::numeric_limits<std::int64_t>::max()));
+  return guarded(db_, "store pending WireGuard key", [&]() -> Result<void> {
+    auto tx = detail::immediate(db_);
+    // Compared inside SQLite: the current key is never copied out for it.
+    SQLite::Statement same(db_.sql(), "SELECT wg_private_key IS NOT NULL AND wg_private_key = ? "
+                                      "FROM local_node");
+    same.bindNoCopy(1, key.bytes().data(), static_cast<int>(key.bytes().size()));
+    if (same.executeStep() && same.getColumn(0).getInt() != 0)
+      return Error::invalid("store pending WireGuard key in " + db_.path() +
+                            ": it is the node's current key; a rotation needs a new one");
+    SQLite::Statement st(db_.sql(),
+                         "INSERT INTO local_node (singleton, pending_wg_key, pending_switch_at) "
+                         "VALUES (1, ?, ?) ON CONFLICT (singleton) DO UPDATE SET "
+                         "pending_wg_key = excluded.pending_wg_key, "
+                         "pending_switch_at = excluded.pending_switch_at");
+    st.bindNoCopy(1, key.bytes().data(), static_cast<int>(key.bytes().size()));
+    st.bind(2, static_cast<std::int64_t>(switch_at_ms));
+    st.exec();
+    tx.commit();
+    return {};
+  });
+}
+
+Result<std::optional<LocalNodeRepo::PendingWgKey>> LocalNodeRepo::pending_wg_key() {
+  using Out = std::optional<PendingWgKey>;
+  return guarded(db_, "read pending WireGuard key", [&]() -> Result<Out> {
+    SQLite::Statement st(db_.sql(), "SELECT pending_wg_key, pending_switch_at FROM local_node");
+    if (!st.executeStep() || st.getColumn(0).isNull()) return Out{};
+    auto k = key_from_column(db_, st.getColumn(0), "pending WireGuard key");
+    if (!k) return k.error();
+    // The schema ties the two columns together and keeps the time >= 0; a
+    // planted file need not.
+    const SQLite::Column at = st.getColumn(1);
+    if (!at.isInteger() || at.getInt64() < 0)
+      return Error::invalid("stored pending_switch_at in " + db_.path() +
+                            " is not a unix time in ms (expected an integer >= 0 beside the "
+                            "pending key)");
+    return Out{PendingWgKey{std::move(*k), static_cast<std::uint64_t>(at.getInt64())}};
+  });
+}
+
+Result<void> LocalNodeRepo::commit_pending_wg_key() {
+  return guarded(db_, "commit pending WireGuard key", [&]() -> Result<void> {
+    auto tx = detail::immediate(db_);
+    SQLite::Statement pending(db_.sql(), "SELECT pending_wg_key IS NOT NULL FROM local_node");
+    if (!pending.executeStep() || pending.getColumn(0).getInt() == 0)
+      return fail(ENOENT, "commit pending WireGuard key in " + db_.path() +
+                              ": no rotation is pending");
+    // Moved inside SQLite, so the key is never copied out for it; the old
+    // key's bytes are zeroed in the file (secure_delete).
+    db_.sql().exec("UPDATE local_node SET wg_private_key = pending_wg_key, "
+                   "pending_wg_key = NULL, pending_switch_at = NULL WHERE singleton = 1");
+    tx.commit();
+    return {};
+  });
 }
 
 Result<void> LocalNodeRepo::set_identity_secret(std::span<const std::uint8_t> secret) {

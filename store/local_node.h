@@ -1,9 +1,10 @@
 // This node's own state: its name, its pod CIDR (and whether it is settled,
 // i.e. acknowledged by every live member, so pod addresses may be handed
-// out), the MTU chosen for pod interfaces, and its two secrets: the WireGuard
-// private key and the Ed25519 identity secret. They live in the store (file
-// mode 0600) so a restart keeps the node's keys and identity (wesher#49,
-// cilium#25492). One row; a fresh database reads as an empty LocalNode.
+// out), the MTU chosen for pod interfaces, and its secrets: the WireGuard
+// private key (and, during a rotation, the next one) and the Ed25519
+// identity secret. They live in the store (file mode 0600) so a restart
+// keeps the node's keys and identity (wesher#49, cilium#25492). One row; a
+// fresh database reads as an empty LocalNode.
 #pragma once
 
 #include "common/ip.h"
@@ -46,6 +47,22 @@ class LocalNodeRepo {
   Result<void> set_wg_private_key(const keys::PrivateKey& key);
   // Nothing when no key has been stored yet.
   Result<std::optional<keys::PrivateKey>> wg_private_key();
+
+  // A key rotation in progress (controlplane/rotation.h): the next
+  // WireGuard key and when it takes over (unix ms), stored before it is
+  // announced so a restart finishes the rotation instead of losing the key.
+  struct PendingWgKey {
+    keys::PrivateKey key;
+    std::uint64_t switch_at_ms = 0;
+  };
+  // Replaces any pending key. EINVAL when `key` is the current key (peers
+  // refuse a record announcing it) or switch_at_ms is above INT64_MAX.
+  Result<void> set_pending_wg_key(const keys::PrivateKey& key, std::uint64_t switch_at_ms);
+  // Nothing when no rotation is pending.
+  Result<std::optional<PendingWgKey>> pending_wg_key();
+  // The pending key becomes the node's key, in one transaction; nothing is
+  // pending afterwards. ENOENT when nothing is pending.
+  Result<void> commit_pending_wg_key();
 
   // Raw 64 bytes (EINVAL for any other length): keys/ wraps these in its
   // identity type. The returned buffer wipes itself when freed.

@@ -128,12 +128,25 @@ ALTER TABLE cluster ADD COLUMN founder BLOB NOT NULL
   DEFAULT x'0000000000000000000000000000000000000000000000000000000000000000' CHECK (length(founder) = 32);
 )sql";
 
+// v6: a WireGuard key rotation in progress (meshd/controlplane/rotation.h):
+// the next private key and its switch time (unix ms), stored before the key
+// is announced so that a restart finishes the rotation. Secret like
+// wg_private_key; the two columns are set and cleared together.
+constexpr const char* kV6 = R"sql(
+ALTER TABLE local_node ADD COLUMN pending_wg_key BLOB
+  CHECK (pending_wg_key IS NULL OR length(pending_wg_key) = 32);
+ALTER TABLE local_node ADD COLUMN pending_switch_at INTEGER
+  CHECK ((pending_switch_at IS NULL) = (pending_wg_key IS NULL) AND
+         (pending_switch_at IS NULL OR pending_switch_at >= 0));
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kV1},
     {2, "token last use, prune indexes", kV2},
     {3, "lease host interface and claimant", kV3},
     {4, "IPAM allocation cursor per network", kV4},
     {5, "signed node records and tombstones, cluster founder", kV5},
+    {6, "pending WireGuard key of a rotation", kV6},
 };
 
 }  // namespace

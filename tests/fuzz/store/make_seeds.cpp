@@ -46,6 +46,7 @@ void full(const std::string& path) {
   local.set_mtu(1420).value();
   local.set_wg_private_key(keys::PrivateKey::generate()).value();
   local.set_identity_key(keys::IdentitySecretKey::generate()).value();
+  local.set_pending_wg_key(keys::PrivateKey::generate(), 1700000003000).value();
   SignedRow record;
   record.identity.fill(9);
   record.version = 3;

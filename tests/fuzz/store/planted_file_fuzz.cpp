@@ -68,6 +68,7 @@ void read_everything(meshd::store::Database& db) {
   LocalNodeRepo local(db);
   (void)local.get();
   (void)local.wg_private_key();
+  (void)local.pending_wg_key();
   (void)local.identity_key();
   (void)RecordRepo(db).load_all();
   (void)TokenRepo(db).list();

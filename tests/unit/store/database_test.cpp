@@ -190,6 +190,51 @@ TEST(StoreDatabase, MigratingFromV4KeepsTheClusterWithAZeroFounderAndDropsTheUns
   EXPECT_EQ(records.load_all().value(), std::vector{r});
 }
 
+TEST(StoreDatabase, MigratingFromV5KeepsTheLocalNodeAndItsKeysWithNoRotationPending) {
+  TempDir dir;
+  const auto path = dir.file("v5.db");
+  Database::create_at_version(path, 5);
+  keys::KeyBytes next{};
+  next.fill(0x42);
+  const std::string identity_hex(128, 'c');  // 64 bytes of 0xcc
+  {
+    // Rows as a v5 meshd wrote them.
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("INSERT INTO cluster VALUES (1, 'c-5', '10.244.0.0/16', 24, 500, zeroblob(32))");
+    raw.exec("INSERT INTO local_node (singleton, name, pod_cidr, pod_cidr_settled, mtu, "
+             "wg_private_key, identity_secret) VALUES (1, 'node-a', '10.244.7.0/24', 1, 1420, "
+             "x'21" + std::string(62, '2') + "', x'" + identity_hex + "')");
+    raw.exec("INSERT INTO signed_records VALUES (zeroblob(32), 0, 9, x'010203', zeroblob(64))");
+  }
+  Database db(DatabaseOptions{.path = path});
+  ASSERT_EQ(db.schema_version(), Database::latest_schema_version());
+
+  LocalNodeRepo local(db);
+  auto n = local.get();
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(n->name, "node-a");
+  EXPECT_EQ(n->pod_cidr->to_string(), "10.244.7.0/24");
+  EXPECT_TRUE(n->pod_cidr_settled);
+  EXPECT_EQ(n->mtu, 1420u);
+  keys::KeyBytes stored{};  // 0x21, then 31 bytes of 0x22
+  stored.fill(0x22);
+  stored[0] = 0x21;
+  EXPECT_TRUE(**local.wg_private_key() == keys::PrivateKey(stored));
+  EXPECT_EQ((*local.identity_secret())->size(), kIdentitySecretLength);
+  EXPECT_EQ(RecordRepo(db).load_all()->size(), 1u);
+
+  // v6's columns: nothing pending after the upgrade; a rotation stores,
+  // reads back and commits.
+  auto pending = local.pending_wg_key();
+  ASSERT_TRUE(pending) << pending.error().message;
+  EXPECT_FALSE(*pending);
+  ASSERT_TRUE(local.set_pending_wg_key(keys::PrivateKey(next), 7000));
+  EXPECT_EQ((*local.pending_wg_key())->switch_at_ms, 7000u);
+  ASSERT_TRUE(local.commit_pending_wg_key());
+  EXPECT_TRUE(**local.wg_private_key() == keys::PrivateKey(next));
+  EXPECT_FALSE(*local.pending_wg_key());
+}
+
 TEST(StoreDatabase, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
   TempDir dir;
   const auto path = dir.file("newer.db");

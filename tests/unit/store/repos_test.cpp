@@ -144,6 +144,158 @@ TEST_F(StoreRepos, LocalIdentitySecretMustBe64Bytes) {
   EXPECT_FALSE(*repo.identity_secret());
 }
 
+// ------------------------------------------------- pending WireGuard key
+
+keys::PrivateKey key_of(std::uint8_t fill) {
+  keys::KeyBytes b{};
+  b.fill(fill);
+  return keys::PrivateKey(b);
+}
+
+bool contains_bytes(const std::string& haystack, const keys::KeyBytes& needle) {
+  return haystack.find(std::string(needle.begin(), needle.end())) != std::string::npos;
+}
+
+TEST_F(StoreRepos, APendingKeyRoundTripsAndSurvivesReopen) {
+  LocalNodeRepo repo(db_);
+  auto none = repo.pending_wg_key();
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_FALSE(*none);
+
+  ASSERT_TRUE(repo.set_wg_private_key(key_of(1)));
+  auto set = repo.set_pending_wg_key(key_of(2), 1'700'000'003'000);
+  ASSERT_TRUE(set) << set.error().message;
+
+  Database reopened(DatabaseOptions{.path = path_});
+  LocalNodeRepo again(reopened);
+  auto p = again.pending_wg_key();
+  ASSERT_TRUE(p && *p) << (p ? "" : p.error().message);
+  EXPECT_TRUE((*p)->key == key_of(2));
+  EXPECT_EQ((*p)->switch_at_ms, 1'700'000'003'000u);
+  // The current key and the other fields are untouched.
+  EXPECT_TRUE(**again.wg_private_key() == key_of(1));
+
+  // A second rotation started before the first was committed replaces it.
+  ASSERT_TRUE(again.set_pending_wg_key(key_of(3), 1'700'000'009'000));
+  EXPECT_TRUE((*again.pending_wg_key())->key == key_of(3));
+  EXPECT_EQ((*again.pending_wg_key())->switch_at_ms, 1'700'000'009'000u);
+}
+
+TEST_F(StoreRepos, CommittingThePendingKeyMakesItCurrentAndLeavesNothingPending) {
+  LocalNodeRepo repo(db_);
+  ASSERT_TRUE(repo.set_name("node-a"));
+  ASSERT_TRUE(repo.set_mtu(1420));
+  ASSERT_TRUE(repo.set_wg_private_key(key_of(1)));
+  ASSERT_TRUE(repo.set_pending_wg_key(key_of(2), 5000));
+  auto c = repo.commit_pending_wg_key();
+  ASSERT_TRUE(c) << c.error().message;
+
+  Database reopened(DatabaseOptions{.path = path_});
+  LocalNodeRepo again(reopened);
+  EXPECT_TRUE(**again.wg_private_key() == key_of(2));
+  EXPECT_FALSE(*again.pending_wg_key());
+  EXPECT_EQ(again.get()->name, "node-a");
+  EXPECT_EQ(again.get()->mtu, 1420u);
+
+  // Once the WAL is checkpointed into the file, the old key's bytes are
+  // gone from it (secure_delete), not left in a free page or the old cell.
+  reopened.sql().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  db_.sql().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  EXPECT_FALSE(contains_bytes(test::read_file(path_), key_of(1).bytes()));
+  EXPECT_TRUE(contains_bytes(test::read_file(path_), key_of(2).bytes()));
+}
+
+TEST_F(StoreRepos, CommittingWithNothingPendingIsEnoentAndChangesNothing) {
+  LocalNodeRepo repo(db_);
+  auto empty = repo.commit_pending_wg_key();  // not even a row yet
+  ASSERT_FALSE(empty);
+  EXPECT_TRUE(empty.error().is(ENOENT)) << empty.error().message;
+  EXPECT_NE(empty.error().message.find("no rotation is pending"), std::string::npos)
+      << empty.error().message;
+
+  ASSERT_TRUE(repo.set_wg_private_key(key_of(1)));
+  auto none = repo.commit_pending_wg_key();
+  ASSERT_FALSE(none);
+  EXPECT_TRUE(none.error().is(ENOENT));
+  EXPECT_TRUE(**repo.wg_private_key() == key_of(1));
+
+  // Committed once: a second commit finds nothing.
+  ASSERT_TRUE(repo.set_pending_wg_key(key_of(2), 5000));
+  ASSERT_TRUE(repo.commit_pending_wg_key());
+  auto twice = repo.commit_pending_wg_key();
+  ASSERT_FALSE(twice);
+  EXPECT_TRUE(twice.error().is(ENOENT));
+  EXPECT_TRUE(**repo.wg_private_key() == key_of(2));
+}
+
+TEST_F(StoreRepos, APendingKeyEqualToTheCurrentOneIsRefused) {
+  // Peers refuse a record whose pending key is its current key, so a
+  // rotation to the same key could never finish.
+  LocalNodeRepo repo(db_);
+  ASSERT_TRUE(repo.set_wg_private_key(key_of(1)));
+  auto r = repo.set_pending_wg_key(key_of(1), 5000);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EINVAL));
+  EXPECT_NE(r.error().message.find("is the node's current key"), std::string::npos)
+      << r.error().message;
+  EXPECT_FALSE(*repo.pending_wg_key());
+
+  // With no current key stored, any key may be pending.
+  Database other(DatabaseOptions{.path = dir_.file("other.db")});
+  EXPECT_TRUE(LocalNodeRepo(other).set_pending_wg_key(key_of(1), 5000));
+}
+
+TEST_F(StoreRepos, APendingSwitchTimeAboveInt64IsRefused) {
+  LocalNodeRepo repo(db_);
+  const std::uint64_t too_late = std::uint64_t{1} << 63;
+  auto r = repo.set_pending_wg_key(key_of(2), too_late);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EINVAL));
+  EXPECT_NE(r.error().message.find(std::to_string(too_late)), std::string::npos);
+  EXPECT_FALSE(*repo.pending_wg_key());
+  EXPECT_TRUE(repo.set_pending_wg_key(key_of(2), too_late - 1));
+  EXPECT_EQ((*repo.pending_wg_key())->switch_at_ms, too_late - 1);
+}
+
+TEST_F(StoreRepos, APlantedPendingKeyRowIsRefusedNamingTheColumnNeverItsBytes) {
+  // The schema's CHECKs bind meshd's writes, not a file someone edited.
+  LocalNodeRepo repo(db_);
+  ASSERT_TRUE(repo.set_pending_wg_key(key_of(0x41), 5000));
+  {
+    SQLite::Database raw(path_, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA ignore_check_constraints = ON");
+    std::string hex;
+    for (int i = 0; i < 31; ++i) hex += "41";
+    raw.exec("UPDATE local_node SET pending_wg_key = x'" + hex + "'");
+  }
+  auto shorter = repo.pending_wg_key();
+  ASSERT_FALSE(shorter);
+  EXPECT_TRUE(shorter.error().is(EINVAL));
+  EXPECT_NE(shorter.error().message.find("pending WireGuard key"), std::string::npos);
+  EXPECT_NE(shorter.error().message.find("has 31 bytes, expected 32"), std::string::npos)
+      << shorter.error().message;
+  EXPECT_EQ(shorter.error().message.find("AAAA"), std::string::npos);  // no base64 of 0x41s
+  EXPECT_EQ(shorter.error().message.find("4141"), std::string::npos);  // nor hex
+
+  ASSERT_TRUE(repo.set_pending_wg_key(key_of(0x41), 5000));
+  {
+    SQLite::Database raw(path_, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA ignore_check_constraints = ON");
+    raw.exec("UPDATE local_node SET pending_switch_at = -5");
+  }
+  auto negative = repo.pending_wg_key();
+  ASSERT_FALSE(negative);
+  EXPECT_TRUE(negative.error().is(EINVAL));
+  EXPECT_NE(negative.error().message.find("pending_switch_at"), std::string::npos)
+      << negative.error().message;
+  {
+    SQLite::Database raw(path_, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA ignore_check_constraints = ON");
+    raw.exec("UPDATE local_node SET pending_switch_at = NULL");
+  }
+  EXPECT_FALSE(repo.pending_wg_key());
+}
+
 // --------------------------------------------------------- signed records
 
 SignedRow row(std::uint8_t who, std::uint64_t version, std::uint8_t fill = 0x10) {
