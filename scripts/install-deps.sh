@@ -17,6 +17,7 @@ packages=(
   libsystemd-dev systemd
   libcli11-dev libtomlplusplus-dev
   libssl-dev openssl                   # the API's TLS listener; tests make certificates with openssl
+  libnftables-dev nftables             # egress masquerade through libnftables; nft lists meshd's table in tests
   linux-libc-dev
   # runtime
   wireguard-tools wireguard-go iproute2

@@ -202,6 +202,7 @@ class Daemon final : public api::StatusSource {
   std::optional<nl::Rtnl> rtnl_;
   std::optional<nl::RtnlEvents> events_;
   std::optional<dataplane::Reconciler> reconciler_;
+  dataplane::NftEgressTable egress_;  // egress: meshd's nftables table, set by the reconciler
   dataplane::EventScope event_scope_;  // what of the kernel's events concerns the mesh
 
   dataplane::LocalSpec local_;
@@ -218,6 +219,7 @@ class Daemon final : public api::StatusSource {
   std::size_t last_peer_count_ = 0;
   std::size_t last_route_count_ = 0;
   std::vector<std::string> last_errors_;  // of the last pass
+  std::optional<std::string> last_egress_error_;  // egress: logged once per distinct error
   std::optional<std::string> last_event_error_;  // the last error put in the events log
   // The device's peer statistics, read at most once a second for the API.
   mutable std::map<keys::PublicKey, api::PeerStats> peer_stats_;
@@ -293,6 +295,7 @@ void Daemon::load_desired() {
   local_.listen_port = cfg_.listen_port;
   local_.pod_cidr = cluster_ ? cluster_->pod_cidr() : cfg_.pod_cidr;
   local_.cluster_cidr = cluster_ ? cluster_->cluster_cidr() : std::nullopt;
+  local_.masquerade_egress = cfg_.egress_masquerade;  // egress: applied (or removed) by the next pass
   rejected_.clear();
   static_peers_ =
       dataplane::validate_static_peers(cfg_.peers, local_, cfg_.persistent_keepalive, rejected_);
@@ -551,6 +554,13 @@ bool Daemon::reconcile(dataplane::PassScope scope) {
   } else {
     last_errors_ = {report.error().message};
   }
+  // egress: a masquerade that cannot be set is in the status and logged
+  // once per distinct error; it does not fail the pass (pods still reach pods).
+  if (report && report->egress_error) last_errors_.push_back(*report->egress_error);
+  if (report && report->egress_error != last_egress_error_) {
+    if (report->egress_error) rlog_->warn("{}", *report->egress_error);
+    last_egress_error_ = report->egress_error;
+  }
   if (scope == dataplane::PassScope::kFull || !event_scope_.device_index) {
     // What the next events are matched against: this pass's device and routes.
     if (auto l = rtnl_->get_link(cfg_.interface); l) event_scope_.device_index = l->index;
@@ -781,6 +791,13 @@ int Daemon::teardown() {
       if (auto d = rtnl_->delete_route(r); !d) log_->warn("{}", d.error().message);
   }
   log_->info("removed {} and meshd's routes", cfg_.interface);
+  // egress: meshd's nftables table goes with the mesh, whatever the config says now.
+  if (auto r = egress_.remove(); !r) {
+    log_->error("{}", r.error().message);
+    rc = 1;
+  } else if (*r) {
+    log_->info("removed nftables table {}", dataplane::kEgressTable);
+  }
   // Without the mesh, a runtime must not report the pod network ready.
   remove_cni_conflist(cfg_, *log_);
   return rc;
@@ -815,7 +832,7 @@ int Daemon::run() {
   }
   load_desired();
 
-  reconciler_.emplace(dataplane::ReconcilerOptions{backend_.get(), &*rtnl_});
+  reconciler_.emplace(dataplane::ReconcilerOptions{backend_.get(), &*rtnl_, &egress_});  // egress: with the table
   if (opts_.once) return reconcile(dataplane::PassScope::kFull) ? 0 : 1;
 
   auto events = nl::RtnlEvents::open();

@@ -157,6 +157,7 @@ DesiredState compute_desired(const LocalSpec& local, const std::vector<PeerSpec>
     if (std::none_of(s.routes.begin(), s.routes.end(), [&](const nl::Route& o) { return o.dst == r.dst; }))
       s.routes.push_back(r);
   }
+  s.egress = egress_for(local.pod_cidr, local.cluster_cidr, local.interface, local.masquerade_egress);
   std::sort(s.device.peers.begin(), s.device.peers.end(),
             [](const wg::WgPeer& a, const wg::WgPeer& b) { return a.public_key < b.public_key; });
   std::sort(s.routes.begin(), s.routes.end());

@@ -7,6 +7,7 @@
 #include "common/ip.h"
 #include "keys/wg_key.h"
 #include "meshd/config/config.h"
+#include "meshd/dataplane/egress.h"
 #include "netlink/rtnl.h"
 #include "netlink/wg_device.h"
 
@@ -42,6 +43,9 @@ struct LocalSpec {
   // by WireGuard instead of leaving in the clear by the underlay's default
   // route.
   std::optional<IpPrefix> cluster_cidr;
+  // [egress] masquerade: pod traffic to outside the cluster CIDR takes the
+  // node's address (only with a cluster CIDR: dataplane/egress.h).
+  bool masquerade_egress = false;
 };
 
 struct Rejection {
@@ -54,6 +58,7 @@ struct DesiredState {
   unsigned mtu = 0;
   std::vector<IpPrefix> addresses;  // on the WireGuard interface
   std::vector<nl::Route> routes;    // oif left 0: the interface's index is resolved at apply time
+  std::optional<EgressSpec> egress;  // nothing: meshd's nftables table should not exist
 };
 
 // Validates static peers; each bad one becomes a Rejection, the rest pass.

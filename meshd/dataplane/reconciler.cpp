@@ -28,6 +28,7 @@ Result<ReconcileReport> Reconciler::apply(const DesiredState& desired, PassScope
     Pass pass{desired, name, {}, std::move(report)};
     sync_peers(pass);
     pass.report.routes = last_routes_;
+    pass.report.egress_error = egress_error_;
     return std::move(pass.report);
   }
 
@@ -42,6 +43,8 @@ Result<ReconcileReport> Reconciler::apply(const DesiredState& desired, PassScope
   sync_peers(pass);
   bring_link_up(pass);
   sync_routes(pass);
+  sync_egress(pass);
+  pass.report.egress_error = egress_error_;
   last_full_ok_ = pass.report.ok();
   last_routes_ = pass.report.routes;
   return std::move(pass.report);
@@ -170,6 +173,51 @@ void Reconciler::sync_routes(Pass& pass) {
         "), which meshd leaves alone; remove it, or take the prefix out of the peer's allowed IPs");
   }
   pass.report.routes = want.size() - std::min(missing, want.size());
+}
+
+// 6. egress masquerade: meshd's nftables table, set as a whole or removed.
+void Reconciler::sync_egress(Pass& pass) {
+  if (!opts_.egress) return;
+  EgressTable& table = *opts_.egress;
+  const std::optional<EgressSpec>& want = pass.desired.egress;
+  if (!want) {
+    // Removed once: at the first pass (a table left by an earlier run with
+    // masquerade on) and when it stops being wanted.
+    if (egress_absent_) return;
+    auto removed = table.remove();
+    if (!removed) {
+      egress_error_ = "egress: " + removed.error().message;
+      return;
+    }
+    egress_error_.reset();
+    if (*removed) pass.report.changes.push_back(std::string("egress: removed nftables table ") + kEgressTable);
+    egress_applied_.reset();
+    egress_listing_.reset();
+    egress_absent_ = true;
+    return;
+  }
+  bool same_spec = egress_applied_ == want;
+  if (same_spec) {
+    // Without a listing from the apply there is nothing to compare with:
+    // it stays as applied.
+    if (!egress_listing_) return;
+    auto now = table.current();
+    if (now && *now == egress_listing_) return;  // in place and untouched
+  }
+  egress_absent_ = false;
+  if (auto r = table.apply(*want); !r) {
+    egress_error_ = "egress: " + r.error().message;
+    egress_applied_.reset();
+    egress_listing_.reset();
+    return;
+  }
+  egress_error_.reset();
+  egress_applied_ = want;
+  auto listing = table.current();
+  egress_listing_ = listing ? *listing : std::nullopt;
+  pass.report.changes.push_back(std::string(same_spec ? "egress: restored (the table was changed or deleted): "
+                                                      : "egress: ") +
+                                describe(*want));
 }
 
 }  // namespace meshd::dataplane

@@ -2,8 +2,11 @@
 // network namespace of the test's own) and an in-memory WireGuard backend: a
 // WireGuard pass repairs peers and sends rtnetlink nothing; a full pass
 // repairs everything; a WireGuard pass becomes a full one while the last
-// full pass had errors or after the implementation restarted.
+// full pass had errors or after the implementation restarted. The egress
+// step: meshd's nftables table set, restored, replaced and removed (for real,
+// in the test's namespace), and its failures reported without failing a pass.
 #include "meshd/dataplane/reconciler.h"
+#include "netlink/netns.h"
 #include "tests/support/netns.h"
 #include "tests/support/prerequisite.h"
 #include "tests/unit/dataplane/test_keys.h"
@@ -17,6 +20,7 @@ namespace {
 
 using meshd::testing::Netns;
 using meshd::testing::pk;
+using meshd::testing::sh;
 
 IpPrefix P(const char* s) { return *IpPrefix::parse(s); }
 
@@ -95,6 +99,12 @@ class ReconcilerPasses : public ::testing::Test {
     return std::any_of(backend_.dev.peers.begin(), backend_.dev.peers.end(),
                        [&](const wg::WgPeer& p) { return p.public_key == pk(n); });
   }
+  // One pass inside the test's namespace: libnftables works in the calling
+  // thread's namespace (rtnetlink already does, through its socket).
+  Result<ReconcileReport> apply_in_ns(Reconciler& rec, PassScope scope) {
+    return nl::run_in_netns(ns_->fd(), [&] { return rec.apply(desired_, scope); });
+  }
+  bool has_egress_table() { return ns_->run("nft list table inet meshd >/dev/null 2>&1") == 0; }
   static bool says(const ReconcileReport& r, const std::string& what) {
     return std::any_of(r.changes.begin(), r.changes.end(),
                        [&](const std::string& c) { return c.find(what) != std::string::npos; });
@@ -196,6 +206,130 @@ TEST_F(ReconcilerPasses, ARoamedEndpointSurvivesPassesAndAFailedSetIsRetried) {
   ASSERT_TRUE(retried);
   EXPECT_TRUE(retried->ok());
   EXPECT_EQ(backend_.dev.peers.at(0).endpoint, ep("10.0.0.9:51820"));
+}
+
+// An EgressTable in memory, which can be made to fail.
+class FakeEgress : public EgressTable {
+ public:
+  Result<void> apply(const EgressSpec& spec) override {
+    ++applies;
+    if (fail) return Error::from_errno(EPERM, "set nftables table inet meshd (test)");
+    listing = egress_table_text(spec);
+    return {};
+  }
+  Result<bool> remove() override {
+    ++removes;
+    return std::exchange(listing, std::nullopt).has_value();
+  }
+  Result<std::optional<std::string>> current() override { return listing; }
+
+  std::optional<std::string> listing;
+  bool fail = false;
+  int applies = 0, removes = 0;
+};
+
+TEST_F(ReconcilerPasses, TheEgressTableIsSetRestoredReplacedAndRemovedInTheNodesNamespace) {
+  MESHD_REQUIRE(sh("command -v nft >/dev/null 2>&1") == 0, "needs nft (the nftables package)");
+  NftEgressTable table;
+  Reconciler rec({&backend_, &*rtnl_, &table});
+  desired_.egress = EgressSpec{P("10.77.1.0/24"), P("10.77.0.0/16"), "meshd0"};
+  const std::string rule = "ip saddr 10.77.1.0/24 ip daddr != 10.77.0.0/16 oifname != \"meshd0\" masquerade";
+  auto first = apply_in_ns(rec, PassScope::kFull);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(first->ok());
+  ASSERT_FALSE(first->egress_error) << *first->egress_error;
+  EXPECT_TRUE(says(*first, "egress: masquerade 10.77.1.0/24 to outside 10.77.0.0/16"));
+  std::string listed = ns_->out("nft list table inet meshd");
+  EXPECT_NE(listed.find(rule), std::string::npos) << listed;
+  EXPECT_NE(listed.find("type nat hook postrouting priority srcnat"), std::string::npos) << listed;
+
+  // In place: the next full pass lists it and changes nothing.
+  auto again = apply_in_ns(rec, PassScope::kFull);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(says(*again, "egress")) << again->changes.front();
+
+  // Deleted by hand: a WireGuard pass does not look, the next full pass restores it.
+  ASSERT_EQ(ns_->run("nft delete table inet meshd"), 0);
+  ASSERT_TRUE(apply_in_ns(rec, PassScope::kWireGuard));
+  EXPECT_FALSE(has_egress_table());
+  auto restored = apply_in_ns(rec, PassScope::kFull);
+  ASSERT_TRUE(restored);
+  EXPECT_TRUE(says(*restored, "egress: restored"));
+  EXPECT_NE(ns_->out("nft list table inet meshd").find(rule), std::string::npos);
+
+  // The table is meshd's: a rule added to it by hand goes with the next full pass.
+  ASSERT_EQ(ns_->run("nft add rule inet meshd postrouting ip saddr 10.9.9.9 accept"), 0);
+  ASSERT_TRUE(apply_in_ns(rec, PassScope::kFull));
+  listed = ns_->out("nft list table inet meshd");
+  EXPECT_EQ(listed.find("10.9.9.9"), std::string::npos) << listed;
+  EXPECT_NE(listed.find(rule), std::string::npos) << listed;
+
+  // Another cluster CIDR: the one rule is replaced, not added to.
+  desired_.egress->cluster_cidr = P("10.76.0.0/15");
+  ASSERT_TRUE(apply_in_ns(rec, PassScope::kFull));
+  listed = ns_->out("nft list table inet meshd");
+  EXPECT_NE(listed.find("ip daddr != 10.76.0.0/15"), std::string::npos) << listed;
+  EXPECT_EQ(listed.find("10.77.0.0/16"), std::string::npos) << listed;
+
+  // Not wanted any more: removed, once.
+  desired_.egress.reset();
+  auto off = apply_in_ns(rec, PassScope::kFull);
+  ASSERT_TRUE(off);
+  EXPECT_TRUE(says(*off, "egress: removed nftables table inet meshd"));
+  EXPECT_FALSE(has_egress_table()) << ns_->out("nft list ruleset");
+  auto quiet = apply_in_ns(rec, PassScope::kFull);
+  ASSERT_TRUE(quiet);
+  EXPECT_FALSE(says(*quiet, "egress"));
+  // Removing an absent table is no error.
+  auto none = nl::run_in_netns(ns_->fd(), [&] { return table.remove(); });
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_FALSE(*none);
+  auto listing = nl::run_in_netns(ns_->fd(), [&] { return table.current(); });
+  ASSERT_TRUE(listing) << listing.error().message;
+  EXPECT_FALSE(*listing);
+}
+
+TEST_F(ReconcilerPasses, AnEgressFailureIsReportedWithoutFailingThePassAndRetriedByFullPasses) {
+  FakeEgress table;
+  table.fail = true;
+  Reconciler rec({&backend_, &*rtnl_, &table});
+  desired_.egress = EgressSpec{P("10.77.1.0/24"), P("10.77.0.0/16"), "meshd0"};
+  auto first = rec.apply(desired_, PassScope::kFull);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->ok()) << "the mesh works without the masquerade: the pass must not fail";
+  ASSERT_TRUE(first->egress_error);
+  EXPECT_EQ(*first->egress_error, "egress: set nftables table inet meshd (test): Operation not permitted");
+  EXPECT_TRUE(has_route("10.77.2.0/24"));
+
+  // A WireGuard pass keeps reporting it, without trying again.
+  auto wg_pass = rec.apply(desired_, PassScope::kWireGuard);
+  ASSERT_TRUE(wg_pass);
+  EXPECT_TRUE(wg_pass->egress_error);
+  EXPECT_EQ(table.applies, 1);
+
+  table.fail = false;
+  auto full = rec.apply(desired_, PassScope::kFull);
+  ASSERT_TRUE(full);
+  EXPECT_FALSE(full->egress_error);
+  EXPECT_EQ(table.applies, 2);
+  EXPECT_TRUE(says(*full, "egress: masquerade"));
+  wg_pass = rec.apply(desired_, PassScope::kWireGuard);
+  ASSERT_TRUE(wg_pass);
+  EXPECT_FALSE(wg_pass->egress_error);
+}
+
+TEST_F(ReconcilerPasses, ALeftoverEgressTableIsRemovedOnceWhenNoneIsWanted) {
+  FakeEgress table;
+  table.listing = "table inet meshd { }";  // from an earlier run with masquerade on
+  Reconciler rec({&backend_, &*rtnl_, &table});
+  auto first = rec.apply(desired_, PassScope::kFull);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(says(*first, "egress: removed nftables table inet meshd"));
+  EXPECT_FALSE(table.listing);
+  for (auto scope : {PassScope::kFull, PassScope::kWireGuard, PassScope::kFull})
+    ASSERT_TRUE(rec.apply(desired_, scope));
+  EXPECT_EQ(table.removes, 1);
+  EXPECT_EQ(table.applies, 0);
 }
 
 }  // namespace
