@@ -50,6 +50,11 @@ CanonicalEncoder encode_admission(std::string_view cluster_id, std::string_view 
 CanonicalEncoder encode_tombstone(const Tombstone& t) {
   CanonicalEncoder e(kTombstoneContext);
   e.str(t.cluster_id).bytes(t.removed.bytes()).bytes(t.removed_by.bytes()).u64(t.removed_at);
+  // What the removed node held: an empty string for "no CIDR known", so a
+  // zero prefix never travels as "/0".
+  e.str(t.name)
+      .str(t.pod_cidr == IpPrefix{} ? std::string() : t.pod_cidr.to_string())
+      .str(t.reason);
   return e;
 }
 
@@ -147,7 +152,16 @@ Result<SignedTombstone> decode_tombstone(std::span<const std::uint8_t> body,
   d.fixed_bytes(k);
   t.removed_by = keys::IdentityPublicKey(k);
   t.removed_at = d.u64();
-  d.skip_rest();
+  t.name = d.str(kMaxNameLength);
+  auto cidr_text = d.str(64);
+  if (d.ok() && !cidr_text.empty()) {
+    auto cidr = IpPrefix::parse(cidr_text);
+    if (!cidr || cidr->network() != *cidr)
+      return Error::invalid("tombstone: pod CIDR is not a network prefix (e.g. 10.244.1.0/24)");
+    t.pod_cidr = *cidr;
+  }
+  t.reason = d.str(kMaxReasonLength);
+  d.skip_rest();  // fields of a newer version
   if (!d.ok()) return Error::invalid("tombstone: malformed or truncated canonical encoding");
   return SignedTombstone{t, {body.begin(), body.end()}, sig};
 }

@@ -61,6 +61,7 @@ inline constexpr std::size_t kMaxRecordBytes = 4096;  // a signed body, fields o
 inline constexpr std::size_t kMaxNameLength = 63;
 inline constexpr std::size_t kMaxClusterIdLength = 64;
 inline constexpr std::size_t kMaxEndpoints = 8;
+inline constexpr std::size_t kMaxReasonLength = 128;
 // Reserved: a record version may never reach it. In digests it stands for "a
 // tombstone", which outranks every record of the identity.
 inline constexpr std::uint64_t kTombstoneVersion = UINT64_MAX;
@@ -108,13 +109,23 @@ struct SignedRecord {
   keys::Signature signature{};
 };
 
-// Issued by a member: `removed` may never come back; its CIDR and name are
-// free again once the tombstone has reached every live node.
+// Issued by any member: `removed` may never come back; its CIDR is free
+// again once every live member has shown it holds the tombstone
+// (SyncEngine::released()), its name at once (docs/protocol.md, "Removal").
 struct Tombstone {
   std::string cluster_id;
   keys::IdentityPublicKey removed;
   keys::IdentityPublicKey removed_by;
   std::uint64_t removed_at = 0;  // unix ms
+  // What the removed node held when it was removed (its record in the
+  // remover's table): the name and the CIDR that become free once the
+  // tombstone has reached every live member. Empty / zero when the remover
+  // held no record of it.
+  std::string name;
+  IpPrefix pod_cidr;
+  // e.g. "removed by the operator", "pruned: silent for 3600 s"; at most
+  // kMaxReasonLength bytes.
+  std::string reason;
 
   auto operator<=>(const Tombstone&) const = default;
 };

@@ -194,7 +194,16 @@ MergeOutcome NodeTable::merge(const SignedTombstone& s) {
   const Tombstone& t = s.tombstone;
   if (t.cluster_id != params_.cluster_id) return tally(MergeOutcome::kWrongCluster);
   if (tombstones_.contains(t.removed)) return tally(MergeOutcome::kStale);
-  if (t.removed_at == 0) return tally(MergeOutcome::kInvalidField);
+  // The name and CIDR the removed node held (its CIDR stays reserved until
+  // the tombstone is released): checked as a record's are, but either may
+  // be empty (the remover held no record of the node).
+  bool cidr_ok = t.pod_cidr == IpPrefix{} ||
+                 (t.pod_cidr.length == params_.node_prefix_length &&
+                  t.pod_cidr.address.family == params_.cluster_cidr.address.family &&
+                  params_.cluster_cidr.contains(t.pod_cidr));
+  if (t.removed_at == 0 || (!t.name.empty() && !valid_node_name(t.name)) || !cidr_ok ||
+      t.reason.size() > kMaxReasonLength)
+    return tally(MergeOutcome::kInvalidField);
   if (!signer_known(params_, t.removed_by, t.removed_at, find(t.removed_by),
                     tombstone(t.removed_by)))
     return tally(MergeOutcome::kUnknownSigner);

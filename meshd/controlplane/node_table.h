@@ -15,7 +15,9 @@
 //     in effect only if no record of higher precedence claims its name or its
 //     CIDR, so two records in effect never share either.
 //   - A tombstone removes the identity's record for good: any later record of
-//     that identity is refused.
+//     that identity is refused. Its name, CIDR and reason are checked like a
+//     record's fields (each may be empty); when the CIDR may be handed out
+//     again is the sync engine's rule (SyncEngine::released()).
 #pragma once
 
 #include "common/ip.h"
@@ -133,14 +135,23 @@ bool precedes(const NodeRecord& a, const NodeRecord& b);
 // cluster's node length inside the cluster CIDR that no record in the table
 // claims (records in effect or not: a losing claim is not reused until its
 // owner is re-admitted or removed). Nothing when the cluster CIDR is full.
+// A removed node's CIDR is free here as soon as its tombstone is in the
+// table: the table cannot know whether every member holds the tombstone
+// yet, so the admitting member passes SyncEngine::unreleased_cidrs() in
+// `reserved` (docs/protocol.md, "Removal").
 std::optional<IpPrefix> lowest_free_cidr(const NodeTable& table);
 // The same, also skipping `reserved`: CIDRs a member handed out in a join
-// reply whose node's record has not arrived yet.
+// reply whose node's record has not arrived yet, and the CIDRs of tombstones
+// not released yet.
 std::optional<IpPrefix> lowest_free_cidr(const NodeTable& table, std::span<const IpPrefix> reserved);
 
 // What an admitting member checks before it admits `name` for `identity`:
 // kAccepted, kRemovedIdentity, kInvalidField (bad name) or kAcceptedNameHeld
-// (another live identity holds the name).
+// (another live identity holds the name). A removed node's name is free at
+// once, released or not: a node that still holds the removed record sees the
+// newcomer's as kAcceptedNameHeld until the tombstone reaches it, which only
+// delays routing to the newcomer there, never routes to the wrong node (the
+// CIDRs differ until the tombstone is released).
 MergeOutcome admission_check(const NodeTable& table, std::string_view name,
                              const keys::IdentityPublicKey& identity);
 

@@ -15,7 +15,12 @@ SignedBytes as_bytes(const SignedTombstone& t) { return {t.body, t.signature}; }
 }  // namespace
 
 SyncEngine::SyncEngine(IdentityPublicKey self, NodeTable table, SyncOptions opts)
-    : self_(self), table_(std::move(table)), opts_(opts) {}
+    : self_(self), table_(std::move(table)), opts_(opts) {
+  // Tombstones restored with the table: held from the start, unreleased
+  // until the members show them again.
+  for (const auto& e : table_.digest())
+    if (e.version == kTombstoneVersion) note_tombstone(e.identity, std::nullopt);
+}
 
 std::vector<IdentityPublicKey> SyncEngine::pick_peers(std::size_t k,
                                                       const IdentityPublicKey* exclude,
@@ -63,7 +68,7 @@ std::vector<Outgoing> SyncEngine::publish(const SignedRecord& r, Rng& rng) {
 
 std::vector<Outgoing> SyncEngine::publish(const SignedTombstone& t, Rng& rng) {
   std::vector<Outgoing> out;
-  if (!accepted(table_.merge(t)) || !opts_.push) return out;
+  if (!accepted(merge_tombstone(t)) || !opts_.push) return out;
   push_to(out, pick_peers(opts_.push_fanout, nullptr, rng), MessageType::kPush, {}, {as_bytes(t)});
   return out;
 }
@@ -110,6 +115,146 @@ bool SyncEngine::settled() const {
   return true;
 }
 
+MergeOutcome SyncEngine::merge_tombstone(const SignedTombstone& t) {
+  const IdentityPublicKey& id = t.tombstone.removed;
+  std::optional<IpPrefix> held;
+  if (const SignedRecord* r = table_.find(id)) held = r->record.pod_cidr;
+  MergeOutcome o = table_.merge(t);
+  if (accepted(o)) note_tombstone(id, held);
+  return o;
+}
+
+void SyncEngine::note_tombstone(const IdentityPublicKey& removed,
+                                std::optional<IpPrefix> record_cidr) {
+  if (!tombstone_number_.emplace(removed, tombstone_order_.size()).second) return;
+  tombstone_order_.push_back(removed);
+  const SignedTombstone* t = table_.tombstone(removed);
+  if (record_cidr && t && *record_cidr != t->tombstone.pod_cidr)
+    removed_record_cidr_[removed] = *record_cidr;
+  // The removed node is no member: what it showed no longer counts.
+  tombstones_shown_.erase(removed);
+  for (auto it = tombstone_holders_.begin(); it != tombstone_holders_.end();) {
+    it->second.erase(removed);
+    it = it->second.empty() ? tombstone_holders_.erase(it) : std::next(it);
+  }
+}
+
+void SyncEngine::tombstones_held_by(const IdentityPublicKey& member) {
+  if (member == self_) return;
+  // The tombstones held now, and only those: one that arrives after this
+  // Summary was not in the hash it matched.
+  std::size_t& prefix = tombstones_shown_[member];
+  std::size_t from = prefix;
+  prefix = tombstone_order_.size();
+  for (std::size_t n = from; n < prefix && !tombstone_holders_.empty(); ++n)
+    if (auto it = tombstone_holders_.find(tombstone_order_[n]); it != tombstone_holders_.end()) {
+      it->second.erase(member);  // covered by the prefix now
+      if (it->second.empty()) tombstone_holders_.erase(it);
+    }
+}
+
+void SyncEngine::tombstones_listed_by(const IdentityPublicKey& member,
+                                      const std::vector<DigestEntry>& digest) {
+  if (member == self_ || tombstone_order_.empty()) return;
+  std::vector<IdentityPublicKey> listed;
+  for (const auto& e : digest)
+    if (e.version == kTombstoneVersion) listed.push_back(e.identity);
+  if (listed.empty()) return;
+  std::sort(listed.begin(), listed.end());
+  auto lists = [&](const IdentityPublicKey& id) {
+    return std::binary_search(listed.begin(), listed.end(), id);
+  };
+  std::size_t& prefix = tombstones_shown_[member];
+  std::size_t from = prefix;
+  while (prefix < tombstone_order_.size() && lists(tombstone_order_[prefix])) ++prefix;
+  for (std::size_t n = from; n < tombstone_order_.size(); ++n) {
+    const IdentityPublicKey& id = tombstone_order_[n];
+    if (n >= prefix && lists(id)) {
+      tombstone_holders_[id].insert(member);
+    } else if (n < prefix) {
+      if (auto it = tombstone_holders_.find(id); it != tombstone_holders_.end()) {
+        it->second.erase(member);  // covered by the prefix now
+        if (it->second.empty()) tombstone_holders_.erase(it);
+      }
+    }
+  }
+}
+
+bool SyncEngine::shown(const IdentityPublicKey& member, std::size_t n,
+                       const IdentityPublicKey& removed) const {
+  if (auto it = tombstones_shown_.find(member); it != tombstones_shown_.end() && it->second > n)
+    return true;
+  auto it = tombstone_holders_.find(removed);
+  return it != tombstone_holders_.end() && it->second.contains(member);
+}
+
+bool SyncEngine::released(const IdentityPublicKey& removed) const {
+  auto number = tombstone_number_.find(removed);
+  if (number == tombstone_number_.end() || !table_.tombstone(removed)) return false;
+  // The removed node is no member (its record went with the tombstone), so
+  // it never blocks; a member that joined since must show it too.
+  for (const auto& id : table_.members())
+    if (id != self_ && !shown(id, number->second, removed)) return false;
+  return true;
+}
+
+std::vector<std::size_t> SyncEngine::unreleased() const {
+  // Each member's prefix once; every tombstone below the lowest is released.
+  std::vector<std::pair<const IdentityPublicKey*, std::size_t>> prefix;
+  std::size_t low = tombstone_order_.size();
+  for (const auto& id : table_.members()) {
+    if (id == self_) continue;
+    auto it = tombstones_shown_.find(id);
+    std::size_t n = it == tombstones_shown_.end() ? 0 : it->second;
+    prefix.emplace_back(&id, n);
+    low = std::min(low, n);
+  }
+  std::vector<std::size_t> out;
+  for (std::size_t n = low; n < tombstone_order_.size(); ++n) {
+    auto holders = tombstone_holders_.find(tombstone_order_[n]);
+    for (const auto& [id, p] : prefix)
+      if (p <= n && (holders == tombstone_holders_.end() || !holders->second.contains(*id))) {
+        out.push_back(n);
+        break;
+      }
+  }
+  return out;
+}
+
+std::vector<IpPrefix> SyncEngine::unreleased_cidrs() const {
+  std::vector<IpPrefix> out;
+  for (std::size_t n : unreleased()) {
+    const IdentityPublicKey& id = tombstone_order_[n];
+    if (const SignedTombstone* t = table_.tombstone(id); t && t->tombstone.pod_cidr != IpPrefix{})
+      out.push_back(t->tombstone.pod_cidr);
+    if (auto it = removed_record_cidr_.find(id); it != removed_record_cidr_.end())
+      out.push_back(it->second);
+  }
+  return out;
+}
+
+bool SyncEngine::has_unreleased() const { return !unreleased().empty(); }
+
+std::vector<Outgoing> SyncEngine::release_probe() const {
+  std::vector<Outgoing> out;
+  std::vector<std::size_t> open = unreleased();
+  if (open.empty()) return out;
+  SyncMessage m;
+  m.type = MessageType::kSummary;
+  m.table_hash = table_.hash();
+  m.reply_wanted = true;  // equal tables answer with a Summary, others with a Digest
+  auto bytes = encode_message(m);
+  for (const auto& id : table_.members()) {
+    if (id == self_) continue;
+    for (std::size_t n : open)
+      if (!shown(id, n, tombstone_order_[n])) {
+        out.push_back({id, bytes});
+        break;
+      }
+  }
+  return out;
+}
+
 std::vector<Outgoing> SyncEngine::settle_probe() {
   std::vector<Outgoing> out;
   if (settled()) return out;
@@ -130,9 +275,13 @@ SyncEngine::Merged SyncEngine::merge_all(const SyncMessage& m) {
   Merged got;
   // Tombstones first: a record of a removed identity in the same message is
   // then refused rather than briefly accepted.
-  for (const auto& t : m.tombstones)
-    if (accepted(table_.merge_tombstone_bytes(t.body, t.signature)))
-      got.new_tombstones.push_back(t);
+  for (const auto& t : m.tombstones) {
+    auto decoded = decode_tombstone(t.body, t.signature);
+    // One that does not decode goes through the table, which counts it.
+    MergeOutcome o = decoded ? merge_tombstone(*decoded)
+                             : table_.merge_tombstone_bytes(t.body, t.signature);
+    if (accepted(o)) got.new_tombstones.push_back(t);
+  }
   // A record may come before the record of the member that admitted it:
   // retry those while a pass makes progress.
   std::vector<const SignedBytes*> pending;
@@ -252,6 +401,7 @@ std::vector<Outgoing> SyncEngine::receive(const IdentityPublicKey& from,
         out.push_back({from, encode_message(dg)});
       } else {
         acknowledge(from);  // its table is ours, our own record included
+        tombstones_held_by(from);  // and every tombstone we hold now
         if (m.reply_wanted) {
           SyncMessage s;
           s.type = MessageType::kSummary;
@@ -261,6 +411,7 @@ std::vector<Outgoing> SyncEngine::receive(const IdentityPublicKey& from,
       }
       break;
     case MessageType::kDigest:
+      tombstones_listed_by(from, m.digest);
       out = answer_digest(from, m);
       break;
     case MessageType::kRequest:

@@ -21,6 +21,9 @@
 //     its admitter's table before the admitter acknowledges, so this node
 //     sees it first. settle_probe() asks the members that have not
 //     acknowledged yet.
+//   - Release: a tombstone's CIDR is reserved until every member has shown
+//     this node that it holds the tombstone, the same two ways (released()
+//     below); release_probe() asks the members that have not.
 //
 // Who may speak sync (members only, over a channel authenticated with their
 // identity keys) is the transport's job: `from` is trusted to be the member
@@ -31,6 +34,7 @@
 #include "meshd/controlplane/sync_message.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
@@ -72,6 +76,23 @@ class SyncEngine {
   // acknowledged this node's current allocation.
   std::vector<Outgoing> settle_probe();
   bool settled() const;
+
+  // Tombstone release (docs/protocol.md, "Removal"): a removed node's CIDR
+  // may be handed out again only once every member in this node's table has
+  // shown this node that it holds the tombstone: a Summary whose hash equals
+  // this node's (taken while this node held the tombstone) or a Digest that
+  // lists it. (Its name is free at once: see admission_check().) Knowledge
+  // is local and in memory: after a restart the tombstones are unreleased
+  // until the members show it again.
+  bool released(const keys::IdentityPublicKey& removed) const;
+  // The CIDRs of tombstones not released yet (and a CIDR the removed record
+  // held here when the tombstone named another): an admitting member skips
+  // them.
+  std::vector<IpPrefix> unreleased_cidrs() const;
+  bool has_unreleased() const;
+  // A Summary asking for an answer (reply_wanted), to every member that has
+  // not yet shown it holds every tombstone this node holds unreleased.
+  std::vector<Outgoing> release_probe() const;
   // A message from the member `from`.
   std::vector<Outgoing> receive(const keys::IdentityPublicKey& from,
                                 std::span<const std::uint8_t> bytes, Rng& rng);
@@ -96,12 +117,44 @@ class SyncEngine {
   std::vector<Outgoing> answer_request(const keys::IdentityPublicKey& from, const SyncMessage& m);
 
   void acknowledge(const keys::IdentityPublicKey& member);
+  // `member` showed it holds every tombstone this node holds (equal hash),
+  // or the tombstones its digest lists.
+  void tombstones_held_by(const keys::IdentityPublicKey& member);
+  void tombstones_listed_by(const keys::IdentityPublicKey& member,
+                            const std::vector<DigestEntry>& digest);
+  // Merges a tombstone into the table and, if accepted, numbers it.
+  MergeOutcome merge_tombstone(const SignedTombstone& t);
+  void note_tombstone(const keys::IdentityPublicKey& removed,
+                      std::optional<IpPrefix> record_cidr);
+  // Whether `member` showed it holds the tombstone numbered `n`, keyed `removed`.
+  bool shown(const keys::IdentityPublicKey& member, std::size_t n,
+             const keys::IdentityPublicKey& removed) const;
+  // Numbers of the tombstones not released, ascending.
+  std::vector<std::size_t> unreleased() const;
 
   keys::IdentityPublicKey self_;
   NodeTable table_;
   // Members that acknowledged the allocation (pod CIDR, admission time) below.
   std::set<keys::IdentityPublicKey> acked_;
   std::optional<std::pair<IpPrefix, std::uint64_t>> acked_for_;
+  // The tombstones in the order this node took them up (restored ones
+  // first, in key order). Tombstones never leave the table, so what this
+  // node held at any moment is a prefix of this list, and "showed it holds
+  // all of them" is one number per member, not a set per tombstone: a
+  // cluster that removed thousands of nodes over its life does not keep
+  // members x tombstones entries.
+  std::vector<keys::IdentityPublicKey> tombstone_order_;
+  std::map<keys::IdentityPublicKey, std::size_t> tombstone_number_;
+  // Per member: it showed it holds the first N tombstones of the list.
+  std::map<keys::IdentityPublicKey, std::size_t> tombstones_shown_;
+  // Per tombstoned identity: the members that showed they hold it beyond
+  // their prefix above (a digest that lists a later tombstone but lacks an
+  // earlier one; rare).
+  std::map<keys::IdentityPublicKey, std::set<keys::IdentityPublicKey>> tombstone_holders_;
+  // A CIDR the removed node's record held in this table when its tombstone
+  // arrived, where the tombstone names another or none (the remover lagged
+  // behind a re-admission): reserved as well while unreleased.
+  std::map<keys::IdentityPublicKey, IpPrefix> removed_record_cidr_;
   SyncOptions opts_;
   SyncCounters counters_;
 };

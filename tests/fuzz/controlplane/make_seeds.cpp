@@ -30,10 +30,16 @@ int main(int argc, char** argv) {
   NodeTable table = fuzzing::fixed_table();
   SignedRecord r3 = fuzzing::fixed_record(3, 1);
   SignedRecord r2v2 = fuzzing::fixed_record(2, 2);
-  SignedTombstone tomb = sign_tombstone(
-      Tombstone{"fuzz-cluster", fuzzing::fixed_key(3).public_key(),
-                fuzzing::fixed_key(1).public_key(), 5000},
-      fuzzing::fixed_key(1));
+  // Member 1 removes node 3, naming what node 3 held; and a removal of a
+  // node the remover held no record of (name, CIDR and reason empty).
+  Tombstone removal{"fuzz-cluster", fuzzing::fixed_key(3).public_key(),
+                    fuzzing::fixed_key(1).public_key(), 5000};
+  Tombstone bare = removal;
+  removal.name = r3.record.name;
+  removal.pod_cidr = r3.record.pod_cidr;
+  removal.reason = "removed by the operator";
+  SignedTombstone tomb = sign_tombstone(removal, fuzzing::fixed_key(1));
+  SignedTombstone tomb_bare = sign_tombstone(bare, fuzzing::fixed_key(1));
 
   SyncMessage push;
   push.type = MessageType::kPush;
@@ -75,6 +81,7 @@ int main(int argc, char** argv) {
 
   write(dir + "/record/record.bin", r3.body);
   write(dir + "/record/tombstone.bin", tomb.body);
+  write(dir + "/record/tombstone_bare.bin", tomb_bare.body);
   NodeRecord pending = r3.record;
   meshd::keys::KeyBytes k{};
   k.fill(0x77);

@@ -49,4 +49,17 @@ inline SignedTombstone tombstone_of(const keys::IdentityPublicKey& removed,
   return sign_tombstone(Tombstone{"c0ffee", removed, remover.public_key(), removed_at}, remover);
 }
 
+// A removal as a member issues it: with what the removed node held.
+inline SignedTombstone tombstone_of(const keys::IdentityPublicKey& removed,
+                                    const keys::IdentitySecretKey& remover,
+                                    std::uint64_t removed_at, std::string name, IpPrefix cidr,
+                                    std::string reason = "removed by the operator",
+                                    std::string cluster_id = "c0ffee") {
+  Tombstone t{std::move(cluster_id), removed, remover.public_key(), removed_at};
+  t.name = std::move(name);
+  t.pod_cidr = cidr;
+  t.reason = std::move(reason);
+  return sign_tombstone(t, remover);
+}
+
 }  // namespace meshd::controlplane::testing

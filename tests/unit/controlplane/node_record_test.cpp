@@ -110,6 +110,74 @@ TEST(NodeRecord, TombstoneRoundTrips) {
   EXPECT_FALSE(tombstone_signature_valid(*back));
 }
 
+TEST(NodeRecord, TombstoneCarriesNameCidrAndReason) {
+  auto remover = keys::IdentitySecretKey::generate();
+  auto removed = keys::IdentitySecretKey::generate().public_key();
+  const IpPrefix v6 = IpPrefix::parse("fd00:0:0:7::/64").value();
+  for (const IpPrefix& cidr : {nth_cidr(7), v6, IpPrefix{}}) {
+    SignedTombstone t =
+        tombstone_of(removed, remover, 1234, "node-7", cidr, "pruned: silent for 3600 s");
+    auto back = decode_tombstone(t.body, t.signature);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->tombstone, t.tombstone);
+    EXPECT_EQ(back->tombstone.pod_cidr, cidr);
+    EXPECT_EQ(back->tombstone.name, "node-7");
+    EXPECT_EQ(back->tombstone.reason, "pruned: silent for 3600 s");
+    EXPECT_TRUE(tombstone_signature_valid(*back));
+    // The signature covers the new fields too.
+    for (std::size_t i = 0; i < t.body.size(); ++i) {
+      SignedTombstone x = t;
+      x.body[i] ^= 0x01;
+      EXPECT_FALSE(tombstone_signature_valid(x)) << "byte " << i;
+    }
+  }
+  // All three empty (the remover held no record of the node).
+  SignedTombstone bare = tombstone_of(removed, remover, 99);
+  auto back = decode_tombstone(bare.body, bare.signature);
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(back->tombstone.name.empty());
+  EXPECT_EQ(back->tombstone.pod_cidr, IpPrefix{});
+  EXPECT_TRUE(back->tombstone.reason.empty());
+  for (std::size_t n = 0; n < bare.body.size(); ++n) {
+    std::vector<std::uint8_t> cut(bare.body.begin(), bare.body.begin() + n);
+    EXPECT_FALSE(decode_tombstone(cut, bare.signature)) << "truncated to " << n;
+  }
+}
+
+TEST(NodeRecord, TombstoneFieldsAreBoundedWhenDecoded) {
+  auto removed = keys::IdentitySecretKey::generate().public_key();
+  auto remover = keys::IdentitySecretKey::generate().public_key();
+  auto body = [&](const std::string& name, const std::string& cidr, const std::string& reason) {
+    keys::CanonicalEncoder e(kTombstoneContext);
+    e.str("c0ffee").bytes(removed.bytes()).bytes(remover.bytes()).u64(5);
+    e.str(name).str(cidr).str(reason);
+    return e.data();
+  };
+  keys::Signature sig{};
+  EXPECT_TRUE(
+      decode_tombstone(body("node-1", "10.244.1.0/24", std::string(kMaxReasonLength, 'r')), sig));
+  EXPECT_TRUE(decode_tombstone(body(std::string(kMaxNameLength, 'n'), "", ""), sig));
+  struct Bad {
+    const char* what;
+    std::vector<std::uint8_t> bytes;
+  };
+  const std::vector<Bad> bad = {
+      {"name too long", body(std::string(kMaxNameLength + 1, 'n'), "10.244.1.0/24", "")},
+      {"reason too long", body("node-1", "10.244.1.0/24", std::string(kMaxReasonLength + 1, 'r'))},
+      {"CIDR with host bits", body("node-1", "10.244.1.5/24", "")},
+      {"CIDR not a prefix", body("node-1", "node-1", "")},
+      {"CIDR \"/0\" (a zero prefix travels as empty)", body("node-1", "/0", "")},
+  };
+  for (const Bad& b : bad) EXPECT_FALSE(decode_tombstone(b.bytes, sig)) << b.what;
+  // Fields a newer version appends are skipped, as in a record.
+  keys::CanonicalEncoder next(kTombstoneContext);
+  next.str("c0ffee").bytes(removed.bytes()).bytes(remover.bytes()).u64(5);
+  next.str("node-1").str("10.244.1.0/24").str("").str("a field of version 2");
+  auto got = decode_tombstone(next.data(), sig);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->tombstone.pod_cidr, nth_cidr(1));
+}
+
 TEST(NodeRecord, NodeNames) {
   const std::vector<std::string> good = {"a", "node-1", "n.example", "0", std::string(63, 'x')};
   const std::vector<std::string> bad = {"",    "-a",  "a-",  "A", "a_b",

@@ -223,6 +223,58 @@ TEST(NodeTable, TombstoneCases) {
   }
 }
 
+TEST(NodeTable, TombstoneFieldsAreChecked) {
+  Keys k;
+  struct TombCase {
+    const char* what;
+    std::string name;
+    IpPrefix cidr;
+    std::string reason;
+    MergeOutcome want;
+  };
+  const std::vector<TombCase> cases = {
+      {"what the remover held", "node-a", nth_cidr(1), "removed by the operator",
+       MergeOutcome::kAccepted},
+      {"nothing known of the node", "", IpPrefix{}, "", MergeOutcome::kAccepted},
+      {"reason of the longest length", "node-a", nth_cidr(1), std::string(kMaxReasonLength, 'r'),
+       MergeOutcome::kAccepted},
+      {"bad name", "Node_A", nth_cidr(1), "", MergeOutcome::kInvalidField},
+      {"name too long", std::string(kMaxNameLength + 1, 'n'), nth_cidr(1), "",
+       MergeOutcome::kInvalidField},
+      {"CIDR outside the cluster", "node-a", IpPrefix::parse("10.9.1.0/24").value(), "",
+       MergeOutcome::kInvalidField},
+      {"CIDR of another length", "node-a", IpPrefix::parse("10.244.0.0/23").value(), "",
+       MergeOutcome::kInvalidField},
+      {"CIDR of another family", "node-a", IpPrefix::parse("fd00::/24").value(), "",
+       MergeOutcome::kInvalidField},
+      {"reason too long", "node-a", nth_cidr(1), std::string(kMaxReasonLength + 1, 'r'),
+       MergeOutcome::kInvalidField},
+  };
+  for (const TombCase& c : cases) {
+    NodeTable t = base_table(k);
+    SignedTombstone s = tombstone_of(k.a.public_key(), k.founder, 500, c.name, c.cidr, c.reason);
+    EXPECT_EQ(to_string(t.merge(s)), to_string(c.want)) << c.what;
+    // An invalid tombstone removes nothing.
+    EXPECT_EQ(t.find(k.a.public_key()) == nullptr, accepted(c.want)) << c.what;
+    // Off the wire, where a too-long name or reason does not even decode.
+    NodeTable u = base_table(k);
+    MergeOutcome wire = u.merge_tombstone_bytes(s.body, s.signature);
+    if (c.name.size() > kMaxNameLength || c.reason.size() > kMaxReasonLength)
+      EXPECT_EQ(to_string(wire), to_string(MergeOutcome::kMalformed)) << c.what;
+    else
+      EXPECT_EQ(to_string(wire), to_string(c.want)) << c.what;
+  }
+  // The CIDR is free for the table at once; the name too (the reuse rule is
+  // the sync engine's, docs/protocol.md "Removal").
+  NodeTable t = base_table(k);
+  ASSERT_EQ(t.merge(tombstone_of(k.a.public_key(), k.founder, 500, "node-a", nth_cidr(1))),
+            MergeOutcome::kAccepted);
+  EXPECT_EQ(lowest_free_cidr(t), nth_cidr(1));
+  std::vector<IpPrefix> unreleased = {nth_cidr(1)};
+  EXPECT_EQ(lowest_free_cidr(t, unreleased), nth_cidr(2));
+  EXPECT_EQ(admission_check(t, "node-a", k.b.public_key()), MergeOutcome::kAccepted);
+}
+
 TEST(NodeTable, OverlapsResolveByAdmissionThenIdentity) {
   Keys k;
   auto c = IdentitySecretKey::generate();

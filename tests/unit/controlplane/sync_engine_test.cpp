@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 using namespace meshd;
@@ -279,4 +280,245 @@ TEST(SyncEngine, NewAllocationNeedsNewAcknowledgements) {
   EXPECT_FALSE(n.settled());
   exchange(n, f, n.settle_probe(), rng);
   EXPECT_TRUE(n.settled());
+}
+
+// The tombstone release rule (docs/protocol.md, "Removal"): a removed node's
+// CIDR is reserved until every member showed the remover it holds the
+// tombstone.
+namespace {
+
+// The founder removes node `victim` of `c` (its name and CIDR in the tombstone).
+SignedTombstone removal_of(const Cluster& c, std::size_t victim, std::uint64_t at = 900) {
+  return tombstone_of(c.key(victim).public_key(), c.founder, at, "node-" + std::to_string(victim),
+                      nth_cidr(static_cast<std::uint32_t>(victim)));
+}
+
+// The tombstone as a member relays it.
+std::vector<std::uint8_t> pushed(const SignedTombstone& t) {
+  SyncMessage m;
+  m.type = MessageType::kPush;
+  m.tombstones = {{t.body, t.signature}};
+  return encode_message(m);
+}
+
+std::set<IdentityPublicKey> targets(const std::vector<Outgoing>& out) {
+  std::set<IdentityPublicKey> to;
+  for (const auto& o : out) {
+    EXPECT_EQ(decoded(o).type, MessageType::kSummary);
+    EXPECT_TRUE(decoded(o).reply_wanted);
+    to.insert(o.to);
+  }
+  return to;
+}
+
+}  // namespace
+
+TEST(SyncEngine, TombstoneReleasedOnceEveryMemberShowedIt) {
+  Cluster c(4);
+  Rng rng(1);
+  SyncEngine f(c.key(0).public_key(), c.table(4));
+  SyncEngine m1(c.key(1).public_key(), c.table(4));
+  SyncEngine m2(c.key(2).public_key(), c.table(4));
+  const IdentityPublicKey gone = c.key(3).public_key();
+  SignedTombstone t = removal_of(c, 3);
+  f.publish(t, rng);  // the pushes are lost
+  EXPECT_FALSE(f.released(gone));
+  EXPECT_TRUE(f.has_unreleased());
+  EXPECT_EQ(f.unreleased_cidrs(), std::vector<IpPrefix>{nth_cidr(3)});
+  // Asked: the two members, never the removed node nor itself.
+  EXPECT_EQ(targets(f.release_probe()),
+            (std::set<IdentityPublicKey>{c.key(1).public_key(), c.key(2).public_key()}));
+
+  // Member 1 got the tombstone first: its table equals the founder's and it
+  // answers the probe with its Summary.
+  m1.receive(f.self(), pushed(t), rng);
+  ASSERT_EQ(m1.table().hash(), f.table().hash());
+  for (auto& p : f.release_probe())
+    if (p.to == m1.self()) exchange(f, m1, {p}, rng);
+  EXPECT_EQ(targets(f.release_probe()), std::set<IdentityPublicKey>{m2.self()});
+  EXPECT_FALSE(f.released(gone));
+
+  // Member 2 lacks it: the probe gets its Digest, the founder sends the
+  // tombstone, and member 2 has shown nothing yet.
+  for (auto& p : f.release_probe()) exchange(f, m2, {p}, rng);
+  EXPECT_NE(m2.table().tombstone(gone), nullptr);
+  EXPECT_FALSE(f.released(gone));
+  EXPECT_EQ(targets(f.release_probe()), std::set<IdentityPublicKey>{m2.self()});
+  // The next probe finds equal tables.
+  for (auto& p : f.release_probe()) exchange(f, m2, {p}, rng);
+  EXPECT_TRUE(f.released(gone));
+  EXPECT_FALSE(f.has_unreleased());
+  EXPECT_TRUE(f.unreleased_cidrs().empty());
+  EXPECT_TRUE(f.release_probe().empty());
+  // Members know nothing of each other's holdings: their own view is theirs.
+  EXPECT_FALSE(m2.released(gone));
+}
+
+TEST(SyncEngine, DigestListingTheTombstoneShowsIt) {
+  Cluster c(4);
+  Rng rng(1);
+  NodeTable tf = c.table(4);
+  NodeTable t1 = c.table(4);
+  SignedTombstone t = removal_of(c, 3);
+  ASSERT_EQ(t1.merge(t), MergeOutcome::kAccepted);
+  // Member 1 also holds a newer record of member 2: the tables differ.
+  ASSERT_EQ(t1.merge(signed_record(c.key(2), c.founder, "node-2", nth_cidr(2), 102, 2)),
+            MergeOutcome::kAccepted);
+  SyncEngine f(c.key(0).public_key(), tf);
+  SyncEngine m1(c.key(1).public_key(), t1);
+  f.publish(t, rng);
+  auto probe = f.release_probe();
+  std::vector<Outgoing> to_m1;
+  for (auto& p : probe)
+    if (p.to == m1.self()) to_m1.push_back(p);
+  ASSERT_EQ(to_m1.size(), 1u);
+  auto digest = m1.receive(f.self(), to_m1[0].bytes, rng);
+  ASSERT_EQ(digest.size(), 1u);
+  ASSERT_EQ(decoded(digest[0]).type, MessageType::kDigest);
+  f.receive(m1.self(), digest[0].bytes, rng);  // the founder asks for node 2's newer record
+  EXPECT_NE(f.table().hash(), m1.table().hash());
+  EXPECT_EQ(targets(f.release_probe()), std::set<IdentityPublicKey>{c.key(2).public_key()});
+}
+
+TEST(SyncEngine, EqualSummaryBeforeTheTombstoneDoesNotShowIt) {
+  Cluster c(3);
+  Rng rng(1);
+  SyncEngine f(c.key(0).public_key(), c.table(3));
+  SyncEngine m1(c.key(1).public_key(), c.table(3));
+  SyncEngine m2(c.key(2).public_key(), c.table(3));
+  // Equal tables, no tombstone: member 1's Summary matches.
+  auto s = m1.tick(rng);
+  ASSERT_FALSE(s.empty());
+  for (auto& o : s) {
+    if (o.to == f.self()) {
+      EXPECT_TRUE(f.receive(m1.self(), o.bytes, rng).empty());
+    }
+  }
+  // Then a removal (of a node that never had a record here: nothing else
+  // changes) arrives; the earlier match was taken without it.
+  auto outsider = IdentitySecretKey::generate();
+  SignedTombstone first = tombstone_of(outsider.public_key(), c.founder, 900, "old", nth_cidr(9));
+  f.publish(first, rng);
+  EXPECT_TRUE(targets(f.release_probe()).contains(m1.self()));
+  // Member 1 shows it (equal Summary after it took it up); a second removal
+  // then arrives: the first is shown, the second is not.
+  m1.receive(f.self(), pushed(first), rng);
+  m2.receive(f.self(), pushed(first), rng);
+  for (SyncEngine* m : {&m1, &m2})
+    for (auto& o : f.release_probe())
+      if (o.to == m->self()) exchange(f, *m, {o}, rng);
+  EXPECT_TRUE(f.released(outsider.public_key()));
+  auto second = IdentitySecretKey::generate();
+  f.publish(tombstone_of(second.public_key(), c.founder, 950, "older", nth_cidr(10)), rng);
+  EXPECT_TRUE(f.released(outsider.public_key()));
+  EXPECT_FALSE(f.released(second.public_key()));
+  EXPECT_EQ(f.unreleased_cidrs(), std::vector<IpPrefix>{nth_cidr(10)});
+  // Member 1's Summary, without the second, no longer matches: it gets a
+  // Digest, and shows nothing.
+  auto stale = m1.tick(rng);
+  for (auto& o : stale)
+    if (o.to == f.self()) {
+      auto answer = f.receive(m1.self(), o.bytes, rng);
+      ASSERT_EQ(answer.size(), 1u);
+      EXPECT_EQ(decoded(answer[0]).type, MessageType::kDigest);
+    }
+  EXPECT_FALSE(f.released(second.public_key()));
+}
+
+TEST(SyncEngine, MemberThatJoinedSinceMustShowTheTombstone) {
+  Cluster c(4);
+  Rng rng(1);
+  SyncEngine f(c.key(0).public_key(), c.table(3));  // node 3 not known yet
+  SyncEngine m1(c.key(1).public_key(), c.table(3));
+  SyncEngine m2(c.key(2).public_key(), c.table(3));
+  auto victim = IdentitySecretKey::generate();
+  SignedTombstone t = tombstone_of(victim.public_key(), c.founder, 900, "gone", nth_cidr(20));
+  f.publish(t, rng);
+  // Node 3 joins (its record reaches everyone) before the members answered.
+  SyncMessage rec;
+  rec.type = MessageType::kPush;
+  rec.records = {{c.records[3].body, c.records[3].signature}};
+  for (SyncEngine* e : {&f, &m1, &m2}) e->receive(c.key(0).public_key(), encode_message(rec), rng);
+  m1.receive(f.self(), pushed(t), rng);
+  m2.receive(f.self(), pushed(t), rng);
+  for (SyncEngine* m : {&m1, &m2})
+    for (auto& o : f.release_probe())
+      if (o.to == m->self()) exchange(f, *m, {o}, rng);
+  EXPECT_FALSE(f.released(victim.public_key()));
+  EXPECT_EQ(targets(f.release_probe()), std::set<IdentityPublicKey>{c.key(3).public_key()});
+  SyncEngine m3(c.key(3).public_key(), c.table(4));  // its table has no tombstone yet
+  for (int i = 0; i < 2; ++i)
+    for (auto& o : f.release_probe()) exchange(f, m3, {o}, rng);
+  EXPECT_TRUE(f.released(victim.public_key()));
+  EXPECT_TRUE(f.unreleased_cidrs().empty());
+}
+
+TEST(SyncEngine, RemovedMemberNeverBlocksARelease) {
+  Cluster c(4);
+  Rng rng(1);
+  SyncEngine f(c.key(0).public_key(), c.table(4));
+  SyncEngine m1(c.key(1).public_key(), c.table(4));
+  // Node 3 is removed; member 2 is down and never answers.
+  f.publish(removal_of(c, 3), rng);
+  for (auto& o : f.release_probe())
+    if (o.to == m1.self()) exchange(f, m1, {o}, rng);
+  for (auto& o : f.release_probe())
+    if (o.to == m1.self()) exchange(f, m1, {o}, rng);
+  EXPECT_FALSE(f.released(c.key(3).public_key()));
+  EXPECT_EQ(targets(f.release_probe()), std::set<IdentityPublicKey>{c.key(2).public_key()});
+  // The removed node itself showing it (it still talks) counts for nothing,
+  // and what it showed before it was removed is forgotten.
+  SyncEngine gone(c.key(3).public_key(), f.table());
+  for (auto& o : gone.tick(rng))
+    if (o.to == f.self()) f.receive(gone.self(), o.bytes, rng);
+  EXPECT_FALSE(f.released(c.key(3).public_key()));
+  // Member 2, down, is removed (pruned) in turn: it no longer blocks either
+  // removal once member 1 shows the second one.
+  f.publish(removal_of(c, 2, 950), rng);
+  EXPECT_EQ(targets(f.release_probe()), std::set<IdentityPublicKey>{m1.self()});
+  for (int i = 0; i < 2; ++i)
+    for (auto& o : f.release_probe()) exchange(f, m1, {o}, rng);
+  EXPECT_TRUE(f.released(c.key(3).public_key()));
+  EXPECT_TRUE(f.released(c.key(2).public_key()));
+  EXPECT_FALSE(f.has_unreleased());
+}
+
+TEST(SyncEngine, LoneMemberReleasesAtOnceAndARestartForgets) {
+  Cluster c(2);
+  Rng rng(1);
+  NodeTable alone = c.table(1);
+  auto victim = IdentitySecretKey::generate();
+  SignedTombstone t = tombstone_of(victim.public_key(), c.founder, 900, "gone", nth_cidr(5));
+  SyncEngine f(c.key(0).public_key(), alone);
+  f.publish(t, rng);
+  EXPECT_TRUE(f.released(victim.public_key()));  // no other member to tell
+  // Restarted with the tombstone and a member in its store: unreleased until
+  // the member shows it again.
+  NodeTable restored = c.table(2);
+  ASSERT_EQ(restored.merge(t), MergeOutcome::kAccepted);
+  SyncEngine again(c.key(0).public_key(), restored);
+  SyncEngine m1(c.key(1).public_key(), restored);
+  EXPECT_FALSE(again.released(victim.public_key()));
+  EXPECT_EQ(again.unreleased_cidrs(), std::vector<IpPrefix>{nth_cidr(5)});
+  for (auto& o : again.release_probe()) exchange(again, m1, {o}, rng);
+  EXPECT_TRUE(again.released(victim.public_key()));
+  // Not a tombstone this node holds: never released.
+  EXPECT_FALSE(again.released(c.key(1).public_key()));
+}
+
+TEST(SyncEngine, CidrTheRemovedRecordHeldIsReservedToo) {
+  Cluster c(3);
+  Rng rng(1);
+  // The remover lagged behind a re-admission: its tombstone names CIDR 2,
+  // this member's table holds the node's record at CIDR 7.
+  NodeTable t = c.table(3);
+  ASSERT_EQ(t.merge(signed_record(c.key(2), c.founder, "node-2", nth_cidr(7), 700, 2)),
+            MergeOutcome::kAccepted);
+  SyncEngine m1(c.key(1).public_key(), t);
+  m1.receive(c.key(0).public_key(), pushed(removal_of(c, 2)), rng);
+  auto cidrs = m1.unreleased_cidrs();
+  std::sort(cidrs.begin(), cidrs.end());
+  EXPECT_EQ(cidrs, (std::vector<IpPrefix>{nth_cidr(2), nth_cidr(7)}));
+  std::vector<IpPrefix> reserved = m1.unreleased_cidrs();
+  EXPECT_EQ(lowest_free_cidr(m1.table(), reserved), nth_cidr(3));
 }
