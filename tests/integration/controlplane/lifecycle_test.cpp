@@ -74,6 +74,25 @@ bool flag(const json::object& o, const char* key) {
   return v && v->is_bool() && v->as_bool();
 }
 
+// A node entry's removal (GET /v1/nodes): "removed" is an object {by, at_ms,
+// reason, released} on a tombstone and absent on a live node.
+bool removed(const json::object& e) {
+  auto* v = e.if_contains("removed");
+  return v && (v->is_object() || (v->is_bool() && v->as_bool()));
+}
+const json::object* removal(const json::object& e) {
+  auto* v = e.if_contains("removed");
+  return v && v->is_object() ? &v->as_object() : nullptr;
+}
+std::string removal_reason(const json::object& e) {
+  auto* r = removal(e);
+  return r ? text(*r, "reason") : text(e, "removal_reason");
+}
+bool released(const json::object& e) {
+  auto* r = removal(e);
+  return r ? flag(*r, "released") : flag(e, "released");
+}
+
 // The entries of `at`'s GET /v1/nodes named `name` (a removed node and a new
 // node of the same name may both be listed).
 std::vector<json::object> entries_named(const ClusterNodes::Node& at, const std::string& name) {
@@ -95,7 +114,7 @@ std::optional<json::object> entry_of(const ClusterNodes::Node& at, const std::st
 // The liveness `at` reports for the live (not removed) node named `name`.
 std::string liveness(const ClusterNodes::Node& at, const std::string& name) {
   for (const auto& e : entries_named(at, name))
-    if (!flag(e, "removed")) return text(e, "liveness");
+    if (!removed(e)) return text(e, "liveness");
   return "";
 }
 
@@ -156,9 +175,9 @@ struct Rotation {
   const auto& o = v.as_object();
   out.previous_public_key = text(o, "previous_public_key");
   out.public_key = text(o, "public_key");
-  if (auto* s = o.if_contains("switch_at"); s && s->is_number()) out.switch_at_ms = s->to_number<std::uint64_t>();
+  if (auto* s = o.if_contains("switch_at_ms"); s && s->is_number()) out.switch_at_ms = s->to_number<std::uint64_t>();
   if (out.public_key.empty() || out.switch_at_ms == 0)
-    return ::testing::AssertionFailure() << "no public_key or switch_at in " << a.body;
+    return ::testing::AssertionFailure() << "no public_key or switch_at_ms in " << a.body;
   return ::testing::AssertionSuccess();
 }
 // No rotation of `n` is pending in its own table (a new one may start).
@@ -335,7 +354,7 @@ TEST_F(Lifecycle, ARemovedNodeLeavesEveryDeviceAndRouteAndItsIdentityNeverComesB
     EXPECT_EQ(text(r, "name"), "nd");
     EXPECT_EQ(text(r, "identity"), d_identity);
     EXPECT_EQ(text(r, "pod_cidr"), d_cidr);
-    EXPECT_TRUE(r.contains("removed_at")) << a.body;
+    EXPECT_TRUE(r.contains("removed_at_ms")) << a.body;
   }
   // Within 2 s (the bound) D's key is on no other device and its
   // CIDR in no other route table.
@@ -404,7 +423,7 @@ TEST_F(Lifecycle, ARemovedNodeLeavesEveryDeviceAndRouteAndItsIdentityNeverComesB
   EXPECT_FALSE(device_has(*c_, na, d_key).value_or(true)) << "the replay put nd back on na's device";
   auto at_a = entry_of(na, d_identity);
   ASSERT_TRUE(at_a) << "na lists nothing for nd's identity";
-  EXPECT_TRUE(flag(*at_a, "removed")) << json::serialize(*at_a);
+  EXPECT_TRUE(removed(*at_a)) << json::serialize(*at_a);
   EXPECT_EQ(text(*at_a, "liveness"), "removed") << json::serialize(*at_a);
 
   // A join with D's identity (a fresh store holding only its identity key,
@@ -427,7 +446,7 @@ TEST_F(Lifecycle, ARemovedNodeLeavesEveryDeviceAndRouteAndItsIdentityNeverComesB
   // free prefix, and D's is the only one below the others' that is free.
   EXPECT_TRUE(eventually([&] {
     auto e = entry_of(na, d_identity);
-    return e && flag(*e, "released");
+    return e && released(*e);
   }, 30s)) << "na never reported nd's tombstone released: "
            << (entry_of(na, d_identity) ? json::serialize(*entry_of(na, d_identity)) : "no entry");
   // The same host back under the same name, with a new token and identity.
@@ -487,7 +506,8 @@ TEST_F(Lifecycle, ANodeKilledWhileAnotherRotatesCatchesUpFromTheStoreWithoutJoin
     return p && std::find(p->allowed_ips.begin(), p->allowed_ips.end(), b_cidr) != p->allowed_ips.end() &&
            !find_peer(*peers, r.previous_public_key);
   }, 5s, 20ms);
-  std::printf("restart: nc had B's new key %.0f ms after \"(from the store)\"\n", ms_since(up));
+  std::printf("restart: nc's device held B's new key %.0f ms after the test saw \"(from the store)\" in its log\n",
+              ms_since(up));
   EXPECT_TRUE(caught_up) << holders(r.public_key) << "\n" << c_->log_tail(nc);
   EXPECT_TRUE(ClusterNodes::reaches(*pod_on(nc).ns, pod_on(nb).address));
   EXPECT_TRUE(ClusterNodes::reaches(*pod_on(nb).ns, pod_on(nc).address));
@@ -585,7 +605,7 @@ TEST_F(Lifecycle, ASilentNodeIsPrunedEverywhereWhenPruningIsOnAndNoOneElseIs) {
   EXPECT_TRUE(eventually([&] {
     for (auto* n : members_) {
       auto e = entry_of(*n, c_identity);
-      if (!e || !flag(*e, "removed") || text(*e, "removal_reason").find("pruned") == std::string::npos)
+      if (!e || !removed(*e) || removal_reason(*e).find("pruned") == std::string::npos)
         return false;
     }
     return true;
@@ -603,7 +623,7 @@ TEST_F(Lifecycle, ASilentNodeIsPrunedEverywhereWhenPruningIsOnAndNoOneElseIs) {
     for (auto* n : members_) {
       auto e = entry_of(*at, identity_of(*n));
       ASSERT_TRUE(e) << at->name << " lists nothing for " << n->name;
-      EXPECT_FALSE(flag(*e, "removed")) << at->name << " removed " << n->name << ": " << json::serialize(*e);
+      EXPECT_FALSE(removed(*e)) << at->name << " removed " << n->name << ": " << json::serialize(*e);
     }
   for (auto* n : members_) EXPECT_FALSE(status_removed(*n)) << n->name;
   expect_pods_reach(members_);
