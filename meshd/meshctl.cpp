@@ -32,6 +32,9 @@ namespace mc = meshd::meshctl;
 constexpr const char* kProg = "meshctl";
 // exit status of `status` when meshd is not in sync
 constexpr int kExitNotInSync = 3;
+// exit status of `status` when this node was removed from the cluster: its
+// mesh is torn down, which no reconcile pass will repair (so not 3)
+constexpr int kExitRemoved = 4;
 // `events -f`: each long poll asks meshd to hold the request this long.
 constexpr int kFollowWaitSeconds = 30;
 constexpr std::chrono::seconds kEmptyFollowPause{1};
@@ -201,6 +204,7 @@ int run_status(Api& api, const Globals& g) {
   if (!s) return fail_line(s.error().message);
   if (!g.json) std::fputs(mc::format_status(*s, now_ms()).c_str(), stdout);
   if (int rc = finish_stdout(); rc != 0) return rc;
+  if (s->removed) return kExitRemoved;
   return s->in_sync() ? 0 : kExitNotInSync;
 }
 
@@ -229,6 +233,17 @@ int run_nodes(Api& api, const Globals& g) {
 int run_node(Api& api, const Globals& g, const std::string& name) {
   return show(api, g, "GET", "/v1/nodes/" + mc::encode_path_segment(name), 200, mc::parse_node,
               [](const auto& node) { return mc::format_node(node); });
+}
+
+// By name or by base64 identity: one percent-encoded path segment either way.
+int run_node_remove(Api& api, const Globals& g, const std::string& name) {
+  return show(api, g, "DELETE", "/v1/nodes/" + mc::encode_path_segment(name), 200,
+              mc::parse_removal, [](const auto& r) { return mc::format_removal(r); });
+}
+
+int run_key_rotate(Api& api, const Globals& g) {
+  return show(api, g, "POST", "/v1/key/rotate", 202, mc::parse_rotation,
+              [](const auto& r) { return mc::format_rotation(r, now_ms()); });
 }
 
 int run_graph(Api& api, const Globals& g) {
@@ -322,7 +337,8 @@ int main(int argc, char** argv) {
       "TLS). Global options may come before or after the command.\n"
       "Exit status: 0 on success; 1 on any error (meshd's message is printed, or one line\n"
       "when meshd cannot be reached); 3 from `status` when meshd is not in sync (the last\n"
-      "reconcile pass left something to repair, failed, or has not run). See docs/meshctl.md.");
+      "reconcile pass left something to repair, failed, or has not run); 4 from `status`\n"
+      "when this node was removed from the cluster. See docs/meshctl.md.");
 
   // Key commands first: they do not take the global options (fallthrough is
   // inherited by subcommands created after it is set).
@@ -356,12 +372,29 @@ int main(int argc, char** argv) {
   CLI::App* status = app.add_subcommand(
       "status",
       "Show this node's status: backend, interface, MTU, public key, pod CIDR, peers, routes, "
-      "last reconcile pass, errors (exit 3 when not in sync)");
+      "last reconcile pass, errors, cluster and table hash (exit 3 when not in sync, 4 when this "
+      "node was removed from the cluster)");
   CLI::App* nodes = app.add_subcommand(
-      "nodes", "List the mesh's nodes: endpoints, pod CIDR, handshake age, bytes, reachability");
+      "nodes",
+      "List the mesh's nodes: endpoints, pod CIDR, handshake age, bytes, liveness, last seen, "
+      "reachability; removed nodes last, with who removed them and when");
   std::string node_name;
-  CLI::App* node = app.add_subcommand("node", "Show one node in full");
-  node->add_option("NAME", node_name, "the node's name")->required();
+  CLI::App* node = app.add_subcommand(
+      "node", "Show one node in full (node NAME), or remove one from the cluster (node remove NAME)");
+  // Not required here: `node remove NAME` does not take it (checked below).
+  node->add_option("NAME", node_name, "the node's name");
+  std::string remove_name;
+  CLI::App* node_remove = node->add_subcommand(
+      "remove",
+      "Remove a node from the cluster: every node drops it as a peer; prints what was removed");
+  node_remove->add_option("NAME", remove_name, "the node's name, or its base64 identity")->required();
+
+  CLI::App* key = app.add_subcommand("key", "This node's WireGuard key in the cluster");
+  key->require_subcommand(1);
+  CLI::App* key_rotate = key->add_subcommand(
+      "rotate",
+      "Rotate this node's WireGuard key: the new key is announced to every node and used from the "
+      "switch time; prints the old and new short key ids and the switch time");
 
   CLI::App* token = app.add_subcommand("token", "Bootstrap tokens for joining nodes");
   token->require_subcommand(1);
@@ -417,18 +450,23 @@ int main(int argc, char** argv) {
   }
 
   bool api_command = false;
-  for (CLI::App* s : {status, nodes, node, token, events, graph}) api_command |= s->parsed();
+  for (CLI::App* s : {status, nodes, node, key, token, events, graph}) api_command |= s->parsed();
   if (!api_command) {
     std::fputs(app.help().c_str(), stderr);
     return 1;
   }
+  if (node->parsed() && !node_remove->parsed() && node_name.empty())
+    return fail_line("node: NAME is required: `node NAME` shows a node, `node remove NAME` "
+                     "removes one");
   if (!runtime_dir.empty()) g.socket = runtime_dir + "/meshd.sock";
   try {
     auto api = Api::open(g);
     if (!api) return 1;
     if (status->parsed()) return run_status(*api, g);
     if (nodes->parsed()) return run_nodes(*api, g);
+    if (node_remove->parsed()) return run_node_remove(*api, g, remove_name);
     if (node->parsed()) return run_node(*api, g, node_name);
+    if (key_rotate->parsed()) return run_key_rotate(*api, g);
     if (graph->parsed()) return run_graph(*api, g);
     if (events->parsed()) return run_events(*api, g, follow, since);
     if (token_create->parsed()) return run_token_create(*api, g, create_args);

@@ -67,22 +67,26 @@ std::string format_dot(const std::vector<NodeView>& nodes) {
       "  node [shape=box, fontname=\"monospace\"];\n";
   const NodeView* self = nullptr;
   for (const NodeView& n : nodes) {
+    // A removed node is no longer part of the mesh (and a reinstalled host
+    // may have taken its name).
+    if (n.removed) continue;
     if (n.self && !self) self = &n;
     std::vector<std::string> lines{n.name, n.pod_cidr.value_or("-"),
                                    n.endpoints.empty() ? "-" : joined(n.endpoints)};
+    if (!n.self && n.quiet()) lines.push_back(*n.liveness);
     out += "  " + quoted(n.name) + " [label=" + label(lines);
     if (n.self) out += ", style=bold";
-    else if (!n.in_effect) out += ", style=dashed";
+    else if (!n.in_effect || n.quiet()) out += ", style=dashed";
     out += "];\n";
   }
   if (self)
     for (const NodeView& n : nodes) {
-      if (n.self || !n.in_effect) continue;
+      if (n.self || n.removed || !n.in_effect) continue;
       LinkState s = link_state(n);
       std::string age = n.last_handshake_age_seconds ? format_age(*n.last_handshake_age_seconds)
                                                      : std::string("never");
       out += "  " + quoted(self->name) + " -> " + quoted(n.name) + " [color=" + link_colour(s) +
-             ", label=" + quoted(age) + "];\n";
+             ", label=" + quoted(age) + (n.quiet() ? ", style=dashed" : "") + "];\n";
     }
   out += "}\n";
   return out;

@@ -23,11 +23,12 @@ enum class LinkState { up, old, down };
 LinkState link_state(const NodeView& peer);
 const char* link_colour(LinkState s);  // "green", "orange", "red"
 
-// One DOT node per record, with its name as the node id (label: name, pod
-// CIDR, first endpoint); this node drawn bold, records not in effect dashed.
+// One DOT node per record but removed ones, with its name as the node id
+// (label: name, pod CIDR, endpoints, and "silent" or "prunable" for a quiet
+// node); this node drawn bold, records not in effect and quiet nodes dashed.
 // One edge from this node to every other record in effect, coloured by
-// link_state and labelled with the handshake age. Without a self record
-// there are no edges. Every string is a DOT quoted string with `"`, `\` and
+// link_state, labelled with the handshake age, dashed to a quiet node.
+// Without a self record there are no edges. Every string is a DOT quoted string with `"`, `\` and
 // control characters escaped, so no node name can break out of it.
 std::string format_dot(const std::vector<NodeView>& nodes);
 

@@ -128,7 +128,30 @@ NodeView node_from(const json::object& o) {
     n.tx_bytes = get_uint(*st, "tx_bytes");
     n.reachable = get_bool(*st, "reachable").value_or(false);
   }
+  n.liveness = get_string(o, "liveness");
+  n.last_seen_age_seconds = get_double(o, "last_seen_age_seconds");
+  n.pending_public_key = get_string(o, "pending_public_key");
+  n.switch_at_ms = get_int(o, "switch_at_ms");
+  if (const json::object* r = get_object(o, "removed")) {
+    n.removed = true;
+    n.removed_by = get_string(*r, "by");
+    n.removed_at_ms = get_int(*r, "at_ms");
+    n.removal_reason = get_string(*r, "reason");
+    n.released = get_bool(*r, "released");
+  }
+  // A tombstone from a daemon that marks it only by its liveness.
+  if (n.liveness == "removed") n.removed = true;
   return n;
+}
+
+// "by alpha at 2026-12-01 05:18:04Z": who removed a node and when, as far
+// as the answer says.
+std::string removal_summary(const std::optional<std::string>& by,
+                            const std::optional<std::int64_t>& at_ms) {
+  std::string out;
+  if (by && !by->empty()) out += "by " + *by;
+  if (at_ms) out += (out.empty() ? "at " : " at ") + format_utc(*at_ms / 1000);
+  return out;
 }
 
 TokenView token_from(const json::object& o) {
@@ -194,6 +217,10 @@ std::string format_relative(std::int64_t at, std::int64_t now) {
   double d = static_cast<double>(at) - static_cast<double>(now);
   if (d >= 0) return d < 1 ? "now" : "in " + format_age(d);
   return format_age(-d) + " ago";
+}
+
+std::string short_key(std::string_view base64) {
+  return std::string(base64.substr(0, 8));
 }
 
 std::string printable(std::string_view s) {
@@ -305,11 +332,31 @@ Result<StatusView> parse_status(std::string_view text) {
     s.cni_leases_in_use = get_int(*l, "in_use");
     s.cni_leases_free = get_int(*l, "free");
   }
+  if (const json::object* c = get_object(o, "cluster")) {
+    s.table_hash = get_string(*c, "table_hash");
+    if (const json::object* r = get_object(*c, "removed")) {
+      s.removed = true;
+      s.removed_by = get_string(*r, "by");
+      s.removed_at_ms = get_int(*r, "at_ms");
+      s.removal_reason = get_string(*r, "reason");
+    }
+  }
   return s;
 }
 
 std::string format_status(const StatusView& s, std::int64_t now_ms) {
   std::string out;
+  // First, so that it is not missed: the rest describes a torn-down mesh.
+  if (s.removed) {
+    std::string what = "this node was removed from the cluster";
+    if (s.removed_by && !s.removed_by->empty()) what += " by " + *s.removed_by;
+    if (s.removed_at_ms)
+      what += " at " + format_utc(*s.removed_at_ms / 1000) + " (" +
+              format_relative(*s.removed_at_ms / 1000, now_ms / 1000) + ")";
+    line(out, "removed", what);
+    line(out, "reason", s.removal_reason && !s.removal_reason->empty() ? *s.removal_reason
+                                                                        : std::string("none given"));
+  }
   line(out, "interface", or_none(s.interface));
   line(out, "backend", or_none(s.backend) + (s.backend_reason ? " (" + *s.backend_reason + ")" : ""));
   line(out, "public key", or_none(s.public_key));
@@ -339,6 +386,7 @@ std::string format_status(const StatusView& s, std::int64_t now_ms) {
   if (s.cni_leases_in_use || s.cni_leases_free)
     line(out, "cni leases", or_none(s.cni_leases_in_use) + " in use, " + or_none(s.cni_leases_free) + " free");
   line(out, "cluster", s.cluster_id ? *s.cluster_id : std::string("none (static peers, or not joined yet)"));
+  if (s.table_hash) line(out, "table hash", *s.table_hash);
   bool last_error_listed = false;
   for (const std::string& e : s.errors) {
     line(out, "error", e);
@@ -370,45 +418,119 @@ Result<NodeView> parse_node(std::string_view text) {
 }
 
 std::string node_state(const NodeView& n) {
+  if (n.removed) return "removed";
   if (n.self) return "self";
   if (!n.in_effect) return "not in effect";
   return n.reachable ? "reachable" : "unreachable";
 }
 
 std::string format_nodes(const std::vector<NodeView>& nodes) {
+  // Live nodes first, as meshd sorted them; then the removed ones.
+  std::vector<const NodeView*> order;
+  for (const NodeView& n : nodes)
+    if (!n.removed) order.push_back(&n);
+  for (const NodeView& n : nodes)
+    if (n.removed) order.push_back(&n);
   std::vector<std::vector<std::string>> rows;
-  for (const NodeView& n : nodes) {
-    bool peer = !n.self;
+  for (const NodeView* np : order) {
+    const NodeView& n = *np;
+    bool peer = !n.self && !n.removed;
+    std::string state = node_state(n);
+    if (n.removed) {
+      std::string who_when = removal_summary(n.removed_by, n.removed_at_ms);
+      if (!who_when.empty()) state += " " + who_when;
+    }
     rows.push_back({
-        n.name,
+        n.name.empty() ? kNone : n.name,
         n.endpoints.empty() ? kNone : joined(n.endpoints, ","),
-        or_none(n.pod_cidr),
+        n.pod_cidr && !n.pod_cidr->empty() ? *n.pod_cidr : kNone,
         peer && n.last_handshake_age_seconds ? format_age(*n.last_handshake_age_seconds) : kNone,
         peer && n.rx_bytes ? format_bytes(*n.rx_bytes) : kNone,
         peer && n.tx_bytes ? format_bytes(*n.tx_bytes) : kNone,
-        node_state(n),
+        or_none(n.liveness),
+        peer && n.last_seen_age_seconds ? format_age(*n.last_seen_age_seconds) : kNone,
+        state,
     });
   }
-  return format_table({"NAME", "ENDPOINTS", "POD CIDR", "HANDSHAKE", "RX", "TX", "STATE"}, rows);
+  return format_table({"NAME", "ENDPOINTS", "POD CIDR", "HANDSHAKE", "RX", "TX", "LIVENESS",
+                       "LAST SEEN", "STATE"},
+                      rows);
 }
 
 std::string format_node(const NodeView& n) {
   std::string out;
   line(out, "name", n.name);
   line(out, "state", node_state(n));
+  if (n.removed) {
+    std::string who_when = removal_summary(n.removed_by, n.removed_at_ms);
+    line(out, "removed", who_when.empty() ? std::string(kNone) : who_when);
+    line(out, "reason", n.removal_reason && !n.removal_reason->empty() ? *n.removal_reason
+                                                                        : std::string("none given"));
+    if (n.released)
+      line(out, "released", *n.released ? "yes (every live member holds the removal)"
+                                        : "not yet (its name and pod CIDR stay reserved)");
+  }
+  if (n.liveness) line(out, "liveness", *n.liveness);
   line(out, "identity", or_none(n.identity));
   line(out, "public key", or_none(n.public_key));
   line(out, "endpoints", n.endpoints.empty() ? kNone : joined(n.endpoints, ", "));
   line(out, "pod cidr", or_none(n.pod_cidr));
   line(out, "version", or_none(n.version));
   line(out, "admitted", n.admitted_at_ms ? format_utc(*n.admitted_at_ms / 1000) : kNone);
-  if (!n.self) {
+  if (n.pending_public_key)
+    line(out, "next key", *n.pending_public_key +
+                              (n.switch_at_ms ? " (switch at " + format_utc(*n.switch_at_ms / 1000) + ")"
+                                              : std::string()));
+  if (!n.self && !n.removed) {
     line(out, "handshake", n.last_handshake_age_seconds
                                ? format_age(*n.last_handshake_age_seconds) + " ago"
                                : std::string("never"));
+    if (n.liveness)
+      line(out, "last seen", n.last_seen_age_seconds ? format_age(*n.last_seen_age_seconds) + " ago"
+                                                     : std::string("never"));
     line(out, "received", n.rx_bytes ? format_bytes(*n.rx_bytes) : kNone);
     line(out, "sent", n.tx_bytes ? format_bytes(*n.tx_bytes) : kNone);
   }
+  return out;
+}
+
+// ---- Removal and rotation ----
+
+Result<RemovalView> parse_removal(std::string_view text) {
+  auto v = parse_json(text, "DELETE /v1/nodes/{name}");
+  if (!v) return v.error();
+  const json::object* r = get_object(v->as_object(), "removed");
+  if (!r)
+    return Error::invalid("meshd's answer to DELETE /v1/nodes/{name} has no \"removed\" object");
+  return RemovalView{get_string(*r, "name"), get_string(*r, "identity"), get_string(*r, "pod_cidr"),
+                     get_int(*r, "removed_at_ms")};
+}
+
+std::string format_removal(const RemovalView& r) {
+  std::string out = "node " + (r.name && !r.name->empty() ? *r.name : std::string(kNone)) + " removed";
+  if (r.removed_at_ms) out += " at " + format_utc(*r.removed_at_ms / 1000);
+  out += ": identity " + or_none(r.identity) + ", pod CIDR " +
+         (r.pod_cidr && !r.pod_cidr->empty() ? *r.pod_cidr : std::string(kNone));
+  return printable(out) + "\n";
+}
+
+Result<RotationView> parse_rotation(std::string_view text) {
+  auto v = parse_json(text, "POST /v1/key/rotate");
+  if (!v) return v.error();
+  const json::object& o = v->as_object();
+  return RotationView{get_string(o, "previous_public_key"), get_string(o, "public_key"),
+                      get_int(o, "switch_at_ms")};
+}
+
+std::string format_rotation(const RotationView& r, std::int64_t now_ms) {
+  std::string out;
+  line(out, "rotation", (r.previous_public_key ? short_key(*r.previous_public_key) : kNone) +
+                            std::string(" -> ") +
+                            (r.public_key ? short_key(*r.public_key) : kNone));
+  line(out, "switch at", r.switch_at_ms ? format_utc(*r.switch_at_ms / 1000) + " (" +
+                                              format_relative(*r.switch_at_ms / 1000, now_ms / 1000) +
+                                              ")"
+                                        : std::string(kNone));
   return out;
 }
 

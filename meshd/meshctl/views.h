@@ -31,6 +31,9 @@ std::string format_utc(std::int64_t unix_seconds);
 std::string format_relative(std::int64_t at, std::int64_t now);
 // Control characters and DEL as \xNN, everything else as it is.
 std::string printable(std::string_view s);
+// A key's short id, as `key rotate` and `node` show it: its first 8
+// characters of base64 (48 bits: enough to tell two keys of one node apart).
+std::string short_key(std::string_view base64);
 // `--ttl`: "86400", "90s", "30m", "24h", "7d". EINVAL with the expected form.
 Result<std::int64_t> parse_duration_seconds(std::string_view text);
 
@@ -53,6 +56,12 @@ struct StatusView {
   std::optional<double> last_reconcile_duration_seconds;
   std::optional<std::string> last_reconcile_error;
   std::optional<std::int64_t> cni_leases_in_use, cni_leases_free;  // "cni_leases" (null: no pool)
+  // "cluster" (null in static mode): the table hash, and this node's own
+  // removal ("removed" is an object) with who, when (unix ms) and why.
+  std::optional<std::string> table_hash;
+  bool removed = false;
+  std::optional<std::string> removed_by, removal_reason;
+  std::optional<std::int64_t> removed_at_ms;
 
   // What `meshctl status` exits 0 for: meshd's "in_sync" when it sends a
   // boolean; otherwise a pass has run and it succeeded.
@@ -63,7 +72,8 @@ struct StatusView {
 
 // EINVAL, naming the problem (not JSON, not an object); never throws.
 Result<StatusView> parse_status(std::string_view json);
-// One "label:  value" line per item; `now_ms` (unix ms) for "12s ago".
+// One "label:  value" line per item; `now_ms` (unix ms) for "12s ago". A
+// removed node starts with its removal: by whom, when, why.
 std::string format_status(const StatusView& s, std::int64_t now_ms);
 
 // ---- GET /v1/nodes, GET /v1/nodes/{name} ----
@@ -78,6 +88,17 @@ struct NodeView {
   std::optional<double> last_handshake_age_seconds;  // nothing: never (or unknown)
   std::optional<std::uint64_t> rx_bytes, tx_bytes;
   bool reachable = false;
+  std::optional<std::string> liveness;  // "self", "alive", "silent", "prunable", "removed"
+  std::optional<double> last_seen_age_seconds;
+  std::optional<std::string> pending_public_key;  // a key rotation in progress
+  std::optional<std::int64_t> switch_at_ms;
+  bool removed = false;  // a tombstone ("removed" is an object)
+  std::optional<std::string> removed_by, removal_reason;
+  std::optional<std::int64_t> removed_at_ms;
+  std::optional<bool> released;
+
+  // Silent or prunable: nothing heard from it for the configured time.
+  bool quiet() const { return liveness == "silent" || liveness == "prunable"; }
 };
 
 // {"nodes": [...]}: EINVAL when not an object with a "nodes" array; entries
@@ -85,11 +106,36 @@ struct NodeView {
 Result<std::vector<NodeView>> parse_nodes(std::string_view json);
 // One node object.
 Result<NodeView> parse_node(std::string_view json);
-// NAME, ENDPOINTS, POD CIDR, HANDSHAKE, RX, TX, STATE; this node marked "(self)".
+// NAME, ENDPOINTS, POD CIDR, HANDSHAKE, RX, TX, LIVENESS, LAST SEEN, STATE;
+// removed nodes last (in the order given), their STATE saying who removed
+// them and when.
 std::string format_nodes(const std::vector<NodeView>& nodes);
 std::string format_node(const NodeView& n);
-// STATE column: "self", "reachable", "unreachable", "not in effect".
+// STATE column: "removed", "self", "not in effect", "reachable", "unreachable".
 std::string node_state(const NodeView& n);
+
+// ---- DELETE /v1/nodes/{name} ----
+
+struct RemovalView {
+  std::optional<std::string> name, identity, pod_cidr;
+  std::optional<std::int64_t> removed_at_ms;
+};
+
+// {"removed": {...}}: EINVAL when not an object with a "removed" object.
+Result<RemovalView> parse_removal(std::string_view json);
+// "node NAME removed at TIME: identity ID, pod CIDR CIDR"
+std::string format_removal(const RemovalView& r);
+
+// ---- POST /v1/key/rotate ----
+
+struct RotationView {
+  std::optional<std::string> previous_public_key, public_key;
+  std::optional<std::int64_t> switch_at_ms;
+};
+
+Result<RotationView> parse_rotation(std::string_view json);
+// "rotation:   OLD -> NEW" (short key ids) and "switch at:  TIME (in 5s)"; `now_ms` unix ms.
+std::string format_rotation(const RotationView& r, std::int64_t now_ms);
 
 // ---- Tokens ----
 

@@ -1,12 +1,14 @@
 // meshctl prints what meshd's API answers: any bytes, as any of the answers it
 // parses (the first byte picks which: 0 status, 1 nodes, 2 one node, 3 token
-// list, 4 created token, 5 events), must give a view or an error with a
+// list, 4 created token, 5 events, 6 a node removal, 7 a key rotation), must
+// give a view or an error with a
 // message, never a crash; the text printed for a person has no control
 // character but the newline ending each line; and the DOT graph drawn from
 // nodes has balanced quotes on every line, so no name can escape its string.
 #include "meshd/meshctl/graph.h"
 #include "meshd/meshctl/views.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -50,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   const std::int64_t now = 1800000000;
-  switch (data[0] % 6) {
+  switch (data[0] % 8) {
     case 0: {
       auto s = parse_status(text);
       if (failed_well(s)) return 0;
@@ -87,6 +89,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto t = parse_created_token(text);
       if (failed_well(t)) return 0;
       check_text(format_created_token(*t, now));
+      break;
+    }
+    case 6: {
+      auto r = parse_removal(text);
+      if (failed_well(r)) return 0;
+      std::string out = format_removal(*r);
+      check_text(out);
+      if (std::count(out.begin(), out.end(), '\n') != 1) std::abort();
+      break;
+    }
+    case 7: {
+      auto r = parse_rotation(text);
+      if (failed_well(r)) return 0;
+      std::string out = format_rotation(*r, now * 1000);
+      check_text(out);
+      if (std::count(out.begin(), out.end(), '\n') != 2) std::abort();
       break;
     }
     default: {

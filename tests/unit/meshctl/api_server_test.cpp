@@ -78,22 +78,58 @@ api::NodeSnapshot node(std::string name, std::string cidr, std::string endpoint,
   return n;
 }
 
+// With `lifecycle`: liveness for every node, gamma silent, and gamma
+// removable once (then a tombstone, listed last by meshctl); a rotation
+// starts once and is then in progress. Used on the server's thread only
+// while meshctl runs.
 struct FakeCluster : api::ClusterSource {
   std::optional<api::ClusterSnapshot> cluster() const override {
-    return api::ClusterSnapshot{"c0ffee", "10.244.0.0/16", 24, "192.0.2.1:7946", true};
+    api::ClusterSnapshot c{"c0ffee", "10.244.0.0/16", 24, "192.0.2.1:7946", true};
+    if (this_node_removed) {
+      c.removed = true;
+      c.removed_by = "beta";
+      c.removed_at_ms = 1800000030000;
+      c.removal_reason = "decommissioned";
+    }
+    return c;
   }
   std::vector<api::NodeSnapshot> nodes() const override {
-    return {node("alpha", "10.244.1.0/24", "192.0.2.1:51820", true, std::nullopt, false),
-            node("beta", "10.244.2.0/24", "192.0.2.2:51820", false, 12, true),
-            node("gamma", "10.244.3.0/24", "192.0.2.3:51820", false, std::nullopt, false)};
+    std::vector<api::NodeSnapshot> out{
+        node("alpha", "10.244.1.0/24", "192.0.2.1:51820", true, std::nullopt, false),
+        node("beta", "10.244.2.0/24", "192.0.2.2:51820", false, 12, true),
+        node("gamma", "10.244.3.0/24", "192.0.2.3:51820", false, std::nullopt, false)};
+    if (!lifecycle) return out;
+    out[0].liveness = "self";
+    out[1].liveness = "alive";
+    out[1].last_seen_age_seconds = 3;
+    out[2].liveness = "silent";
+    out[2].last_seen_age_seconds = 400;
+    if (gamma_removed) {
+      out[2].liveness = "removed";
+      out[2].removed = true;
+      out[2].removed_by = "alpha";
+      out[2].removed_at_ms = 1800000030000;
+      out[2].endpoints.clear();
+      out[2].stats = {};
+    }
+    return out;
   }
   api::ControlPlaneCounters counters() const override { return {}; }
   meshd::Result<api::RemovalResult> remove_node(const std::string& name) override {
-    return meshd::fail(ENOENT, "remove node " + name);
+    if (!lifecycle || (name != "gamma" && name != "aWRlbnRpdHk/Z2FtbWE="))
+      return meshd::fail(ENOENT, "remove node " + name);
+    if (gamma_removed) return meshd::fail(EALREADY, "remove node " + name);
+    gamma_removed = true;
+    return api::RemovalResult{"gamma", "aWRlbnRpdHk/Z2FtbWE=", "10.244.3.0/24", 1800000030000};
   }
   meshd::Result<api::RotationResult> rotate_key() override {
-    return meshd::fail(EAGAIN, "rotate the key");
+    if (!lifecycle) return meshd::fail(EAGAIN, "rotate the key");
+    if (rotating) return meshd::fail(EBUSY, "rotate the key");
+    rotating = true;
+    return api::RotationResult{"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
+                               "bmV3IGtleSBvZiBub2RlIGEgaW4gYmFzZTY0IGZvcm0=", 4102444800000};
   }
+  bool lifecycle = false, gamma_removed = false, rotating = false, this_node_removed = false;
 };
 
 class MeshctlAgainstApiServer : public ::testing::Test {
@@ -161,10 +197,10 @@ TEST_F(MeshctlAgainstApiServer, StatusNodesNodeAndGraph) {
   auto nodes = meshctl({"nodes"});
   EXPECT_EQ(nodes.exit_code, 0) << nodes.err;
   EXPECT_EQ(nodes.out,
-            "NAME   ENDPOINTS        POD CIDR       HANDSHAKE  RX       TX     STATE\n"
-            "alpha  192.0.2.1:51820  10.244.1.0/24  -          -        -      self\n"
-            "beta   192.0.2.2:51820  10.244.2.0/24  12s        1.4 MiB  300 B  reachable\n"
-            "gamma  192.0.2.3:51820  10.244.3.0/24  -          1.4 MiB  300 B  unreachable\n");
+            "NAME   ENDPOINTS        POD CIDR       HANDSHAKE  RX       TX     LIVENESS  LAST SEEN  STATE\n"
+            "alpha  192.0.2.1:51820  10.244.1.0/24  -          -        -      -         -          self\n"
+            "beta   192.0.2.2:51820  10.244.2.0/24  12s        1.4 MiB  300 B  -         -          reachable\n"
+            "gamma  192.0.2.3:51820  10.244.3.0/24  -          1.4 MiB  300 B  -         -          unreachable\n");
 
   auto one = meshctl({"node", "beta"});
   EXPECT_EQ(one.exit_code, 0) << one.err;
@@ -192,6 +228,76 @@ TEST_F(MeshctlAgainstApiServer, NotInSyncExitsThree) {
   EXPECT_EQ(st.exit_code, 3);
   EXPECT_NE(st.out.find("error:      route 10.244.3.0/24 dev meshd0 not installed\n"), std::string::npos)
       << st.out;
+}
+
+// node remove (by name and by an identity with '/' in it), key rotate, the
+// nodes table with liveness and the tombstone last, and the errors each gives.
+TEST_F(MeshctlAgainstApiServer, NodeRemoveKeyRotateAndLiveness) {
+  cluster_.lifecycle = true;
+  start();
+  auto before = meshctl({"nodes"});
+  EXPECT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_EQ(before.out,
+            "NAME   ENDPOINTS        POD CIDR       HANDSHAKE  RX       TX     LIVENESS  LAST SEEN  STATE\n"
+            "alpha  192.0.2.1:51820  10.244.1.0/24  -          -        -      self      -          self\n"
+            "beta   192.0.2.2:51820  10.244.2.0/24  12s        1.4 MiB  300 B  alive     3s         reachable\n"
+            "gamma  192.0.2.3:51820  10.244.3.0/24  -          1.4 MiB  300 B  silent    6m         unreachable\n");
+  auto graph = meshctl({"graph"});
+  EXPECT_NE(graph.out.find("\"alpha\" -> \"gamma\" [color=red, label=\"never\", style=dashed]"),
+            std::string::npos) << graph.out;
+
+  auto removed = meshctl({"node", "remove", "aWRlbnRpdHk/Z2FtbWE="});
+  EXPECT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_EQ(removed.out,
+            "node gamma removed at 2027-01-15 08:00:30Z: identity aWRlbnRpdHk/Z2FtbWE=, pod CIDR "
+            "10.244.3.0/24\n");
+  auto again = meshctl({"node", "remove", "gamma"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.err, "meshctl: that node has already been removed (already_removed, HTTP 409)\n");
+  auto unknown = meshctl({"node", "remove", "omega"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("(node_not_found, HTTP 404)"), std::string::npos) << unknown.err;
+
+  auto after = meshctl({"nodes"});
+  EXPECT_EQ(after.out,
+            "NAME   ENDPOINTS        POD CIDR       HANDSHAKE  RX       TX     LIVENESS  LAST SEEN  STATE\n"
+            "alpha  192.0.2.1:51820  10.244.1.0/24  -          -        -      self      -          self\n"
+            "beta   192.0.2.2:51820  10.244.2.0/24  12s        1.4 MiB  300 B  alive     3s         reachable\n"
+            "gamma  -                10.244.3.0/24  -          -        -      removed   -          removed by alpha at 2027-01-15 08:00:30Z\n");
+  graph = meshctl({"graph"});
+  EXPECT_EQ(graph.out.find("gamma"), std::string::npos) << "a removed node is not drawn\n" << graph.out;
+
+  auto rotated = meshctl({"key", "rotate"});
+  EXPECT_EQ(rotated.exit_code, 0) << rotated.err;
+  EXPECT_EQ(rotated.out.substr(0, rotated.out.find("(")),
+            "rotation:   HIgo9xNz -> bmV3IGtl\nswitch at:  2100-01-01 00:00:00Z ");
+  auto busy = meshctl({"key", "rotate", "--json"});
+  EXPECT_EQ(busy.exit_code, 1);
+  EXPECT_EQ(busy.out, "");
+  EXPECT_NE(busy.err.find("(rotation_in_progress, HTTP 409)"), std::string::npos) << busy.err;
+}
+
+// A node removed from the cluster: status says by whom, when, why, and
+// exits 4, with --json too.
+TEST_F(MeshctlAgainstApiServer, StatusOfARemovedNodeExitsFour) {
+  cluster_.this_node_removed = true;
+  start();
+  auto st = meshctl({"status"});
+  EXPECT_EQ(st.exit_code, 4) << st.err;
+  EXPECT_EQ(st.out.rfind("removed:    this node was removed from the cluster by beta at "
+                         "2027-01-15 08:00:30Z (",
+                         0),
+            0u)
+      << st.out;
+  EXPECT_NE(st.out.find("reason:     decommissioned\n"), std::string::npos) << st.out;
+  auto json = meshctl({"status", "--json"});
+  EXPECT_EQ(json.exit_code, 4);
+  EXPECT_NE(json.out.find(R"("removed":{"by":"beta","at_ms":1800000030000,"reason":"decommissioned"})"),
+            std::string::npos) << json.out;
+  // Removal and rotation from a removed node: 503, exit 1.
+  auto rot = meshctl({"key", "rotate"});
+  EXPECT_EQ(rot.exit_code, 1);
+  EXPECT_NE(rot.err.find("(not_a_member, HTTP 503)"), std::string::npos) << rot.err;
 }
 
 TEST_F(MeshctlAgainstApiServer, TokenCreateListRevoke) {

@@ -111,7 +111,7 @@ TEST_F(MeshctlCli, NodesTableAndOneNode) {
   auto r = run({"nodes"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.substr(0, r.out.find('\n')),
-            "NAME    ENDPOINTS                            POD CIDR       HANDSHAKE  RX       TX       STATE");
+            "NAME    ENDPOINTS                            POD CIDR       HANDSHAKE  RX       TX       LIVENESS  LAST SEEN  STATE");
   EXPECT_NE(r.out.find("1.4 MiB"), std::string::npos) << r.out;
   r = run({"node", "node-b"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -122,6 +122,99 @@ TEST_F(MeshctlCli, NodesTableAndOneNode) {
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "meshctl: no node is named that (node_not_found, HTTP 404)\n");
   EXPECT_EQ(seen().back().target, "/v1/nodes/..%2Ftokens");
+}
+
+// `node remove NAME` sends DELETE with the name (or identity) as one
+// percent-encoded segment and prints what was removed; `node NAME` still
+// shows one; a node named "remove" is shown after `--`.
+TEST_F(MeshctlCli, NodeRemoveSendsDeleteAndPrintsWhatWasRemoved) {
+  const std::string removed =
+      R"({"removed":{"name":"node-b","identity":"aWQvYis=","pod_cidr":"10.244.2.0/24","removed_at_ms":1800000030000}})";
+  serve([removed](const SeenRequest& s) {
+    if (s.method == "DELETE" && s.target == "/v1/nodes/node-b") return CannedAnswer{200, removed};
+    if (s.method == "DELETE" && s.target == "/v1/nodes/aWQvYis%3D") return CannedAnswer{200, removed};
+    if (s.method == "DELETE" && s.target == "/v1/nodes/node-c")
+      return CannedAnswer{409, R"({"error":"already_removed","message":"that node has already been removed"})"};
+    if (s.method == "DELETE")
+      return CannedAnswer{503, R"({"error":"not_a_member","message":"this node was removed from the cluster, so it cannot remove nodes"})"};
+    return CannedAnswer{200, R"({"name":"remove","stats":{"reachable":true}})"};
+  });
+  auto r = run({"node", "remove", "node-b"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "node node-b removed at 2027-01-15 08:00:30Z: identity aWQvYis=, pod CIDR 10.244.2.0/24\n");
+  ASSERT_EQ(seen().size(), 1u);
+  EXPECT_EQ(seen()[0].method, "DELETE");
+  EXPECT_EQ(seen()[0].body, "");
+  r = run({"node", "remove", "aWQvYis="});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(seen().back().target, "/v1/nodes/aWQvYis%3D");
+  r = run({"node", "remove", "node-b", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, removed + "\n");
+  r = run({"node", "remove", "node-c"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "meshctl: that node has already been removed (already_removed, HTTP 409)\n");
+  r = run({"node", "remove", "node-x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("(not_a_member, HTTP 503)"), std::string::npos) << r.err;
+  // Usage errors, nothing sent.
+  std::size_t sent = seen().size();
+  EXPECT_EQ(run({"node", "remove"}).exit_code, 1);
+  auto bare = run({"node"});
+  EXPECT_EQ(bare.exit_code, 1);
+  EXPECT_NE(bare.err.find("NAME is required"), std::string::npos) << bare.err;
+  EXPECT_EQ(seen().size(), sent);
+  r = run({"node", "--", "remove"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(seen().back().method, "GET");
+  EXPECT_EQ(seen().back().target, "/v1/nodes/remove");
+}
+
+TEST_F(MeshctlCli, KeyRotatePostsAndPrintsOldAndNewKeyIdsAndTheSwitch) {
+  const std::string rotation =
+      R"({"previous_public_key":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",)"
+      R"("public_key":"bmV3IGtleSBvZiBub2RlIGEgaW4gYmFzZTY0IGZvcm0=","switch_at_ms":1800000065000})";
+  int calls = 0;
+  serve([&calls, rotation](const SeenRequest&) {
+    if (++calls <= 2) return CannedAnswer{202, rotation};
+    return CannedAnswer{409, R"({"error":"rotation_in_progress","message":"a key rotation is already in progress"})"};
+  });
+  auto r = run({"key", "rotate"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find(" (")),
+            "rotation:   HIgo9xNz -> bmV3IGtl\nswitch at:  2027-01-15 08:01:05Z");
+  ASSERT_EQ(seen().size(), 1u);
+  EXPECT_EQ(seen()[0].method, "POST");
+  EXPECT_EQ(seen()[0].target, "/v1/key/rotate");
+  EXPECT_EQ(seen()[0].body, "");
+  r = run({"key", "rotate", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, rotation + "\n");
+  r = run({"key", "rotate"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: a key rotation is already in progress (rotation_in_progress, HTTP 409)\n");
+  EXPECT_EQ(run({"key"}).exit_code, 1);
+  EXPECT_EQ(run({"key", "rotate", "now"}).exit_code, 1);
+  EXPECT_EQ(seen().size(), 3u);
+}
+
+TEST_F(MeshctlCli, StatusOfARemovedNodeExitsFourBeforeThree) {
+  serve_fixed(200, meshd::testing::kRemovedStatusJson);
+  auto r = run({"status"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_EQ(r.out.rfind("removed:    this node was removed from the cluster by node-a at 2027-01-15 08:00:30Z (", 0), 0u)
+      << r.out;
+  EXPECT_NE(r.out.find("reason:     decommissioned\n"), std::string::npos) << r.out;
+  r = run({"status", "--json"});
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_EQ(r.out, std::string(meshd::testing::kRemovedStatusJson) + "\n");
+  // Removed and out of sync: removed wins (no pass can repair a removal).
+  server_.reset();
+  std::string both = meshd::testing::kRemovedStatusJson;
+  both.replace(both.find("\"in_sync\":true"), 14, "\"in_sync\":false");
+  serve_fixed(200, both);
+  EXPECT_EQ(run({"status"}).exit_code, 4);
 }
 
 TEST_F(MeshctlCli, TokenCreateSendsTheFieldsGivenAndPrintsTheSecretOnce) {
@@ -306,10 +399,15 @@ TEST_F(MeshctlCli, TcpWithTokenFileAndTls) {
 TEST_F(MeshctlCli, HelpNamesEveryCommandAndOption) {
   auto h = run_process({kMeshctl, "--help"}, "");
   EXPECT_EQ(h.exit_code, 0);
-  for (const char* word : {"genkey", "pubkey", "genpsk", "status", "nodes", "node", "token", "events",
+  for (const char* word : {"genkey", "pubkey", "genpsk", "status", "nodes", "node", "key", "token", "events",
                            "graph", "--socket", "--runtime-dir", "--server", "--token-file", "--cacert", "--json",
-                           "Exit status"})
+                           "Exit status", "4 from `status`", "node remove NAME"})
     EXPECT_NE(h.out.find(word), std::string::npos) << word << "\n" << h.out;
+  auto n = run_process({kMeshctl, "node", "--help"}, "");
+  for (const char* word : {"NAME", "remove"})
+    EXPECT_NE(n.out.find(word), std::string::npos) << word << "\n" << n.out;
+  auto k = run_process({kMeshctl, "key", "--help"}, "");
+  EXPECT_NE(k.out.find("rotate"), std::string::npos) << k.out;
   auto t = run_process({kMeshctl, "token", "create", "--help"}, "");
   for (const char* word : {"--ttl", "--uses", "--description"})
     EXPECT_NE(t.out.find(word), std::string::npos) << word << "\n" << t.out;

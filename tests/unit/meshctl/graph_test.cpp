@@ -100,6 +100,44 @@ TEST(MeshctlGraph, NoSelfRecordMeansNoEdgesAndRecordsNotInEffectAreDashedWithout
   EXPECT_TRUE(render(format_dot(*peers_only)).edge_colour.empty());
 }
 
+// Whether the SVG draws the node or edge titled `title` dashed.
+bool drawn_dashed(const std::string& svg, const std::string& kind, const std::string& title) {
+  std::regex re("<g id=\"" + kind + "\\d+\" class=\"" + kind + "\">\\s*<title>" + title +
+                "</title>\\s*<(path|polygon)[^>]*>");
+  std::smatch m;
+  std::string s = unescape_svg(svg);
+  if (!std::regex_search(s, m, re)) {
+    ADD_FAILURE() << kind << " " << title << " not drawn\n" << svg;
+    return false;
+  }
+  return m.str().find("stroke-dasharray") != std::string::npos;
+}
+
+// Removed nodes are not drawn (a reinstalled host may have their name);
+// silent and prunable ones are dashed, and so is the edge to them.
+TEST(MeshctlGraph, RemovedNodesAreNotDrawnAndQuietOnesAreDashed) {
+  MESHD_REQUIRE(dot_available(), "graphviz (dot) not installed");
+  auto nodes = parse_nodes(testing::kLifecycleNodesJson);
+  ASSERT_TRUE(nodes);
+  std::string dot_text = format_dot(*nodes);
+  Drawn d = render(dot_text);
+  EXPECT_EQ(d.nodes, (std::set<std::string>{"node-a", "node-b", "node-c", "node-e"})) << dot_text;
+  EXPECT_EQ(d.edge_colour, (std::map<std::string, std::string>{{"node-a->node-b", "green"},
+                                                                {"node-a->node-c", "red"},
+                                                                {"node-a->node-e", "red"}}))
+      << dot_text;
+  EXPECT_EQ(dot_text.find("10.244.9.0/24"), std::string::npos) << "the tombstone of node-b\n" << dot_text;
+  EXPECT_EQ(dot_text.find("node-d"), std::string::npos) << dot_text;
+  EXPECT_FALSE(drawn_dashed(d.svg, "node", "node-b"));
+  EXPECT_FALSE(drawn_dashed(d.svg, "edge", "node-a->node-b"));
+  for (const char* quiet : {"node-c", "node-e"}) {
+    EXPECT_TRUE(drawn_dashed(d.svg, "node", quiet)) << quiet << "\n" << dot_text;
+    EXPECT_TRUE(drawn_dashed(d.svg, "edge", std::string("node-a->") + quiet)) << quiet << "\n" << dot_text;
+  }
+  for (const char* text : {"silent", "prunable"})
+    EXPECT_NE(unescape_svg(d.svg).find(text), std::string::npos) << text;
+}
+
 // A name cannot break out of its quoted string: quotes, backslashes (one at
 // the end too), braces, newlines and escapes all stay inside one node.
 TEST(MeshctlGraph, HostileNamesStayInsideTheirQuotes) {

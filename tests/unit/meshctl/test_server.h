@@ -203,4 +203,42 @@ inline const char* kNodesJson =
     R"("pod_cidr":"10.244.4.0/24","version":1,"admitted_at_ms":1800000003000,"self":false,"in_effect":true,)"
     R"("stats":{"last_handshake_age_seconds":null,"rx_bytes":0,"tx_bytes":0,"reachable":false}}]})";
 
+// GET /v1/nodes with the lifecycle's fields (docs/api.md): liveness, a
+// rotation in progress, and two tombstones, one listed before the live node
+// of its name (a reinstalled host), as meshd sorts them by name.
+inline const char* kLifecycleNodesJson =
+    R"({"nodes":[)"
+    R"({"name":"node-a","identity":"aWQtYQ==","public_key":"cGstYQ==","endpoints":["192.0.2.1:51820"],)"
+    R"("pod_cidr":"10.244.1.0/24","version":3,"admitted_at_ms":1800000000000,"self":true,"in_effect":true,)"
+    R"("stats":{"last_handshake_age_seconds":null,"rx_bytes":0,"tx_bytes":0,"reachable":false},)"
+    R"("liveness":"self","pending_public_key":"bmV3LWtleS1h","switch_at_ms":1800000065000},)"
+    R"({"name":"node-b","identity":"aWQtYg==","public_key":"cGstYg==","endpoints":["192.0.2.2:51820"],)"
+    R"("pod_cidr":"10.244.2.0/24","version":1,"admitted_at_ms":1800000001000,"self":false,"in_effect":true,)"
+    R"("stats":{"last_handshake_age_seconds":12.5,"rx_bytes":1468006,"tx_bytes":300,"reachable":true},)"
+    R"("liveness":"alive","last_seen_age_seconds":2.5},)"
+    R"({"name":"node-b","identity":"b2xkLWI=","public_key":"","endpoints":[],)"
+    R"("pod_cidr":"10.244.9.0/24","version":0,"admitted_at_ms":0,"self":false,"in_effect":true,)"
+    R"("stats":{"last_handshake_age_seconds":null,"rx_bytes":0,"tx_bytes":0,"reachable":false},)"
+    R"("liveness":"removed","removed":{"by":"node-a","at_ms":1800000030000,"reason":"reinstalled","released":true}},)"
+    R"({"name":"node-c","identity":"aWQtYw==","public_key":"cGstYw==","endpoints":["192.0.2.3:51820"],)"
+    R"("pod_cidr":"10.244.3.0/24","version":2,"admitted_at_ms":1800000002000,"self":false,"in_effect":true,)"
+    R"("stats":{"last_handshake_age_seconds":400,"rx_bytes":2048,"tx_bytes":4096,"reachable":false},)"
+    R"("liveness":"silent","last_seen_age_seconds":400},)"
+    R"({"name":"node-d","identity":"aWQtZA==","public_key":"","endpoints":[],)"
+    R"("pod_cidr":"","version":0,"admitted_at_ms":0,"self":false,"in_effect":true,)"
+    R"("stats":{"last_handshake_age_seconds":null,"rx_bytes":0,"tx_bytes":0,"reachable":false},)"
+    R"("liveness":"removed","removed":{"by":"aWQtYw==","at_ms":1800000040000,"released":false}},)"
+    R"({"name":"node-e","identity":"aWQtZQ==","public_key":"cGstZQ==","endpoints":["192.0.2.5:51820"],)"
+    R"("pod_cidr":"10.244.5.0/24","version":1,"admitted_at_ms":1800000004000,"self":false,"in_effect":true,)"
+    R"("stats":{"last_handshake_age_seconds":5000,"rx_bytes":1,"tx_bytes":1,"reachable":false},)"
+    R"("liveness":"prunable","last_seen_age_seconds":5000}]})";
+
+// GET /v1/status of a node removed from the cluster.
+inline const char* kRemovedStatusJson =
+    R"({"backend":"kernel","cluster_id":"5f1c0a9e2b7d4c31","in_sync":true,"interface":"meshd0",)"
+    R"("last_reconcile":{"at_ms":1800000000123,"duration_seconds":0.25,"error":null},)"
+    R"("cluster":{"id":"5f1c0a9e2b7d4c31","cidr":"10.244.0.0/16","node_prefix_length":24,)"
+    R"("join_target":null,"settled":true,"table_hash":"9f86d081884c7d65",)"
+    R"("removed":{"by":"node-a","at_ms":1800000030000,"reason":"decommissioned"}}})";
+
 }  // namespace meshd::testing

@@ -83,6 +83,32 @@ TEST(MeshctlStatus, ShowsEveryField) {
             "rejected:   laptop: public_key: not 32 bytes\n");
 }
 
+// A removed node says so first: by whom, when, why; and the table hash.
+TEST(MeshctlStatus, ARemovedNodeSaysByWhomWhenAndWhy) {
+  auto s = parse_status(testing::kRemovedStatusJson);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_TRUE(s->removed);
+  std::string out = format_status(*s, 1800000090000);
+  EXPECT_EQ(out.substr(0, out.find("interface:")),
+            "removed:    this node was removed from the cluster by node-a at 2027-01-15 08:00:30Z (1m ago)\n"
+            "reason:     decommissioned\n");
+  EXPECT_NE(out.find("table hash: 9f86d081884c7d65\n"), std::string::npos) << out;
+  auto live = parse_status(testing::kStatusJson);
+  ASSERT_TRUE(live);
+  EXPECT_FALSE(live->removed);
+  auto no_reason = parse_status(R"({"cluster":{"removed":{}}})");
+  ASSERT_TRUE(no_reason);
+  EXPECT_TRUE(no_reason->removed);
+  std::string bare = format_status(*no_reason, 0);
+  EXPECT_EQ(bare.substr(0, bare.find("interface:")),
+            "removed:    this node was removed from the cluster\n"
+            "reason:     none given\n");
+  // "removed" of another type is not a removal.
+  auto odd = parse_status(R"({"cluster":{"removed":true}})");
+  ASSERT_TRUE(odd);
+  EXPECT_FALSE(odd->removed);
+}
+
 TEST(MeshctlStatus, InSyncIsMeshdsWhenSentElseTheLastPass) {
   auto out_of_sync = parse_status(
       R"({"in_sync":false,"errors":["route 10.77.2.0/24 dev meshd0 not installed"],)"
@@ -148,11 +174,93 @@ TEST(MeshctlNodes, TableWithAgesBytesAndStates) {
   ASSERT_TRUE(nodes) << nodes.error().message;
   ASSERT_EQ(nodes->size(), 4u);
   EXPECT_EQ(format_nodes(*nodes),
-            "NAME    ENDPOINTS                            POD CIDR       HANDSHAKE  RX       TX       STATE\n"
-            "node-a  192.0.2.1:51820                      10.244.1.0/24  -          -        -        self\n"
-            "node-b  192.0.2.2:51820                      10.244.2.0/24  12s        1.4 MiB  300 B    reachable\n"
-            "node-c  192.0.2.3:51820,[2001:db8::3]:51820  10.244.3.0/24  10m        2.0 KiB  4.0 KiB  reachable\n"
-            "node-d  -                                    10.244.4.0/24  -          0 B      0 B      unreachable\n");
+            "NAME    ENDPOINTS                            POD CIDR       HANDSHAKE  RX       TX       LIVENESS  LAST SEEN  STATE\n"
+            "node-a  192.0.2.1:51820                      10.244.1.0/24  -          -        -        -         -          self\n"
+            "node-b  192.0.2.2:51820                      10.244.2.0/24  12s        1.4 MiB  300 B    -         -          reachable\n"
+            "node-c  192.0.2.3:51820,[2001:db8::3]:51820  10.244.3.0/24  10m        2.0 KiB  4.0 KiB  -         -          reachable\n"
+            "node-d  -                                    10.244.4.0/24  -          0 B      0 B      -         -          unreachable\n");
+}
+
+// Liveness and last seen per node; removed nodes last, whatever meshd's
+// order, with who removed them and when.
+TEST(MeshctlNodes, LivenessLastSeenAndRemovedNodesLast) {
+  auto nodes = parse_nodes(testing::kLifecycleNodesJson);
+  ASSERT_TRUE(nodes) << nodes.error().message;
+  ASSERT_EQ(nodes->size(), 6u);
+  EXPECT_TRUE((*nodes)[2].removed);
+  EXPECT_TRUE((*nodes)[2].quiet() == false);
+  EXPECT_TRUE((*nodes)[3].quiet());
+  EXPECT_EQ(format_nodes(*nodes),
+            "NAME    ENDPOINTS        POD CIDR       HANDSHAKE  RX       TX       LIVENESS  LAST SEEN  STATE\n"
+            "node-a  192.0.2.1:51820  10.244.1.0/24  -          -        -        self      -          self\n"
+            "node-b  192.0.2.2:51820  10.244.2.0/24  12s        1.4 MiB  300 B    alive     2s         reachable\n"
+            "node-c  192.0.2.3:51820  10.244.3.0/24  6m         2.0 KiB  4.0 KiB  silent    6m         unreachable\n"
+            "node-e  192.0.2.5:51820  10.244.5.0/24  1h         1 B      1 B      prunable  1h         unreachable\n"
+            "node-b  -                10.244.9.0/24  -          -        -        removed   -          removed by node-a at 2027-01-15 08:00:30Z\n"
+            "node-d  -                -              -          -        -        removed   -          removed by aWQtYw== at 2027-01-15 08:00:40Z\n");
+  // A tombstone marked only by its liveness, without who or when.
+  auto bare = parse_nodes(R"({"nodes":[{"name":"x","liveness":"removed"},{"name":"y"}]})");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(format_nodes(*bare),
+            "NAME  ENDPOINTS  POD CIDR  HANDSHAKE  RX  TX  LIVENESS  LAST SEEN  STATE\n"
+            "y     -          -         -          -   -   -         -          unreachable\n"
+            "x     -          -         -          -   -   removed   -          removed\n");
+}
+
+TEST(MeshctlNodes, ARemovedNodeAndARotatingOneInFull) {
+  auto nodes = parse_nodes(testing::kLifecycleNodesJson);
+  ASSERT_TRUE(nodes);
+  EXPECT_EQ(format_node((*nodes)[2]),
+            "name:       node-b\n"
+            "state:      removed\n"
+            "removed:    by node-a at 2027-01-15 08:00:30Z\n"
+            "reason:     reinstalled\n"
+            "released:   yes (every live member holds the removal)\n"
+            "liveness:   removed\n"
+            "identity:   b2xkLWI=\n"
+            "public key: \n"
+            "endpoints:  -\n"
+            "pod cidr:   10.244.9.0/24\n"
+            "version:    0\n"
+            "admitted:   1970-01-01 00:00:00Z\n");
+  std::string d = format_node((*nodes)[4]);
+  EXPECT_NE(d.find("reason:     none given\nreleased:   not yet (its name and pod CIDR stay reserved)\n"),
+            std::string::npos) << d;
+  std::string a = format_node((*nodes)[0]);
+  EXPECT_NE(a.find("next key:   bmV3LWtleS1h (switch at 2027-01-15 08:01:05Z)\n"), std::string::npos) << a;
+  std::string c = format_node((*nodes)[3]);
+  EXPECT_NE(c.find("liveness:   silent\n"), std::string::npos) << c;
+  EXPECT_NE(c.find("last seen:  6m ago\n"), std::string::npos) << c;
+}
+
+TEST(MeshctlRemoval, PrintsWhatWasRemoved) {
+  auto r = parse_removal(
+      R"({"removed":{"name":"node-b","identity":"aWQtYg==","pod_cidr":"10.244.2.0/24","removed_at_ms":1800000030000}})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(format_removal(*r),
+            "node node-b removed at 2027-01-15 08:00:30Z: identity aWQtYg==, pod CIDR 10.244.2.0/24\n");
+  auto bare = parse_removal(R"({"removed":{"name":"","identity":7,"pod_cidr":"x\u001b[2J"}})");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(format_removal(*bare), "node - removed: identity -, pod CIDR x\\x1b[2J\n");
+  EXPECT_FALSE(parse_removal(R"({"name":"node-b"})"));
+  EXPECT_FALSE(parse_removal("[]"));
+}
+
+TEST(MeshctlRotation, PrintsShortKeyIdsAndTheSwitchTime) {
+  auto r = parse_rotation(
+      R"({"previous_public_key":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",)"
+      R"("public_key":"bmV3IGtleSBvZiBub2RlIGEgaW4gYmFzZTY0IGZvcm0=","switch_at_ms":1800000065000})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(format_rotation(*r, 1800000060000),
+            "rotation:   HIgo9xNz -> bmV3IGtl\n"
+            "switch at:  2027-01-15 08:01:05Z (in 5s)\n");
+  std::string later = format_rotation(*r, 1800000070000);
+  EXPECT_EQ(later.substr(later.find('\n') + 1), "switch at:  2027-01-15 08:01:05Z (5s ago)\n");
+  auto none = parse_rotation("{}");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(format_rotation(*none, 0), "rotation:   - -> -\nswitch at:  -\n");
+  EXPECT_FALSE(parse_rotation("nope"));
+  EXPECT_EQ(short_key("abc"), "abc");
 }
 
 TEST(MeshctlNodes, MissingFieldsShowAsDashAndBadEntriesAreSkipped) {
