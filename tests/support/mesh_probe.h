@@ -24,6 +24,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -115,7 +117,22 @@ struct PingStats {
   int lost() const { return sent - received; }
   double max_gap_ms = 0;  // largest interval between consecutive replies
   double first_reply = 0, last_reply = 0;  // unix seconds (ping -D), 0: none
+  std::map<long, double> replies;  // sequence number (from 1) -> reply time, unix seconds
+  std::vector<long> lost_seqs;     // the sequence numbers 1..sent never answered
   std::string output;  // ping's own output, for failure messages
+
+  // When probe `seq` was sent (unix seconds), estimated from the nearest
+  // answered probe and the interval (a reply comes back within a
+  // millisecond or two here); 0 when none was answered.
+  double sent_at(long seq, double interval_s) const {
+    if (replies.empty()) return 0;
+    auto after = replies.lower_bound(seq);
+    auto near = after == replies.end() ? std::prev(after) : after;
+    if (after != replies.begin() && after != replies.end() &&
+        seq - std::prev(after)->first < after->first - seq)
+      near = std::prev(after);
+    return near->second + static_cast<double>(seq - near->first) * interval_s;
+  }
 };
 
 // Parses `ping -D` output: the replies' timestamps by sequence number.
@@ -136,7 +153,10 @@ inline PingStats ping_stats(const std::string& output, int sent) {
     long seq = std::atol(line.c_str() + seq_at + 9);
     if (!seqs.insert(seq).second) continue;
     times.push_back(t);
+    s.replies[seq] = t;
   }
+  for (long seq = 1; seq <= sent; ++seq)
+    if (!seqs.count(seq)) s.lost_seqs.push_back(seq);
   std::sort(times.begin(), times.end());
   s.received = static_cast<int>(seqs.size());
   for (std::size_t i = 1; i < times.size(); ++i) s.max_gap_ms = std::max(s.max_gap_ms, (times[i] - times[i - 1]) * 1000);

@@ -545,8 +545,24 @@ TEST_F(Lifecycle, APartitionedNodeIsSilentTheOthersKeepTalkingAndEveryoneAgreesA
   auto sab = ab.wait(), sba = ba.wait();
   std::printf("partition: na->nb lost %d of %d (largest gap %.0f ms), nb->na lost %d of %d (%.0f ms)\n",
               sab.lost(), sab.sent, sab.max_gap_ms, sba.lost(), sba.sent, sba.max_gap_ms);
-  EXPECT_EQ(sab.lost(), 0) << sab.output;
-  EXPECT_EQ(sba.lost(), 0) << sba.output;
+  // The partition costs A and B nothing. B's rotation may cost the one
+  // probe that falls into its gap (the next test bounds that gap at 100 ms,
+  // less than the 200 ms between these probes): only a probe sent between
+  // just before the switch and the end of the grace is forgiven, and one at
+  // most each way.
+  for (auto* s : {&sab, &sba}) {
+    int in_rotation = 0;
+    for (long seq : s->lost_seqs) {
+      double at_ms = s->sent_at(seq, 0.2) * 1000;
+      bool forgiven = at_ms >= static_cast<double>(r.switch_at_ms) - 300 &&
+                      at_ms <= static_cast<double>(r.switch_at_ms + kGraceMs) + 300;
+      std::printf("partition: probe %ld lost, sent %+.0f ms from B's switch%s\n", seq,
+                  at_ms - static_cast<double>(r.switch_at_ms), forgiven ? " (in the rotation)" : "");
+      EXPECT_TRUE(forgiven) << "probe " << seq << " lost outside B's rotation:\n" << s->output;
+      in_rotation += forgiven;
+    }
+    EXPECT_LE(in_rotation, 1) << s->output;
+  }
   EXPECT_TRUE(eventually([&] { return liveness(na, "nc") == "alive"; }, 10s))
       << "na reports nc " << liveness(na, "nc") << " after the heal";
   // C learned B's new key after the heal, and every pod reaches C's again.
