@@ -14,6 +14,7 @@
 #include "cluster_fixture.h"
 #include "meshd/controlplane/sync_engine.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -101,8 +102,11 @@ class Sim {
   }
 
   // Node i sends its release probe with every round's tick, as the daemon
-  // does while it holds an unreleased tombstone.
-  void probe_release_each_round(std::size_t i) { release_probers_.insert(i); }
+  // does while it holds an unreleased tombstone; to at most `limit` of the
+  // members it asks, chosen at random, when the daemon bounds a probe.
+  void probe_release_each_round(std::size_t i, std::size_t limit = SIZE_MAX) {
+    release_probers_[i] = limit;
+  }
 
   // Node i leaves the network: every message to or from it is dropped (a
   // removed node tears its mesh down; the transport refuses a non-member).
@@ -111,7 +115,14 @@ class Sim {
   // One anti-entropy period, delivered to quiescence.
   void round() {
     for (std::size_t i = 0; i < nodes_.size(); ++i) enqueue(i, nodes_[i].tick(rng_));
-    for (std::size_t i : release_probers_) enqueue(i, nodes_[i].release_probe());
+    for (const auto& [i, limit] : release_probers_) {
+      std::vector<Outgoing> probe = nodes_[i].release_probe();
+      if (probe.size() > limit) {
+        std::shuffle(probe.begin(), probe.end(), rng_);
+        probe.resize(limit);
+      }
+      enqueue(i, std::move(probe));
+    }
     deliver();
     ++figures_.rounds;
   }
@@ -188,7 +199,7 @@ class Sim {
   Figures figures_;
   std::function<void(int)> on_hop_;
   std::function<bool(std::size_t, std::size_t)> cut_;
-  std::set<std::size_t> release_probers_;
+  std::map<std::size_t, std::size_t> release_probers_;  // node -> members per probe
   std::set<std::size_t> silenced_;
 };
 
