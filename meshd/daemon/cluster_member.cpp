@@ -13,6 +13,7 @@
 #include "store/records.h"
 #include "store/tokens.h"
 
+#include <boost/asio/post.hpp>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -44,6 +45,14 @@ constexpr std::size_t kMaxProbed = 32;
 // A re-admission's round trip blocks the event loop (the node serves no
 // pods meanwhile, but the API and the data plane wait): kept short.
 constexpr auto kReadmitTimeout = 3s;
+// A member that removes a node keeps it as a peer this long, so the
+// tombstone it sends reaches the removed node (which then tears its mesh
+// down) before WireGuard stops carrying anything between them.
+constexpr auto kFarewellFor = 1s;
+// A rotation's watch: from this long before a member's announced switch,
+// the device is read every kWatchEvery for a handshake under its next key.
+constexpr std::uint64_t kWatchBefore = 1000;
+constexpr auto kWatchEvery = 20ms;
 
 std::shared_ptr<spdlog::logger> cluster_logger() {
   auto l = spdlog::get("cluster");
@@ -151,6 +160,10 @@ ClusterMember::ClusterMember(ClusterMemberOptions opts)
       tick_timer_(*opts_.ioc),
       readmit_timer_(*opts_.ioc),
       probe_timer_(*opts_.ioc),
+      switch_timer_(*opts_.ioc),
+      watch_timer_(*opts_.ioc),
+      farewell_timer_(*opts_.ioc),
+      self_removal_timer_(*opts_.ioc),
       rng_(std::random_device{}()) {}
 
 ClusterMember::~ClusterMember() = default;
@@ -160,6 +173,10 @@ void ClusterMember::stop() {
   tick_timer_.cancel();
   readmit_timer_.cancel();
   probe_timer_.cancel();
+  switch_timer_.cancel();
+  watch_timer_.cancel();
+  farewell_timer_.cancel();
+  self_removal_timer_.cancel();
   if (join_server_) join_server_->close();
   if (sync_) sync_->close();
 }
@@ -171,6 +188,7 @@ std::uint64_t ClusterMember::now_ms() const {
 }
 
 void ClusterMember::start() {
+  started_ms_ = now_ms();
   if (!cp::valid_node_name(opts_.node_name))
     throw ErrorException(fail(EINVAL, "node name \"" + opts_.node_name +
                                           "\": a cluster node's name must be 1-63 characters of "
@@ -227,6 +245,15 @@ void ClusterMember::load(const cp::ClusterParams& params) {
   });
   for (const auto& row : *rows) persisted_[keys::IdentityPublicKey(row.identity)] = row.version;
   if (refused) log_->warn("{} stored records no longer accepted", refused);
+  for (const auto& e : table.digest())
+    if (e.version == cp::kTombstoneVersion) noticed_tombstones_.insert(e.identity);
+  if (const auto* t = table.tombstone(identity_->public_key())) {
+    cp::SignedTombstone mine = *t;
+    engine_ = std::make_unique<cp::SyncEngine>(identity_->public_key(), std::move(table));
+    persisted_hash_ = engine_->table().hash();
+    become_removed(mine);
+    return;
+  }
   const auto* own = table.find(identity_->public_key());
   if (!own)
     throw ErrorException(fail(ENOENT, "the store holds cluster " + params.cluster_id +
@@ -247,6 +274,19 @@ void ClusterMember::load(const cp::ClusterParams& params) {
              engine_->table().in_effect(mine->record);
   if (auto r = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, settled_); !r)
     throw ErrorException(r.error());
+  // A rotation stored before the restart: finished if its time has come,
+  // else it goes on as announced.
+  auto next = store::LocalNodeRepo(*opts_.db).pending_wg_key();
+  if (!next) throw ErrorException(next.error());
+  if (*next) {
+    next_key_ = OwnPending{std::move((*next)->key), (*next)->switch_at_ms};
+    log_->info("key rotation in progress (from the store): switching to {} at {} ms",
+               next_key_->key.public_key().short_id(), next_key_->switch_at_ms);
+    if (next_key_->switch_at_ms <= now_ms())
+      switch_key();
+    else
+      schedule_switch();
+  }
   start_join_server();
   start_timers();
   refresh_own_record();
@@ -414,7 +454,7 @@ void ClusterMember::start_join_server() {
 std::vector<std::uint8_t> ClusterMember::answer_join(std::span<const std::uint8_t> frame,
                                                      const IpAddress& source, bool& failure) {
   expire_pending();
-  std::vector<IpPrefix> reserved;
+  std::vector<IpPrefix> reserved = engine_->unreleased_cidrs();
   for (const auto& [id, p] : pending_) reserved.push_back(p.pod_cidr);
   cp::JoinMemberContext ctx{*identity_, engine_->table(), reserved};
   cp::JoinNonce nonce{};
@@ -461,7 +501,7 @@ std::vector<std::uint8_t> ClusterMember::answer_readmit(std::span<const std::uin
   // cp::answer_readmit, this one only finds whose it is.
   std::optional<keys::IdentityPublicKey> requester;
   if (auto req = cp::decode_readmit_request(frame)) requester = req->identity;
-  std::vector<IpPrefix> reserved;
+  std::vector<IpPrefix> reserved = engine_->unreleased_cidrs();
   std::vector<cp::NodeRecord> pending;
   for (const auto& [id, p] : pending_) {
     if (id != requester) reserved.push_back(p.pod_cidr);
@@ -603,13 +643,30 @@ void ClusterMember::readmit_attempt() {
 void ClusterMember::start_timers() {
   tick_timer_.expires_after(std::chrono::milliseconds(cfg_.anti_entropy_interval_ms));
   tick_timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;
+    if (ec || removed_) return;
     expire_pending();
     if (sync_) {
       send(engine_->tick(rng_));
       if (!engine_->settled()) send_probe();
+      // A removed node's CIDR is handed out again only once every member
+      // showed it holds the tombstone: ask those that have not.
+      if (engine_->has_unreleased()) {
+        auto out = engine_->release_probe();
+        if (out.size() > kMaxProbed) {
+          std::shuffle(out.begin(), out.end(), rng_);
+          out.resize(kMaxProbed);
+        }
+        send(std::move(out));
+      }
     }
     after_table_change();
+    if (removed_) return;
+    check_liveness();
+    if (removed_) return;
+    if (cfg_.rotation_interval_s && !next_key_ &&
+        std::chrono::steady_clock::now() - rotation_base_ >= std::chrono::seconds(cfg_.rotation_interval_s)) {
+      if (auto r = rotate_key(); !r) log_->warn("scheduled key rotation: {}", r.error().message);
+    }
     const auto probe_after = std::max<std::chrono::milliseconds>(
         5s, 10 * std::chrono::milliseconds(cfg_.anti_entropy_interval_ms));
     if (!settled_ && cfg_.join_target && !readmit_scheduled_ &&
@@ -650,6 +707,19 @@ void ClusterMember::send_probe() {
 }
 
 void ClusterMember::data_plane_ready() {
+  if (removed_) return;
+  if (kick_after_pass_ && sync_) {
+    // The device has switched to the new key: every member hears this
+    // node's record at once, which also starts a handshake under the new
+    // key with each (rotation.h, step 3).
+    kick_after_pass_ = false;
+    if (const auto* own = engine_->table().find(identity_->public_key())) {
+      cp::SyncMessage m;
+      m.type = cp::MessageType::kPush;
+      m.records.push_back({own->body, own->signature});
+      push_to_all(cp::encode_message(m));
+    }
+  }
   if (sync_ || !engine_) return;
   auto addr = mesh_address();
   if (!addr) return;
@@ -688,6 +758,8 @@ void ClusterMember::data_plane_ready() {
 }
 
 void ClusterMember::deliver(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload) {
+  if (removed_) return;
+  last_sync_ms_[from] = now_ms();
   send(engine_->receive(from, payload, rng_));
   after_table_change();
 }
@@ -784,7 +856,7 @@ void ClusterMember::expire_pending() {
   for (auto it = pending_.begin(); it != pending_.end();) {
     const Pending& p = it->second;
     if (opts_.peer_stats && now - p.since >= kPendingSilence && engine_ && routed(it->first, p)) {
-      if (!stats) stats = opts_.peer_stats();
+      if (!stats) stats = opts_.peer_stats(false);
       auto st = stats->find(p.claims.wg_public_key);
       if (st == stats->end() || !st->second.last_handshake_age_seconds) {
         log_->warn("{} was admitted {} s ago and never completed a WireGuard handshake; its pod CIDR "
@@ -838,21 +910,31 @@ void ClusterMember::persist_new() {
 // an older backup, which does not know the version its peers hold, still
 // signs one above it instead of a second, different record of an equal
 // version that would never replace theirs.
-void ClusterMember::refresh_own_record() {
+void ClusterMember::refresh_own_record(bool to_all) {
   const auto* own = engine_->table().find(identity_->public_key());
-  if (!own) return;
+  if (!own || removed_) return;
   cp::NodeRecord want = own->record;
   want.wg_public_key = opts_.wg_key->public_key();
   want.endpoints.clear();
   if (auto ep = advertised_endpoint()) want.endpoints.push_back(*ep);
   want.protocol_version = cp::kProtocolVersion;
   want.pending_key.reset();
+  if (next_key_) want.pending_key = cp::PendingKey{next_key_->key.public_key(), next_key_->switch_at_ms};
   if (want == own->record) return;
   want.version = std::max(own->record.version + 1, now_ms());
   auto next = cp::sign_record(want, *identity_);
-  send(engine_->publish(next, rng_));
-  log_->info("published version {} of this node's record (endpoint {})", want.version,
-             want.endpoints.empty() ? std::string("none") : want.endpoints.front().to_string());
+  auto out = engine_->publish(next, rng_);
+  if (to_all) {
+    cp::SyncMessage m;
+    m.type = cp::MessageType::kPush;
+    m.records.push_back({next.body, next.signature});
+    push_to_all(cp::encode_message(m));
+  } else {
+    send(std::move(out));
+  }
+  log_->info("published version {} of this node's record (endpoint {}{})", want.version,
+             want.endpoints.empty() ? std::string("none") : want.endpoints.front().to_string(),
+             want.pending_key ? ", next key " + want.pending_key->wg_public_key.short_id() : std::string());
   persist_new();
 }
 
@@ -900,8 +982,19 @@ void ClusterMember::after_table_change() {
   if (changed) {
     persist_new();
     persisted_hash_ = engine_->table().hash();
+    notice_tombstones();
+    if (removed_) return;
     check_own_record();
     expire_pending();
+    // Forget handshakes seen on next keys that no record announces any more.
+    for (auto it = standby_seen_.begin(); it != standby_seen_.end();) {
+      const auto* r = engine_->table().find(it->first);
+      if (!r || !r->record.pending_key || r->record.pending_key->wg_public_key != it->second)
+        it = standby_seen_.erase(it);
+      else
+        ++it;
+    }
+    schedule_rotation_watch();
   }
   if (settled != settled_) {
     settled_ = settled;
@@ -939,20 +1032,36 @@ std::optional<IpAddress> ClusterMember::mesh_address() const {
 
 std::vector<dataplane::PeerSpec> ClusterMember::peers(std::uint16_t keepalive) const {
   std::vector<dataplane::PeerSpec> out;
-  if (!engine_) return out;
+  if (!engine_ || removed_) return out;
+  const std::uint64_t now = now_ms();
   // A record and a pending entry of this member's that claim one CIDR: the
   // one of higher precedence is the peer, so the pending node's record can
   // arrive (and the table decide) when it is the one that wins.
   for (const auto& r : engine_->table().view()) {
     if (r->record.identity == identity_->public_key() || displaced(r->record)) continue;
+    // A member rotating its key: its next key as a second entry without
+    // allowed IPs until it switches, then the only one (rotation.h).
+    auto keys = cp::peer_keys(r->record, now, standby_seen(r->record), cfg_.rotation_grace_ms);
     dataplane::PeerSpec p;
     p.name = r->record.name;
-    p.public_key = r->record.wg_public_key;
+    p.public_key = keys.routed;
     if (!r->record.endpoints.empty()) p.endpoint = r->record.endpoints.front();
     p.allowed_ips = {r->record.pod_cidr};
     p.persistent_keepalive = keepalive;
+    if (keys.standby) {
+      dataplane::PeerSpec next = p;
+      next.name = p.name + " (next key)";
+      next.public_key = *keys.standby;
+      next.allowed_ips.clear();
+      // No keepalive: it would start handshakes under the next key that the
+      // member cannot answer before it switches.
+      next.persistent_keepalive = 0;
+      out.push_back(std::move(next));
+    }
     out.push_back(std::move(p));
   }
+  // Removed by this member a moment ago: kept until its tombstone reached it.
+  for (const auto& [id, f] : farewells_) out.push_back(f.peer);
   for (const auto& [id, pend] : pending_) {
     if (!routed(id, pend)) continue;
     dataplane::PeerSpec p;
@@ -978,6 +1087,17 @@ std::optional<api::ClusterSnapshot> ClusterMember::cluster() const {
     if (auto ep = advertised_endpoint()) target.address = ep->address;
   s.join_target = target.to_string();
   s.settled = settled_;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (auto b : engine_->table().hash()) {
+    s.table_hash.push_back(kHex[b >> 4]);
+    s.table_hash.push_back(kHex[b & 15]);
+  }
+  if (removed_) {
+    s.removed = true;
+    s.removed_by = name_of(removed_->tombstone.removed_by);
+    s.removed_at_ms = static_cast<std::int64_t>(removed_->tombstone.removed_at);
+    s.removal_reason = removed_->tombstone.reason;
+  }
   return s;
 }
 
@@ -986,7 +1106,9 @@ std::vector<api::NodeSnapshot> ClusterMember::nodes() const {
   if (!engine_) return out;
   const auto& t = engine_->table();
   std::map<keys::PublicKey, api::PeerStats> stats;
-  if (opts_.peer_stats) stats = opts_.peer_stats();
+  if (opts_.peer_stats) stats = opts_.peer_stats(false);
+  const std::uint64_t now = now_ms();
+  const auto policy = liveness_policy();
   for (const auto& id : t.members()) {
     const auto* r = t.find(id);
     if (!r) continue;
@@ -1002,9 +1124,408 @@ std::vector<api::NodeSnapshot> ClusterMember::nodes() const {
     n.in_effect = t.in_effect(r->record);
     if (auto it = stats.find(r->record.wg_public_key); it != stats.end() && !n.self)
       n.stats = it->second;
+    if (const auto& pk = r->record.pending_key) {
+      n.pending_public_key = pk->wg_public_key.to_base64();
+      n.switch_at_ms = static_cast<std::int64_t>(pk->switch_at);
+    }
+    if (n.self) {
+      n.liveness = "self";
+    } else {
+      auto sn = seen(r->record, stats);
+      n.liveness = std::string(cp::to_string(cp::liveness(sn, now, policy)));
+      if (sn.last_seen_ms) n.last_seen_age_seconds = static_cast<double>(now - std::min(now, *sn.last_seen_ms)) / 1000.0;
+    }
+    out.push_back(std::move(n));
+  }
+  for (const auto& e : t.digest()) {
+    if (e.version != cp::kTombstoneVersion) continue;
+    const auto* ts = t.tombstone(e.identity);
+    if (!ts) continue;
+    api::NodeSnapshot n;
+    n.name = ts->tombstone.name;
+    n.identity = e.identity.to_base64();
+    if (ts->tombstone.pod_cidr.length) n.pod_cidr = ts->tombstone.pod_cidr.to_string();
+    n.self = e.identity == identity_->public_key();
+    n.in_effect = false;
+    n.liveness = "removed";
+    n.removed = true;
+    n.removed_by = name_of(ts->tombstone.removed_by);
+    n.removed_at_ms = static_cast<std::int64_t>(ts->tombstone.removed_at);
+    n.removal_reason = ts->tombstone.reason;
+    n.released = engine_->released(e.identity);
     out.push_back(std::move(n));
   }
   return out;
+}
+
+// ---- Removal (docs/protocol.md, "Removal") ----
+
+std::string ClusterMember::name_of(const keys::IdentityPublicKey& id) const {
+  if (id == identity_->public_key()) return opts_.node_name;
+  if (engine_) {
+    if (const auto* r = engine_->table().find(id)) return r->record.name;
+    if (const auto* t = engine_->table().tombstone(id); t && !t->tombstone.name.empty())
+      return t->tombstone.name;
+  }
+  return id.to_base64();
+}
+
+Result<api::RemovalResult> ClusterMember::remove_node(const std::string& name_or_identity) {
+  if (removed_) return fail(EAGAIN, "this node was removed from the cluster");
+  if (!engine_) return fail(EAGAIN, "this node is not a member of a cluster yet");
+  const auto& t = engine_->table();
+  std::optional<keys::IdentityPublicKey> id;
+  if (auto k = keys::IdentityPublicKey::from_base64(name_or_identity); k) {
+    if (t.find(*k)) id = *k;
+    else if (t.tombstone(*k)) return fail(EALREADY, "node " + name_or_identity + " was already removed");
+  }
+  if (!id) {
+    // By name: the record in effect when two claim it (one lost its claim).
+    for (const auto& m : t.members()) {
+      const auto* r = t.find(m);
+      if (!r || r->record.name != name_or_identity) continue;
+      if (!id || t.in_effect(r->record)) id = m;
+    }
+  }
+  if (!id) {
+    for (const auto& e : t.digest())
+      if (e.version == cp::kTombstoneVersion)
+        if (const auto* ts = t.tombstone(e.identity); ts && ts->tombstone.name == name_or_identity)
+          return fail(EALREADY, "node " + name_or_identity + " was already removed");
+    return fail(ENOENT, "no node named " + name_or_identity + " in cluster " + t.params().cluster_id);
+  }
+  return remove(*id, "removed by the operator on " + opts_.node_name);
+}
+
+Result<api::RemovalResult> ClusterMember::remove(const keys::IdentityPublicKey& id, const std::string& reason) {
+  const auto& t = engine_->table();
+  const auto* r = t.find(id);
+  const bool self = id == identity_->public_key();
+  cp::Tombstone ts;
+  ts.cluster_id = t.params().cluster_id;
+  ts.removed = id;
+  ts.removed_by = identity_->public_key();
+  ts.removed_at = now_ms();
+  if (r) {
+    ts.name = r->record.name;
+    ts.pod_cidr = r->record.pod_cidr;
+  }
+  ts.reason = reason.substr(0, cp::kMaxReasonLength);
+  auto signed_ts = cp::sign_tombstone(ts, *identity_);
+  // The removed node learns of its removal from this member, which keeps it
+  // as a peer for a moment: every other member drops it on receipt.
+  std::optional<dataplane::PeerSpec> farewell;
+  if (r && !self)
+    for (const auto& p : peers(cfg_.persistent_keepalive))
+      if (p.public_key == r->record.wg_public_key) farewell = p;
+  (void)engine_->publish(signed_ts, rng_);  // pushed to every member below
+  if (!engine_->table().tombstone(id))
+    return fail(EIO, "the node table refused the tombstone of " + name_of(id));
+  cp::SyncMessage m;
+  m.type = cp::MessageType::kPush;
+  m.tombstones.push_back({signed_ts.body, signed_ts.signature});
+  auto bytes = cp::encode_message(m);
+  push_to_all(bytes);
+  if (farewell && sync_) {
+    farewells_[id] = Farewell{*farewell, std::chrono::steady_clock::now() + kFarewellFor};
+    if (auto gw = pod_gateway(ts.pod_cidr)) sync_->send(id, *gw, bytes);
+    farewell_timer_.expires_after(kFarewellFor);
+    farewell_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) expire_farewells();
+    });
+  }
+  api::RemovalResult out;
+  out.name = ts.name;
+  out.identity = id.to_base64();
+  if (ts.pod_cidr.length) out.pod_cidr = ts.pod_cidr.to_string();
+  out.removed_at_ms = static_cast<std::int64_t>(ts.removed_at);
+  log_->info("removed node {} ({}){}: {}", ts.name.empty() ? id.short_id() : ts.name, id.short_id(),
+             ts.pod_cidr.length ? ", pod CIDR " + ts.pod_cidr.to_string() : std::string(), ts.reason);
+  event("node-removed", ts.name, ts.reason);
+  after_table_change();
+  return out;
+}
+
+void ClusterMember::expire_farewells() {
+  auto now = std::chrono::steady_clock::now();
+  bool changed = false;
+  for (auto it = farewells_.begin(); it != farewells_.end();) {
+    if (it->second.until <= now) {
+      it = farewells_.erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  if (!farewells_.empty()) {
+    farewell_timer_.expires_after(100ms);
+    farewell_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) expire_farewells();
+    });
+  }
+  if (changed && opts_.on_change) opts_.on_change();
+}
+
+void ClusterMember::push_to_all(const std::vector<std::uint8_t>& bytes, const keys::IdentityPublicKey* skip) {
+  std::vector<cp::Outgoing> out;
+  for (const auto& m : engine_->table().members())
+    if (m != identity_->public_key() && (!skip || m != *skip)) out.push_back({m, bytes});
+  send(std::move(out));
+}
+
+void ClusterMember::notice_tombstones() {
+  const auto& t = engine_->table();
+  if (t.tombstone_count() == noticed_tombstones_.size()) return;
+  for (const auto& e : t.digest()) {
+    if (e.version != cp::kTombstoneVersion || noticed_tombstones_.contains(e.identity)) continue;
+    noticed_tombstones_.insert(e.identity);
+    const auto* ts = t.tombstone(e.identity);
+    if (!ts) continue;
+    silent_.erase(e.identity);
+    last_sync_ms_.erase(e.identity);
+    if (e.identity != identity_->public_key()) {
+      if (ts->tombstone.removed_by != identity_->public_key())
+        log_->info("node {} ({}) was removed by {}: {}",
+                   ts->tombstone.name.empty() ? e.identity.short_id() : ts->tombstone.name,
+                   e.identity.short_id(), name_of(ts->tombstone.removed_by), ts->tombstone.reason);
+      continue;
+    }
+    cp::SignedTombstone mine = *ts;
+    if (ts->tombstone.removed_by == identity_->public_key()) {
+      // This node removed itself: its pushes leave first.
+      self_removal_timer_.expires_after(kFarewellFor);
+      self_removal_timer_.async_wait([this, mine](boost::system::error_code ec) {
+        if (!ec) become_removed(mine);
+      });
+    } else {
+      // Not from inside the sync handler that delivered it.
+      asio::post(*opts_.ioc, [this, mine] { become_removed(mine); });
+    }
+  }
+}
+
+void ClusterMember::become_removed(const cp::SignedTombstone& t) {
+  if (removed_) return;
+  removed_ = t;
+  const auto& ts = t.tombstone;
+  log_->error("this node was removed from the cluster {} by {} ({}): {}; its mesh is torn down "
+              "(WireGuard device, routes, CNI network). This identity can never come back: to join "
+              "again, stop meshd, remove {} and start it with a new token in [join]",
+              engine_->table().params().cluster_id, name_of(ts.removed_by), ts.removed_at,
+              ts.reason, cfg_.database);
+  event("node-removed", opts_.node_name, "this node was removed by " + name_of(ts.removed_by) + ": " + ts.reason);
+  join_timer_.cancel();
+  tick_timer_.cancel();
+  readmit_timer_.cancel();
+  probe_timer_.cancel();
+  switch_timer_.cancel();
+  watch_timer_.cancel();
+  farewell_timer_.cancel();
+  farewells_.clear();
+  next_key_.reset();  // this node's rotation: nothing to switch any more
+  pending_.clear();   // admissions: this node admits nobody any more
+  if (join_server_) join_server_->close();
+  if (sync_) sync_->close();
+  settled_ = false;
+  if (own_cidr_)
+    if (auto r = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, false); !r)
+      log_->error("{}", r.error().message);
+  if (opts_.on_removed) opts_.on_removed();
+}
+
+// ---- Liveness (docs/lifecycle.md, "Liveness") ----
+
+cp::LivenessPolicy ClusterMember::liveness_policy() const {
+  cp::LivenessPolicy p;
+  p.silent_after_ms = std::uint64_t{cfg_.liveness_silent_after_s} * 1000;
+  p.prune_after_ms = std::uint64_t{cfg_.liveness_prune_after_s} * 1000;
+  return p;
+}
+
+// A sign of life: a sync message, a WireGuard handshake, or bytes received
+// from the member (its keepalives), whichever came last.
+cp::MemberSeen ClusterMember::seen(const cp::NodeRecord& r,
+                                   const std::map<keys::PublicKey, api::PeerStats>& stats) const {
+  cp::MemberSeen s;
+  s.watching_since_ms = std::max(started_ms_, r.admission.admitted_at);
+  const std::uint64_t now = now_ms();
+  auto later = [&](std::uint64_t at) {
+    if (!s.last_seen_ms || at > *s.last_seen_ms) s.last_seen_ms = at;
+  };
+  if (auto it = last_sync_ms_.find(r.identity); it != last_sync_ms_.end()) later(it->second);
+  std::vector<keys::PublicKey> keys{r.wg_public_key};
+  if (r.pending_key) keys.push_back(r.pending_key->wg_public_key);
+  for (const auto& k : keys) {
+    if (auto it = stats.find(k); it != stats.end() && it->second.last_handshake_age_seconds) {
+      auto age = static_cast<std::uint64_t>(*it->second.last_handshake_age_seconds * 1000);
+      later(now - std::min(now, age));
+    }
+    if (auto it = rx_seen_.find(k); it != rx_seen_.end() && it->second.second) later(it->second.second);
+  }
+  return s;
+}
+
+void ClusterMember::check_liveness() {
+  if (!engine_ || !opts_.peer_stats) return;
+  auto stats = opts_.peer_stats(false);
+  const std::uint64_t now = now_ms();
+  for (const auto& [key, st] : stats) {
+    auto& [rx, at] = rx_seen_[key];
+    if (st.rx_bytes > rx) at = now;
+    rx = st.rx_bytes;
+  }
+  const auto policy = liveness_policy();
+  std::size_t others = 0, alive = 0;
+  std::vector<std::pair<keys::IdentityPublicKey, std::uint64_t>> prunable;
+  for (const auto& r : engine_->table().view()) {
+    const auto& id = r->record.identity;
+    if (id == identity_->public_key()) continue;
+    ++others;
+    auto sn = seen(r->record, stats);
+    auto l = cp::liveness(sn, now, policy);
+    if (l == cp::Liveness::kAlive) {
+      ++alive;
+      if (silent_.erase(id)) {
+        log_->info("node {} is alive again", r->record.name);
+        event("node-alive", r->record.name, "alive again");
+      }
+      continue;
+    }
+    auto silent_for = cp::silent_for_ms(sn, now);
+    if (silent_.insert(id).second) {
+      log_->warn("node {} silent for {} s: no WireGuard handshake, traffic or sync message from it",
+                 r->record.name, silent_for / 1000);
+      event("node-silent", r->record.name, "silent for " + std::to_string(silent_for / 1000) + " s");
+    }
+    if (l == cp::Liveness::kPrunable) prunable.emplace_back(id, silent_for);
+  }
+  if (prunable.empty()) {
+    prune_refusal_logged_ = false;
+    return;
+  }
+  if (!cp::may_prune(alive, others)) {
+    if (!prune_refusal_logged_)
+      log_->warn("not pruning {} silent node(s): this node sees only {} of the other {} members "
+                 "alive, and may be the one cut off",
+                 prunable.size(), alive, others);
+    prune_refusal_logged_ = true;
+    return;
+  }
+  for (const auto& [id, silent_for] : prunable) {
+    if (!engine_->table().find(id)) continue;
+    auto r = remove(id, "pruned by " + opts_.node_name + ": silent for " + std::to_string(silent_for / 1000) +
+                            " s (prune_after_s = " + std::to_string(cfg_.liveness_prune_after_s) + ")");
+    if (!r) log_->warn("pruning {}: {}", name_of(id), r.error().message);
+    if (removed_) return;
+  }
+}
+
+// ---- Key rotation (docs/lifecycle.md, "Key rotation") ----
+
+Result<api::RotationResult> ClusterMember::rotate_key() {
+  if (removed_) return fail(EAGAIN, "this node was removed from the cluster");
+  if (!engine_ || !engine_->table().find(identity_->public_key()))
+    return fail(EAGAIN, "this node is not a member of a cluster yet");
+  if (next_key_)
+    return fail(EBUSY, "a key rotation is in progress: switching to " + next_key_->key.public_key().short_id() +
+                           " at " + std::to_string(next_key_->switch_at_ms) + " ms");
+  keys::PrivateKey next = keys::PrivateKey::generate();
+  const std::uint64_t at = cp::switch_time(now_ms(), cfg_.rotation_lead_ms);
+  // Stored before it is announced: a restart finishes the rotation.
+  if (auto r = store::LocalNodeRepo(*opts_.db).set_pending_wg_key(next, at); !r) return r.error();
+  api::RotationResult out;
+  out.previous_public_key = opts_.wg_key->public_key().to_base64();
+  out.public_key = next.public_key().to_base64();
+  out.switch_at_ms = static_cast<std::int64_t>(at);
+  next_key_ = OwnPending{std::move(next), at};
+  log_->info("key rotation: next key {} announced, switching at {} ms (in {} ms)",
+             next_key_->key.public_key().short_id(), at, cfg_.rotation_lead_ms);
+  event("key-rotation", opts_.node_name, "next key " + next_key_->key.public_key().short_id() + " announced");
+  refresh_own_record(true);
+  schedule_switch();
+  return out;
+}
+
+void ClusterMember::schedule_switch() {
+  if (!next_key_) return;
+  const std::uint64_t now = now_ms();
+  auto wait = std::chrono::milliseconds(next_key_->switch_at_ms > now ? next_key_->switch_at_ms - now : 0);
+  switch_timer_.expires_after(wait);
+  switch_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) switch_key();
+  });
+}
+
+void ClusterMember::switch_key() {
+  if (!next_key_ || removed_) return;
+  if (auto r = store::LocalNodeRepo(*opts_.db).commit_pending_wg_key(); !r) {
+    log_->error("key rotation: cannot store the new key: {}; retrying in 1 s", r.error().message);
+    switch_timer_.expires_after(1s);
+    switch_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) switch_key();
+    });
+    return;
+  }
+  keys::PrivateKey key = std::move(next_key_->key);
+  next_key_.reset();
+  auto pub = key.public_key();
+  log_->info("key rotation: switched to {}", pub.short_id());
+  event("key-rotated", opts_.node_name, "switched to " + pub.short_id());
+  rotation_base_ = std::chrono::steady_clock::now();
+  if (opts_.set_wg_key) opts_.set_wg_key(std::move(key));
+  // The record follows (new key, nothing pending); every member hears it
+  // once the device carries the key (data_plane_ready).
+  kick_after_pass_ = true;
+  if (engine_) refresh_own_record();
+}
+
+bool ClusterMember::standby_seen(const cp::NodeRecord& r) const {
+  return r.pending_key && standby_seen_.contains({r.identity, r.pending_key->wg_public_key});
+}
+
+// While a member's switch is near, the device is read every kWatchEvery for
+// a handshake on its next key: the proof that it switched, on which this
+// node moves its allowed IPs at once (rotation.h, step 4). Before that
+// window, and when nothing is pending, nothing is polled.
+void ClusterMember::schedule_rotation_watch() {
+  if (watching_ || removed_ || !engine_) return;
+  const std::uint64_t now = now_ms();
+  std::optional<std::uint64_t> wake;
+  for (const auto& r : engine_->table().view()) {
+    const auto& pk = r->record.pending_key;
+    if (!pk || r->record.identity == identity_->public_key() || standby_seen(r->record)) continue;
+    auto deadline = cp::peer_deadline(r->record, cfg_.rotation_grace_ms);
+    if (!deadline) continue;
+    if (now >= *deadline + kWatchEvery.count()) continue;  // moved by the deadline already
+    std::uint64_t from = pk->switch_at > kWatchBefore ? pk->switch_at - kWatchBefore : 0;
+    std::uint64_t at = std::max(now, from);
+    if (!wake || at < *wake) wake = at;
+  }
+  if (!wake) return;
+  watching_ = true;
+  watch_timer_.expires_after(std::max(std::chrono::milliseconds(*wake - now), kWatchEvery));
+  watch_timer_.async_wait([this](boost::system::error_code ec) {
+    watching_ = false;
+    if (ec || removed_) return;
+    const std::uint64_t now = now_ms();
+    std::optional<std::map<keys::PublicKey, api::PeerStats>> stats;
+    bool changed = false;
+    for (const auto& r : engine_->table().view()) {
+      const auto& pk = r->record.pending_key;
+      if (!pk || r->record.identity == identity_->public_key() || standby_seen(r->record)) continue;
+      auto deadline = cp::peer_deadline(r->record, cfg_.rotation_grace_ms);
+      if (deadline && now >= *deadline && now < *deadline + kWatchEvery.count()) changed = true;
+      if (!stats && opts_.peer_stats) stats = opts_.peer_stats(true);
+      if (!stats) continue;
+      if (auto it = stats->find(pk->wg_public_key); it != stats->end() && it->second.last_handshake_age_seconds) {
+        standby_seen_.insert({r->record.identity, pk->wg_public_key});
+        log_->info("node {} switched to its next key {}", r->record.name, pk->wg_public_key.short_id());
+        changed = true;
+      }
+    }
+    if (changed && opts_.on_change) opts_.on_change();
+    schedule_rotation_watch();
+  });
 }
 
 api::ControlPlaneCounters ClusterMember::counters() const {

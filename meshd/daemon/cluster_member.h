@@ -14,7 +14,9 @@
 #include "keys/wg_key.h"
 #include "meshd/api/sources.h"
 #include "meshd/controlplane/join_exchange.h"
+#include "meshd/controlplane/liveness.h"
 #include "meshd/controlplane/readmit.h"
+#include "meshd/controlplane/rotation.h"
 #include "meshd/controlplane/sync_engine.h"
 #include "meshd/dataplane/desired_state.h"
 
@@ -27,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,8 +64,16 @@ struct ClusterMemberOptions {
   // A refusal the node cannot get past alone: the daemon logs `message` and
   // exits with `status`.
   std::function<void(int status, const std::string& message)> on_fatal;
-  // The device's view of each peer (handshake age, bytes), for nodes().
-  std::function<std::map<keys::PublicKey, api::PeerStats>()> peer_stats;
+  // The device's view of each peer (handshake age, bytes), for nodes() and
+  // liveness; `fresh` reads the device now instead of a cached copy (a
+  // rotation watches for the first handshake under a peer's next key).
+  std::function<std::map<keys::PublicKey, api::PeerStats>(bool fresh)> peer_stats;
+  // A key rotation's switch: the device takes `key` as its private key on
+  // the next pass (the daemon owns the key *wg_key points to).
+  std::function<void(keys::PrivateKey key)> set_wg_key;
+  // This node was removed from the cluster: the daemon tears its mesh down
+  // (device, routes, CNI conflist) and keeps only its API.
+  std::function<void()> on_removed;
 };
 
 class ClusterMember final : public api::ClusterSource {
@@ -97,10 +108,15 @@ class ClusterMember final : public api::ClusterSource {
   // not arrived yet, as WireGuard peers routing their pod CIDRs.
   std::vector<dataplane::PeerSpec> peers(std::uint16_t keepalive) const;
 
+  // This node's own identity is tombstoned: its mesh is torn down.
+  bool removed() const { return removed_.has_value(); }
+
   // api::ClusterSource
   std::optional<api::ClusterSnapshot> cluster() const override;
   std::vector<api::NodeSnapshot> nodes() const override;
   api::ControlPlaneCounters counters() const override;
+  Result<api::RemovalResult> remove_node(const std::string& name_or_identity) override;
+  Result<api::RotationResult> rotate_key() override;
 
 
  private:
@@ -149,9 +165,35 @@ class ClusterMember final : public api::ClusterSource {
   void after_table_change();
   void persist_new();
   void check_own_record();
-  void refresh_own_record();
+  // `to_all`: push the new version to every member (rotation), not only
+  // the rumour's fanout.
+  void refresh_own_record(bool to_all = false);
   void expire_pending();
   void event(const std::string& kind, const std::string& node, const std::string& message);
+
+  // Removal (docs/protocol.md, "Removal").
+  Result<api::RemovalResult> remove(const keys::IdentityPublicKey& id, const std::string& reason);
+  // A push of `t` (a record or tombstone) to every member at once, not only
+  // the rumour's fanout: removals and rotations are waited for.
+  void push_to_all(const std::vector<std::uint8_t>& bytes, const keys::IdentityPublicKey* skip = nullptr);
+  // New tombstones in the table: logged once each; this node's own: removed.
+  void notice_tombstones();
+  void become_removed(const controlplane::SignedTombstone& t);
+  std::string name_of(const keys::IdentityPublicKey& id) const;
+  void expire_farewells();
+  // Liveness (docs/lifecycle.md, "Liveness").
+  controlplane::MemberSeen seen(const controlplane::NodeRecord& r,
+                               const std::map<keys::PublicKey, api::PeerStats>& stats) const;
+  controlplane::LivenessPolicy liveness_policy() const;
+  // Once per anti-entropy period: report members going silent or coming
+  // back, and prune when configured and allowed.
+  void check_liveness();
+  // Key rotation (docs/lifecycle.md, "Key rotation").
+  void schedule_switch();
+  void switch_key();
+  void schedule_rotation_watch();
+  // Peers whose pending key showed a handshake: they switched (rotation.h).
+  bool standby_seen(const controlplane::NodeRecord& r) const;
   std::optional<Endpoint> advertised_endpoint() const;
   std::uint64_t now_ms() const;
 
@@ -165,6 +207,7 @@ class ClusterMember final : public api::ClusterSource {
   std::unique_ptr<controlplane::JoinServer> join_server_;
   std::unique_ptr<controlplane::SyncChannel> sync_;
   boost::asio::steady_timer join_timer_, tick_timer_, readmit_timer_, probe_timer_;
+  boost::asio::steady_timer switch_timer_, watch_timer_, farewell_timer_, self_removal_timer_;
   std::chrono::milliseconds probe_delay_{0};
   controlplane::Rng rng_;
   std::map<keys::IdentityPublicKey, std::uint64_t> persisted_;  // version stored per identity
@@ -178,6 +221,34 @@ class ClusterMember final : public api::ClusterSource {
   bool readmit_scheduled_ = false;
   std::chrono::steady_clock::time_point unsettled_since_ = std::chrono::steady_clock::now();
   unsigned readmit_failures_ = 0;
+
+  // Removal.
+  std::optional<controlplane::SignedTombstone> removed_;  // this node's own tombstone
+  std::set<keys::IdentityPublicKey> noticed_tombstones_;
+  struct Farewell {  // a removed peer kept briefly so its tombstone reaches it
+    dataplane::PeerSpec peer;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::map<keys::IdentityPublicKey, Farewell> farewells_;
+  // Liveness.
+  std::uint64_t started_ms_ = 0;
+  std::map<keys::IdentityPublicKey, std::uint64_t> last_sync_ms_;  // last sync message from each member
+  std::set<keys::IdentityPublicKey> silent_;                       // reported silent
+  // Rotation: this node's next key until it switches; the peers whose next
+  // key showed a handshake (identity, next key); the next scheduled rotation.
+  struct OwnPending {
+    keys::PrivateKey key;
+    std::uint64_t switch_at_ms = 0;
+  };
+  std::optional<OwnPending> next_key_;
+  std::set<std::pair<keys::IdentityPublicKey, keys::PublicKey>> standby_seen_;
+  bool kick_after_pass_ = false;
+  bool watching_ = false;  // the rotation watch timer runs
+  // The scheduled rotation counts from here: the start, or the last switch.
+  std::chrono::steady_clock::time_point rotation_base_ = std::chrono::steady_clock::now();
+  // Bytes received from each peer key, and when the count last grew.
+  std::map<keys::PublicKey, std::pair<std::uint64_t, std::uint64_t>> rx_seen_;
+  bool prune_refusal_logged_ = false;
 };
 
 }  // namespace meshd::daemon

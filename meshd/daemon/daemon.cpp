@@ -172,7 +172,7 @@ class Daemon final : public api::StatusSource {
   void start_api();
   void start_api_tcp();
   void shutdown();
-  std::map<keys::PublicKey, api::PeerStats> peer_stats() const;
+  std::map<keys::PublicKey, api::PeerStats> peer_stats(bool fresh = false) const;
   void open_state();
   void apply_node_settings();
   void load_desired();
@@ -239,6 +239,7 @@ class Daemon final : public api::StatusSource {
   bool ready_ = false;
   int failures_ = 0;
   bool pod_cidr_withdrawn_ = false;  // removed by a reload: no new pods
+  bool removed_ = false;             // removed from the cluster: the mesh is torn down
 };
 
 void Daemon::open_state() {
@@ -358,9 +359,10 @@ api::StatusSnapshot Daemon::status() const {
 
 // WireGuard's session keys expire 180 s after a handshake (REJECT_AFTER_TIME);
 // a peer that keeps no session past that is not reachable.
-std::map<keys::PublicKey, api::PeerStats> Daemon::peer_stats() const {
+std::map<keys::PublicKey, api::PeerStats> Daemon::peer_stats(bool fresh) const {
   auto now = std::chrono::steady_clock::now();
-  if (now - peer_stats_at_ < 1s) return peer_stats_;
+  if (!fresh && now - peer_stats_at_ < 1s) return peer_stats_;
+  if (removed_) return {};
   peer_stats_at_ = now;
   peer_stats_.clear();
   auto dev = backend_->get_device(cfg_.interface);
@@ -479,7 +481,25 @@ void Daemon::start_cluster() {
   o.ioc = &ioc_;
   o.node_name = store::LocalNodeRepo(*db_).get().value().name;
   o.on_change = [this] { cluster_changed(); };
-  o.peer_stats = [this] { return peer_stats(); };
+  o.peer_stats = [this](bool fresh) { return peer_stats(fresh); };
+  o.set_wg_key = [this](keys::PrivateKey key) {
+    // The optional keeps its storage: ClusterMember's pointer to the key
+    // stays valid and now reads the new one.
+    *private_key_ = std::move(key);
+    local_.public_key = private_key_->public_key();
+    trigger(0ms, dataplane::PassScope::kWireGuard);
+  };
+  o.on_removed = [this] {
+    // Removed from the cluster: the mesh goes as on --teardown, and no pass
+    // brings it back (reconcile() does nothing from here on).
+    removed_ = true;
+    debounce_.cancel();
+    retry_.cancel();
+    peers_.clear();
+    last_peer_count_ = last_route_count_ = 0;
+    (void)teardown();
+    notify_service_manager("STATUS=removed from the cluster; mesh torn down");
+  };
   o.on_fatal = [this](int status, const std::string& message) {
     log_->error("{}", message);
     exit_code_ = status;
@@ -513,6 +533,7 @@ void Daemon::refresh_mtu() {
 }
 
 bool Daemon::reconcile(dataplane::PassScope scope) {
+  if (removed_) return true;
   if (mtu_stale_) {
     mtu_stale_ = false;
     refresh_mtu();
@@ -658,7 +679,8 @@ void Daemon::watch_events() {
 
 // SIGHUP. What a running meshd can apply fully is applied: peers, pod CIDR
 // (store, gateway address, routes, CNI conflist), node name, MTU, underlay,
-// keepalive, listen port, resync interval, CNI conf dir and network. What it
+// keepalive, listen port, resync interval, CNI conf dir and network, egress
+// masquerade, liveness and rotation settings (read where used). What it
 // cannot (the device, backend, implementation, store or runtime directory it
 // holds open) keeps its running value, with a warning naming the key.
 void Daemon::reload() {
