@@ -150,6 +150,15 @@ std::string refusal_text(cp::JoinRefusal r) {
   return "refused";
 }
 
+// A tombstone's reason comes from another member: control characters are
+// shown as '?' so that it cannot forge lines in this node's log.
+std::string printable(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
 }  // namespace
 
 ClusterMember::ClusterMember(ClusterMemberOptions opts)
@@ -1287,7 +1296,8 @@ void ClusterMember::notice_tombstones() {
       if (ts->tombstone.removed_by != identity_->public_key())
         log_->info("node {} ({}) was removed by {}: {}",
                    ts->tombstone.name.empty() ? e.identity.short_id() : ts->tombstone.name,
-                   e.identity.short_id(), name_of(ts->tombstone.removed_by), ts->tombstone.reason);
+                   e.identity.short_id(), printable(name_of(ts->tombstone.removed_by)),
+                   printable(ts->tombstone.reason));
       continue;
     }
     cp::SignedTombstone mine = *ts;
@@ -1311,8 +1321,8 @@ void ClusterMember::become_removed(const cp::SignedTombstone& t) {
   log_->error("this node was removed from the cluster {} by {} ({}): {}; its mesh is torn down "
               "(WireGuard device, routes, CNI network). This identity can never come back: to join "
               "again, stop meshd, remove {} and start it with a new token in [join]",
-              engine_->table().params().cluster_id, name_of(ts.removed_by), ts.removed_at,
-              ts.reason, cfg_.database);
+              engine_->table().params().cluster_id, printable(name_of(ts.removed_by)), ts.removed_at,
+              printable(ts.reason), cfg_.database);
   event("node-removed", opts_.node_name, "this node was removed by " + name_of(ts.removed_by) + ": " + ts.reason);
   join_timer_.cancel();
   tick_timer_.cancel();
