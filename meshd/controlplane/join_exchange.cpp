@@ -182,6 +182,7 @@ std::string_view to_string(JoinRefusal r) {
     case JoinRefusal::kReplayed: return "request replayed";
     case JoinRefusal::kRemoved: return "identity removed from the cluster";
     case JoinRefusal::kInvalidName: return "invalid node name";
+    case JoinRefusal::kUnavailable: return "datastore unavailable";
   }
   return "unknown refusal";
 }
@@ -265,6 +266,7 @@ Result<JoinAnswer> answer_join(std::span<const std::uint8_t> request_frame, std:
   std::optional<JoinClaims> claims;
   std::optional<JoinRefusal> early;
   std::optional<IpPrefix> cidr;
+  bool claimed = false;  // member.claim took cidr in the datastore
   auto proof = [&](std::span<const std::uint8_t> verifier) {
     JoinKey k = join_key_from_verifier(verifier);
     auto c = open_claims(*req, k);
@@ -291,6 +293,15 @@ Result<JoinAnswer> answer_join(std::span<const std::uint8_t> request_frame, std:
       cidr = held->record.pod_cidr;
     else
       cidr = lowest_free_cidr(table, member.reserved);
+    if (member.claim) {
+      auto c = member.claim(*claims, cidr, now_ms);
+      if (!c) {
+        early = c.error().is(ENOSPC) ? JoinRefusal::kCidrFull : JoinRefusal::kUnavailable;
+        return false;
+      }
+      cidr = *c;
+      claimed = true;
+    }
     if (!cidr) {
       early = JoinRefusal::kCidrFull;
       return false;
@@ -299,7 +310,10 @@ Result<JoinAnswer> answer_join(std::span<const std::uint8_t> request_frame, std:
   };
   auto outcome = tokens.consume(req->token_id, proof, req->nonce,
                                 static_cast<std::int64_t>(now_ms / 1000));
-  if (!outcome) return outcome.error();
+  if (!outcome) {
+    if (claimed && member.unclaim) member.unclaim(*claims, *cidr);
+    return outcome.error();
+  }
 
   std::optional<JoinRefusal> refusal = early;
   if (!early) switch (*outcome) {
@@ -310,6 +324,7 @@ Result<JoinAnswer> answer_join(std::span<const std::uint8_t> request_frame, std:
       case JoinTokenStore::Outcome::kUsedUp: refusal = JoinRefusal::kUsedUp; break;
       case JoinTokenStore::Outcome::kReplayed: refusal = JoinRefusal::kReplayed; break;
     }
+  if (claimed && refusal && member.unclaim) member.unclaim(*claims, *cidr);
   if (!key) {  // never proven: the uniform refusal, whatever the cause
     a.reply = uniform_refusal();
     a.unproven = true;
@@ -438,7 +453,7 @@ Result<JoinOutcome> open_join_reply(std::span<const std::uint8_t> f, const keys:
   if (!status || !echo || *echo != request_nonce)
     return fail(EACCES, "join reply: does not answer this request (nonce not echoed)");
   if (*status != 0) {
-    if (*status < 1 || *status > static_cast<std::uint8_t>(JoinRefusal::kInvalidName))
+    if (*status < 1 || *status > static_cast<std::uint8_t>(kLastJoinRefusal))
       return fail(EBADMSG, "join reply: unknown refusal " + std::to_string(*status));
     JoinRefused r{static_cast<JoinRefusal>(*status), member_time.value_or(0)};
     return JoinOutcome(r);

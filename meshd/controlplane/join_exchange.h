@@ -97,7 +97,12 @@ enum class JoinRefusal : std::uint8_t {
   kReplayed = 7,     // this nonce was already used with this token
   kRemoved = 8,      // the identity was removed from the cluster
   kInvalidName = 9,  // the name is not a valid node name
+  // The member cannot reach its datastore to claim a CIDR (datastore mode):
+  // nothing was spent; the joiner tries again later.
+  kUnavailable = 10,
 };
+// The last value a reply may carry.
+inline constexpr JoinRefusal kLastJoinRefusal = JoinRefusal::kUnavailable;
 std::string_view to_string(JoinRefusal r);
 
 // The member's token store, as the exchange needs it: one atomic step that
@@ -121,6 +126,19 @@ struct JoinMemberContext {
   // CIDRs this member handed out in replies whose node's record is not in
   // the table yet: the allocation skips them.
   std::span<const IpPrefix> reserved = {};
+  // Datastore mode (docs/datastore.md): the allocation is claimed in the
+  // datastore by a transaction, not only picked from the table. Called
+  // after the name checks, before the token's use is spent, with the
+  // table's pick (the CIDR a retried join already holds, else the lowest
+  // free; nothing when the table sees none) and the admission time; returns
+  // the CIDR it claimed (maybe another, if the pick was taken meanwhile).
+  // ENOSPC: no CIDR is free (kCidrFull); any other error: kUnavailable.
+  std::function<Result<IpPrefix>(const JoinClaims& claims, const std::optional<IpPrefix>& proposed,
+                                 std::uint64_t admitted_at)>
+      claim;
+  // A claim made for a join that the token then refused (revoked, expired,
+  // used up, replayed): undone.
+  std::function<void(const JoinClaims& claims, const IpPrefix& cidr)> unclaim;
 };
 
 // What the member decided, for its own log and counters; `reply` goes back.

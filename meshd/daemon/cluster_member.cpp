@@ -146,6 +146,7 @@ std::string refusal_text(cp::JoinRefusal r) {
     case cp::JoinRefusal::kReplayed: return "join request replayed";
     case cp::JoinRefusal::kRemoved: return "this identity was removed from the cluster";
     case cp::JoinRefusal::kInvalidName: return "invalid node name";
+    case cp::JoinRefusal::kUnavailable: return "the member cannot reach its datastore";
   }
   return "refused";
 }
@@ -376,6 +377,8 @@ void ClusterMember::join_attempt() {
   if (!outcome) return retry("the reply does not verify: " + outcome.error().message);
   if (auto* refused = std::get_if<cp::JoinRefused>(&*outcome)) {
     std::string reason = refused->reason ? refusal_text(*refused->reason) : "bootstrap token refused";
+    // Nothing was spent: the member's datastore is down, the join waits.
+    if (refused->reason == cp::JoinRefusal::kUnavailable) return retry(reason);
     if (refused->reason == cp::JoinRefusal::kClockSkew) {
       auto skew = static_cast<std::int64_t>(refused->member_time) -
                   static_cast<std::int64_t>(claims.timestamp);

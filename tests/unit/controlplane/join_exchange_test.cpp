@@ -255,6 +255,64 @@ TEST_P(JoinExchange, AFullClusterCidrIsSaid) {
   EXPECT_EQ(store_->uses_left(token.id()), 1);
 }
 
+// Datastore mode: the member claims the CIDR through its hook, which may
+// hand out another than the table's pick; a datastore it cannot reach is
+// said (the joiner waits) and costs no use; a claim for a join the token
+// then refuses is undone.
+TEST_P(JoinExchange, ADatastoreClaimDecidesTheCidrAndIsUndoneWhenTheTokenRefuses) {
+  std::vector<std::pair<std::string, IpPrefix>> claimed, unclaimed;
+  Result<IpPrefix> answer = testing::nth_cidr(5);
+  std::optional<IpPrefix> proposed_seen;
+  std::uint64_t admitted_at_seen = 0;
+  JoinMemberContext ctx{founder_, table_, reserved_};
+  ctx.claim = [&](const JoinClaims& c, const std::optional<IpPrefix>& proposed,
+                  std::uint64_t admitted_at) -> Result<IpPrefix> {
+    proposed_seen = proposed;
+    admitted_at_seen = admitted_at;
+    if (answer) claimed.emplace_back(c.name, *answer);
+    return answer;
+  };
+  ctx.unclaim = [&](const JoinClaims& c, const IpPrefix& cidr) { unclaimed.emplace_back(c.name, cidr); };
+  auto ask = [&](const keys::Token& t, const JoinClaims& claims) {
+    JoinNonce n = random_nonce();
+    auto req = make_join_request(t, claims, n);
+    auto ans = answer_join(req, kNowMs, store_->tokens(), ctx, random_nonce());
+    EXPECT_TRUE(ans) << ans.error().message;
+    return open_join_reply(ans->reply, t, claims, n).value();
+  };
+
+  auto token = keys::Token::generate();
+  store_->add(token, {.uses = 1});
+  Joiner a;
+  auto out = ask(token, a.claims("node-a"));
+  ASSERT_TRUE(std::holds_alternative<JoinAdmitted>(out));
+  EXPECT_EQ(std::get<JoinAdmitted>(out).pod_cidr, testing::nth_cidr(5));  // the claim's, not the pick
+  EXPECT_EQ(std::get<JoinAdmitted>(out).admission.admitted_at, admitted_at_seen);
+  EXPECT_EQ(proposed_seen, testing::nth_cidr(1));  // the table's lowest free
+  EXPECT_TRUE(unclaimed.empty());
+
+  // The token is used up now: the claim made before the store said so is undone.
+  Joiner b;
+  answer = testing::nth_cidr(6);
+  out = ask(token, b.claims("node-b"));
+  ASSERT_TRUE(std::holds_alternative<JoinRefused>(out));
+  EXPECT_EQ(std::get<JoinRefused>(out).reason, JoinRefusal::kUsedUp);
+  ASSERT_EQ(unclaimed.size(), 1u);
+  EXPECT_EQ(unclaimed[0], (std::pair<std::string, IpPrefix>{"node-b", testing::nth_cidr(6)}));
+
+  auto fresh = keys::Token::generate();
+  store_->add(fresh, {.uses = 1});
+  answer = Error::from_errno(ETIMEDOUT, "etcd: no endpoint answered");
+  out = ask(fresh, b.claims("node-b"));
+  ASSERT_TRUE(std::holds_alternative<JoinRefused>(out));
+  EXPECT_EQ(std::get<JoinRefused>(out).reason, JoinRefusal::kUnavailable);
+  answer = Error::from_errno(ENOSPC, "no free CIDR");
+  out = ask(fresh, b.claims("node-b"));
+  EXPECT_EQ(std::get<JoinRefused>(out).reason, JoinRefusal::kCidrFull);
+  EXPECT_EQ(store_->uses_left(fresh.id()), 1);  // neither cost a use
+  EXPECT_EQ(unclaimed.size(), 1u);              // nothing was claimed to undo
+}
+
 TEST_P(JoinExchange, AJoinerOutsideTheWindowIsToldClockSkewAndSpendsNoUse) {
   auto token = keys::Token::generate();
   store_->add(token, {.uses = 1});
