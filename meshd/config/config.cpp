@@ -7,6 +7,8 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -22,7 +24,53 @@ std::string_view to_string(BackendKind k) {
   return "?";
 }
 
+std::string_view to_string(DatastoreKind k) {
+  switch (k) {
+    case DatastoreKind::kEmbedded: return "embedded";
+    case DatastoreKind::kEtcd: return "etcd";
+  }
+  return "?";
+}
+
 namespace {
+
+constexpr const char* kEtcdEndpointForm =
+    "\"http://host:port\" or \"https://host:port\" (host: a.b.c.d, [ipv6] or a DNS name)";
+
+// Text from the file, for a message: a control character would let a
+// config value forge a log line, so each non-printable byte shows as '?'.
+std::string shown(std::string_view text) {
+  std::string out(text);
+  for (char& ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e) ch = '?';
+  return out;
+}
+
+// RFC 1123 host name: dot-separated labels of 1-63 letters, digits and '-',
+// not starting or ending with '-', 253 characters at most. A last label of
+// digits only is no name (RFC 3696 2): "10.0.0.256" is a bad address.
+bool dns_name(std::string_view h) {
+  if (h.empty() || h.size() > 253) return false;
+  std::size_t start = 0;
+  bool last_all_digits = false;
+  while (true) {
+    std::size_t dot = h.find('.', start);
+    std::string_view label = h.substr(start, dot == std::string_view::npos ? h.npos : dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
+    last_all_digits = true;
+    for (char ch : label) {
+      const bool digit = ch >= '0' && ch <= '9';
+      const bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+      if (!digit && !alpha && ch != '-') return false;
+      if (!digit) last_all_digits = false;
+    }
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return !last_all_digits;
+}
+
 
 [[noreturn]] void bad(const std::string& source, const std::string& key, const std::string& why) {
   throw ErrorException(Error::invalid(source + ": " + key + ": " + why));
@@ -142,6 +190,183 @@ std::string abs_path(Section& sec, const std::string& source, const std::string&
 
 }  // namespace
 
+Result<EtcdEndpoint> parse_etcd_endpoint(std::string_view text) {
+  // A URL's user information ("https://user:secret@host") would put a
+  // password in the file, in this message and in the daemon's log.
+  if (text.find('@') != std::string_view::npos)
+    return Error::invalid(std::string("expected ") + kEtcdEndpointForm +
+                          ", got an endpoint with '@' (not shown: credentials go in username "
+                          "and password_file, never in an endpoint)");
+  auto wrong = [&](const std::string& why = "") {
+    return Error::invalid(std::string("expected ") + kEtcdEndpointForm + ", got \"" + shown(text) +
+                          "\"" + (why.empty() ? "" : " (" + why + ")"));
+  };
+  EtcdEndpoint e;
+  std::string_view rest;
+  if (text.starts_with("https://")) {
+    e.tls = true;
+    rest = text.substr(8);
+  } else if (text.starts_with("http://")) {
+    rest = text.substr(7);
+  } else {
+    return wrong();
+  }
+  if (rest.find_first_of("/?#") != std::string_view::npos) return wrong("no path");
+  std::string_view host, port;
+  if (rest.starts_with("[")) {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return wrong();
+    host = rest.substr(1, close - 1);
+    if (close + 1 >= rest.size() || rest[close + 1] != ':') return wrong("the port is required");
+    port = rest.substr(close + 2);
+    // A zone ("%eth0") names an interface of this host only.
+    auto a = IpAddress::parse(host);
+    if (host.find('%') != std::string_view::npos || !a || !a->is_v6()) return wrong();
+    e.host_is_ipv6 = true;
+  } else {
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return wrong("the port is required");
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return wrong("an IPv6 address needs brackets");
+    const bool numeric = !host.empty() && host.find_first_not_of("0123456789.") == std::string_view::npos;
+    if (numeric) {
+      auto a = IpAddress::parse(host);
+      if (!a || !a->is_v4()) return wrong();
+    } else if (!dns_name(host)) {
+      return wrong();
+    }
+  }
+  if (port.empty()) return wrong("the port is required");
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
+    return wrong();
+  const unsigned long n = std::stoul(std::string(port));
+  if (n < 1 || n > 65535) return wrong("the port is from 1 to 65535");
+  e.host = std::string(host);
+  e.port = static_cast<std::uint16_t>(n);
+  return e;
+}
+
+namespace {
+
+// [datastore]: after [cluster] and [join], whose presence it needs.
+void parse_datastore(const toml::table& root, const std::string& source, Config& c) {
+  const toml::table* table = table_or_null(root, source, "datastore");
+  Section ds(table, source, "datastore");
+  const std::string kind = ds.str("kind", std::string(to_string(c.datastore_kind)));
+  if (kind == "embedded") c.datastore_kind = DatastoreKind::kEmbedded;
+  else if (kind == "etcd") c.datastore_kind = DatastoreKind::kEtcd;
+  else bad(source, "datastore.kind", "expected \"embedded\" or \"etcd\", got \"" + shown(kind) + "\"");
+
+  c.etcd_endpoints = ds.strings("endpoints");
+  c.etcd_ca_file = abs_path(ds, source, "ca_file", "", true);
+  c.etcd_cert_file = abs_path(ds, source, "cert_file", "", true);
+  c.etcd_key_file = abs_path(ds, source, "key_file", "", true);
+  c.etcd_username = ds.str("username", "");
+  c.etcd_password_file = abs_path(ds, source, "password_file", "", true);
+  c.etcd_prefix = ds.str("prefix", c.etcd_prefix);
+  c.etcd_timeout_ms = static_cast<unsigned>(ds.integer("timeout_ms", c.etcd_timeout_ms, 100, 60000));
+  c.etcd_resync_interval_s =
+      static_cast<unsigned>(ds.integer("resync_interval_s", c.etcd_resync_interval_s, 10, 86400));
+  c.etcd_lease_ttl_s = static_cast<unsigned>(ds.integer("lease_ttl_s", c.etcd_lease_ttl_s, 5, 3600));
+  ds.reject_unknown();
+
+  // The etcd keys mean nothing to the embedded mode: refusing them, rather
+  // than ignoring them, tells an operator who forgot kind = "etcd" that
+  // this node would not use etcd at all.
+  if (c.datastore_kind != DatastoreKind::kEtcd) {
+    for (const char* key : {"endpoints", "ca_file", "cert_file", "key_file", "username",
+                            "password_file", "prefix", "timeout_ms", "resync_interval_s",
+                            "lease_ttl_s"})
+      if (ds.has(key))
+        bad(source, std::string("datastore.") + key,
+            "applies only to kind = \"etcd\", and datastore.kind is \"embedded\"; set kind = "
+            "\"etcd\" or remove it");
+    return;
+  }
+
+  // etcd holds a cluster's node table: without a cluster there is nothing
+  // to keep in it.
+  if (!c.cluster_mode)
+    bad(source, "datastore.kind",
+        "\"etcd\" holds a cluster's node table, and this file has no [cluster] or [join] section; "
+        "add [cluster] (to found a cluster) or [join] (to join one), or remove [datastore]");
+  if (c.etcd_endpoints.empty())
+    bad(source, "datastore.endpoints",
+        std::string("missing: kind = \"etcd\" needs at least one endpoint, ") + kEtcdEndpointForm);
+  std::set<std::string> seen;
+  bool any_tls = false, any_plain = false;
+  for (std::size_t i = 0; i < c.etcd_endpoints.size(); ++i) {
+    const std::string key = "datastore.endpoints[" + std::to_string(i) + "]";
+    auto e = parse_etcd_endpoint(c.etcd_endpoints[i]);
+    if (!e) bad(source, key, e.error().message);
+    (e->tls ? any_tls : any_plain) = true;
+    std::string canonical = std::string(e->tls ? "https://" : "http://") + e->host + ":" +
+                            std::to_string(e->port);
+    for (char& ch : canonical) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!seen.insert(canonical).second)
+      bad(source, key, "\"" + c.etcd_endpoints[i] + "\" is listed twice; expected each endpoint once");
+  }
+  // Failover between endpoints must not fall back to clear text: the token
+  // and the records would then travel unencrypted to whoever answers.
+  if (any_tls && any_plain)
+    bad(source, "datastore.endpoints",
+        "mixes http:// and https:// endpoints; expected one scheme for all (failing over to an "
+        "http endpoint would send credentials in clear text)");
+  if (any_tls && c.etcd_ca_file.empty())
+    bad(source, "datastore.ca_file",
+        "missing: https endpoints need ca_file, the absolute path of the CA certificate that "
+        "signed etcd's server certificates");
+  if (!any_tls)
+    for (const auto& [key, value] : {std::pair{"ca_file", &c.etcd_ca_file},
+                                     std::pair{"cert_file", &c.etcd_cert_file},
+                                     std::pair{"key_file", &c.etcd_key_file}})
+      if (!value->empty())
+        bad(source, std::string("datastore.") + key,
+            "applies only to https endpoints, and datastore.endpoints are http; use https:// "
+            "endpoints or remove it");
+  if (c.etcd_cert_file.empty() != c.etcd_key_file.empty())
+    bad(source, c.etcd_cert_file.empty() ? "datastore.cert_file" : "datastore.key_file",
+        "missing: a client certificate needs both datastore.cert_file and datastore.key_file");
+  if (!c.etcd_username.empty() && c.etcd_password_file.empty())
+    bad(source, "datastore.password_file",
+        "missing: datastore.username needs password_file, the absolute path of a 0600 file "
+        "holding the etcd user's password");
+  if (c.etcd_username.empty() && !c.etcd_password_file.empty())
+    bad(source, "datastore.username",
+        "missing: datastore.password_file needs username, the etcd user the password belongs to");
+  if (ds.has("username") && c.etcd_username.empty())
+    bad(source, "datastore.username", "expected an etcd user name, got \"\"");
+  if (c.etcd_username.size() > 128 ||
+      std::any_of(c.etcd_username.begin(), c.etcd_username.end(), [](char ch) {
+        return static_cast<unsigned char>(ch) < 0x21 || static_cast<unsigned char>(ch) > 0x7e;
+      }))
+    bad(source, "datastore.username",
+        "expected at most 128 printable ASCII characters without spaces, got \"" +
+            shown(c.etcd_username) + "\"");
+
+  const std::string& p = c.etcd_prefix;
+  if (p.empty() || p.size() > 128 || p.front() != '/' || p.back() != '/' ||
+      std::any_of(p.begin(), p.end(), [](char ch) {
+        return static_cast<unsigned char>(ch) < 0x21 || static_cast<unsigned char>(ch) > 0x7e;
+      }))
+    bad(source, "datastore.prefix",
+        "expected a key prefix starting and ending with '/', of at most 128 printable ASCII "
+        "characters without spaces, like \"/meshd/\", got \"" + shown(p) + "\"");
+
+  // Liveness keys live on a lease that a keepalive renews about every
+  // third of its TTL: one keepalive may time out and its retry on the next
+  // endpoint must still land before the lease expires.
+  if (std::uint64_t{c.etcd_timeout_ms} * 3 > std::uint64_t{c.etcd_lease_ttl_s} * 1000)
+    bad(source, "datastore.timeout_ms",
+        std::to_string(c.etcd_timeout_ms) + " ms is more than a third of datastore.lease_ttl_s (" +
+            std::to_string(c.etcd_lease_ttl_s) +
+            " s); expected a shorter timeout or a longer lease, so that a timed-out keepalive "
+            "can be retried before the lease expires");
+}
+
+}  // namespace
+
 Config parse_config(std::string_view text, const std::string& source) {
   toml::table root;
   try {
@@ -155,14 +380,14 @@ Config parse_config(std::string_view text, const std::string& source) {
 
   static const std::set<std::string> kSections = {"node", "wireguard", "userspace", "state",
                                                    "reconcile", "cni", "cluster", "join",
-                                                   "liveness", "rotation", "egress", "api",
-                                                   "peers"};
+                                                   "liveness", "rotation", "egress", "datastore",
+                                                   "api", "peers"};
   for (const auto& [k, v] : root) {
     (void)v;
     if (!kSections.count(std::string(k.str())))
       bad(source, std::string(k.str()),
           "unknown section (expected one of node, wireguard, userspace, state, reconcile, cni, "
-          "cluster, join, liveness, rotation, egress, api, peers)");
+          "cluster, join, liveness, rotation, egress, datastore, api, peers)");
   }
 
   Config c;
@@ -345,6 +570,8 @@ Config parse_config(std::string_view text, const std::string& source) {
   c.egress_masquerade = eg.boolean("masquerade", c.egress_masquerade);
   eg.reject_unknown();
 
+  parse_datastore(root, source, c);
+
   Section api(table_or_null(root, source, "api"), source, "api");
   // The socket lives in the runtime directory unless configured elsewhere:
   // two meshd with their own runtime directories never share one.
@@ -416,6 +643,25 @@ Config parse_config(std::string_view text, const std::string& source) {
     }
   }
   return c;
+}
+
+std::vector<std::string> datastore_keys_changed(const Config& running, const Config& next) {
+  std::vector<std::string> out;
+  auto check = [&](const char* key, bool differs) {
+    if (differs) out.push_back(std::string("datastore.") + key);
+  };
+  check("kind", running.datastore_kind != next.datastore_kind);
+  check("endpoints", running.etcd_endpoints != next.etcd_endpoints);
+  check("ca_file", running.etcd_ca_file != next.etcd_ca_file);
+  check("cert_file", running.etcd_cert_file != next.etcd_cert_file);
+  check("key_file", running.etcd_key_file != next.etcd_key_file);
+  check("username", running.etcd_username != next.etcd_username);
+  check("password_file", running.etcd_password_file != next.etcd_password_file);
+  check("prefix", running.etcd_prefix != next.etcd_prefix);
+  check("timeout_ms", running.etcd_timeout_ms != next.etcd_timeout_ms);
+  check("resync_interval_s", running.etcd_resync_interval_s != next.etcd_resync_interval_s);
+  check("lease_ttl_s", running.etcd_lease_ttl_s != next.etcd_lease_ttl_s);
+  return out;
 }
 
 std::string cni_conflist_path(const Config& c) {

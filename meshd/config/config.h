@@ -19,6 +19,26 @@ namespace meshd::config {
 enum class BackendKind { kAuto, kKernel, kUserspace };
 std::string_view to_string(BackendKind k);
 
+// Where a cluster's node table and CIDR claims live: exchanged between the
+// members themselves (embedded, the default) or in etcd (docs/configuration.md,
+// "[datastore]").
+enum class DatastoreKind { kEmbedded, kEtcd };
+std::string_view to_string(DatastoreKind k);  // "embedded", "etcd"
+
+// One etcd endpoint as [datastore] endpoints holds it: "http://host:port" or
+// "https://host:port". `host` is an IPv4 address, an IPv6 address (without
+// its brackets) or a DNS name, as written.
+struct EtcdEndpoint {
+  bool tls = false;  // https
+  std::string host;
+  bool host_is_ipv6 = false;  // written as "[...]"
+  std::uint16_t port = 0;
+  auto operator<=>(const EtcdEndpoint&) const = default;
+};
+// EINVAL with the expected form; never quotes text holding '@' (credentials
+// pasted into a URL).
+Result<EtcdEndpoint> parse_etcd_endpoint(std::string_view text);
+
 // A peer listed by hand: outside the cluster (a laptop, a VM) or, before the
 // control plane exists, every other node. Kept as text until desired-state
 // computation validates it, so a bad entry rejects only itself.
@@ -75,6 +95,22 @@ struct Config {
   // masqueraded to the node's address (nftables table "meshd").
   bool egress_masquerade = true;  // "masquerade"
 
+  // [datastore] kind = "etcd" keeps the node table and the CIDR claims in
+  // etcd instead of syncing them between members (cluster mode only). Every
+  // other key is refused unless kind is "etcd". Nothing here applies on a
+  // reload: the daemon keeps the running values (datastore_keys_changed).
+  DatastoreKind datastore_kind = DatastoreKind::kEmbedded;  // "kind": "embedded" | "etcd"
+  std::vector<std::string> etcd_endpoints;  // "endpoints": ["https://10.0.0.1:2379", ...]; one scheme for all
+  // "ca_file" (required with https), "cert_file" and "key_file" (a client
+  // certificate: both or neither; https only). Absolute paths.
+  std::string etcd_ca_file, etcd_cert_file, etcd_key_file;
+  std::string etcd_username;       // "username"; needs password_file
+  std::string etcd_password_file;  // "password_file": 0600 file (the daemon checks owner/mode); needs username
+  std::string etcd_prefix = "/meshd/";  // "prefix": starts and ends with '/', printable ASCII, no spaces, <= 128
+  unsigned etcd_timeout_ms = 2000;         // "timeout_ms", 100 .. 60000; at most lease_ttl_s / 3
+  unsigned etcd_resync_interval_s = 300;   // "resync_interval_s": full re-list, 10 .. 86400
+  unsigned etcd_lease_ttl_s = 30;          // "lease_ttl_s": liveness keys' lease, 5 .. 3600
+
   // [api]
   // "socket": default <runtime_dir>/meshd.sock (/run/meshd/meshd.sock); "" = no unix socket
   std::string api_socket = "/run/meshd/meshd.sock";
@@ -127,6 +163,12 @@ struct Config {
 // The conflist's path: cni_conf_dir + "/" + its file name; "" when
 // cni_conf_dir is "" (meshd writes none).
 std::string cni_conflist_path(const Config& c);
+
+// The [datastore] keys ("datastore.kind", "datastore.endpoints", ...) whose
+// values differ between `running` and `next`, in file order: none of them
+// applies on a reload (the client, its watch and its lease live as long as
+// the process), so the daemon keeps the running values and warns for each.
+std::vector<std::string> datastore_keys_changed(const Config& running, const Config& next);
 
 // Throws ErrorException with a message naming the file, key and expected form.
 Config parse_config(std::string_view text, const std::string& source_name);

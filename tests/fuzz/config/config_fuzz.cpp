@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -14,7 +15,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     c = meshd::config::parse_config(text, "fuzz.toml");
   } catch (const meshd::ErrorException& e) {
-    if (std::string_view(e.what()).find("fuzz.toml") == std::string_view::npos) std::abort();
+    std::string_view what(e.what());
+    if (what.find("fuzz.toml") == std::string_view::npos) std::abort();
+    // An etcd endpoint with user information ("https://u:secret@host") is
+    // never quoted: no '@' but the one the message names.
+    if (what.find("datastore.endpoints") != std::string_view::npos) {
+      std::string rest(what);
+      for (auto at = rest.find("'@'"); at != std::string::npos; at = rest.find("'@'")) rest.erase(at, 3);
+      if (rest.find('@') != std::string::npos) std::abort();
+    }
     return 0;
   }
   // What the daemon relies on without checking again: the cross-key rules.
@@ -24,6 +33,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (c.rotation_interval_s != 0 &&
       std::uint64_t{c.rotation_interval_s} * 1000 <= std::uint64_t{c.rotation_lead_ms} + c.rotation_grace_ms)
     std::abort();
+  using meshd::config::DatastoreKind;
+  if (c.datastore_kind == DatastoreKind::kEtcd) {
+    if (!c.cluster_mode || c.etcd_endpoints.empty()) std::abort();
+    bool tls = false, plain = false;
+    for (const auto& text : c.etcd_endpoints) {
+      auto e = meshd::config::parse_etcd_endpoint(text);
+      if (!e || e->port == 0 || e->host.empty()) std::abort();
+      (e->tls ? tls : plain) = true;
+    }
+    if ((tls && plain) || (tls && c.etcd_ca_file.empty()) || (!tls && !c.etcd_ca_file.empty())) std::abort();
+    if (c.etcd_cert_file.empty() != c.etcd_key_file.empty()) std::abort();
+    if (c.etcd_username.empty() != c.etcd_password_file.empty()) std::abort();
+    const auto& p = c.etcd_prefix;
+    if (p.empty() || p.size() > 128 || p.front() != '/' || p.back() != '/') std::abort();
+    for (char ch : p)
+      if (static_cast<unsigned char>(ch) < 0x21 || static_cast<unsigned char>(ch) > 0x7e) std::abort();
+    if (std::uint64_t{c.etcd_timeout_ms} * 3 > std::uint64_t{c.etcd_lease_ttl_s} * 1000) std::abort();
+  } else {
+    // The etcd keys are refused, not ignored, in the embedded mode.
+    if (!meshd::config::datastore_keys_changed(meshd::config::Config{}, c).empty()) std::abort();
+  }
   meshd::dataplane::LocalSpec local;
   local.interface = c.interface;
   local.pod_cidr = c.pod_cidr;

@@ -320,7 +320,7 @@ TEST(Config, ClusterJoinAndApiErrorsSayTheKeyAndTheExpectedForm) {
       {"[api]\nport = 1\n", "meshd.toml: api.port: unknown key (check its spelling)"},
       {"[clutser]\n",
        "meshd.toml: clutser: unknown section (expected one of node, wireguard, userspace, state, "
-       "reconcile, cni, cluster, join, liveness, rotation, egress, api, peers)"},
+       "reconcile, cni, cluster, join, liveness, rotation, egress, datastore, api, peers)"},
       {"cluster = 1\n", "meshd.toml: cluster: expected a table ([cluster])"},
   };
   for (const auto& [text, message] : cases) {
@@ -437,6 +437,371 @@ TEST(Config, LivenessRotationAndEgressErrorsSayTheKeyAndTheExpectedForm) {
   EXPECT_EQ(error_of("[rotation]\ninterval_s = 6\n"), "<no error>");
 }
 
+// --------------------------------------------------------------- datastore
+
+// The smallest valid etcd file: cluster mode, one endpoint.
+const std::string kEtcd = "[cluster]\n[datastore]\nkind = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\n";
+
+TEST(Config, DatastoreDefaultsAreTheEmbeddedMode) {
+  auto c = parse_config("", "meshd.toml");
+  EXPECT_EQ(c.datastore_kind, DatastoreKind::kEmbedded);
+  EXPECT_EQ(to_string(c.datastore_kind), "embedded");
+  EXPECT_EQ(to_string(DatastoreKind::kEtcd), "etcd");
+  EXPECT_TRUE(c.etcd_endpoints.empty());
+  EXPECT_EQ(c.etcd_ca_file, "");
+  EXPECT_EQ(c.etcd_cert_file, "");
+  EXPECT_EQ(c.etcd_key_file, "");
+  EXPECT_EQ(c.etcd_username, "");
+  EXPECT_EQ(c.etcd_password_file, "");
+  EXPECT_EQ(c.etcd_prefix, "/meshd/");
+  EXPECT_EQ(c.etcd_timeout_ms, 2000u);
+  EXPECT_EQ(c.etcd_resync_interval_s, 300u);
+  EXPECT_EQ(c.etcd_lease_ttl_s, 30u);
+  // An empty section, or kind = "embedded" said out loud, is the same.
+  EXPECT_EQ(parse_config("[datastore]\n", "m").datastore_kind, DatastoreKind::kEmbedded);
+  EXPECT_EQ(parse_config("[datastore]\nkind = \"embedded\"\n", "m").datastore_kind,
+            DatastoreKind::kEmbedded);
+  // etcd's own defaults with only the required key.
+  auto e = parse_config(kEtcd, "m");
+  EXPECT_EQ(e.datastore_kind, DatastoreKind::kEtcd);
+  EXPECT_EQ(e.etcd_endpoints, std::vector<std::string>{"http://127.0.0.1:2379"});
+  EXPECT_EQ(e.etcd_prefix, "/meshd/");
+  EXPECT_EQ(e.etcd_timeout_ms, 2000u);
+}
+
+TEST(Config, EveryDatastoreKey) {
+  auto c = parse_config(R"(
+[join]
+target = "192.0.2.1:51821"
+token_file = "/etc/meshd/join-token"
+[datastore]
+kind = "etcd"
+endpoints = ["https://10.0.0.1:2379", "https://[2001:db8::2]:2379", "https://etcd-3.example.org:12379"]
+ca_file = "/etc/meshd/etcd-ca.crt"
+cert_file = "/etc/meshd/etcd-client.crt"
+key_file = "/etc/meshd/etcd-client.key"
+username = "meshd"
+password_file = "/etc/meshd/etcd-password"
+prefix = "/clusters/prod/meshd/"
+timeout_ms = 500
+resync_interval_s = 60
+lease_ttl_s = 10
+)", "meshd.toml");
+  EXPECT_EQ(c.datastore_kind, DatastoreKind::kEtcd);
+  EXPECT_EQ(c.etcd_endpoints,
+            (std::vector<std::string>{"https://10.0.0.1:2379", "https://[2001:db8::2]:2379",
+                                      "https://etcd-3.example.org:12379"}));
+  EXPECT_EQ(c.etcd_ca_file, "/etc/meshd/etcd-ca.crt");
+  EXPECT_EQ(c.etcd_cert_file, "/etc/meshd/etcd-client.crt");
+  EXPECT_EQ(c.etcd_key_file, "/etc/meshd/etcd-client.key");
+  EXPECT_EQ(c.etcd_username, "meshd");
+  EXPECT_EQ(c.etcd_password_file, "/etc/meshd/etcd-password");
+  EXPECT_EQ(c.etcd_prefix, "/clusters/prod/meshd/");
+  EXPECT_EQ(c.etcd_timeout_ms, 500u);
+  EXPECT_EQ(c.etcd_resync_interval_s, 60u);
+  EXPECT_EQ(c.etcd_lease_ttl_s, 10u);
+
+  // The bounds.
+  auto lo = parse_config(kEtcd + "prefix = \"/\"\ntimeout_ms = 100\nresync_interval_s = 10\nlease_ttl_s = 5\n", "m");
+  EXPECT_EQ(lo.etcd_prefix, "/");
+  EXPECT_EQ(lo.etcd_timeout_ms, 100u);
+  EXPECT_EQ(lo.etcd_resync_interval_s, 10u);
+  EXPECT_EQ(lo.etcd_lease_ttl_s, 5u);
+  const std::string long_prefix = "/" + std::string(126, 'p') + "/";  // 128 characters
+  auto hi = parse_config(kEtcd + "prefix = \"" + long_prefix +
+                             "\"\ntimeout_ms = 60000\nresync_interval_s = 86400\nlease_ttl_s = 3600\n",
+                         "m");
+  EXPECT_EQ(hi.etcd_prefix, long_prefix);
+  EXPECT_EQ(hi.etcd_timeout_ms, 60000u);
+  EXPECT_EQ(hi.etcd_resync_interval_s, 86400u);
+  EXPECT_EQ(hi.etcd_lease_ttl_s, 3600u);
+  // A timeout of exactly a third of the lease.
+  EXPECT_EQ(error_of(kEtcd + "lease_ttl_s = 6\ntimeout_ms = 2000\n"), "<no error>");
+  // A client certificate over https without a user; a user over http.
+  EXPECT_EQ(error_of("[cluster]\n[datastore]\nkind = \"etcd\"\nendpoints = [\"https://e:2379\"]\n"
+                     "ca_file = \"/ca\"\ncert_file = \"/c\"\nkey_file = \"/k\"\n"),
+            "<no error>");
+  EXPECT_EQ(error_of(kEtcd + "username = \"meshd\"\npassword_file = \"/p\"\n"), "<no error>");
+}
+
+TEST(Config, EtcdEndpointsParseIntoSchemeHostAndPort) {
+  struct Case {
+    const char* text;
+    bool tls;
+    const char* host;
+    bool ipv6;
+    std::uint16_t port;
+  };
+  const Case good[] = {
+      {"http://127.0.0.1:2379", false, "127.0.0.1", false, 2379},
+      {"https://10.0.0.1:1", true, "10.0.0.1", false, 1},
+      {"https://[2001:db8::2]:65535", true, "2001:db8::2", true, 65535},
+      {"http://[::1]:2379", false, "::1", true, 2379},
+      {"https://etcd:2379", true, "etcd", false, 2379},
+      {"https://ETCD-1.Example.org:2379", true, "ETCD-1.Example.org", false, 2379},
+      {"https://1e100.net:443", true, "1e100.net", false, 443},
+  };
+  for (const auto& g : good) {
+    SCOPED_TRACE(g.text);
+    auto e = parse_etcd_endpoint(g.text);
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_EQ(e->tls, g.tls);
+    EXPECT_EQ(e->host, g.host);
+    EXPECT_EQ(e->host_is_ipv6, g.ipv6);
+    EXPECT_EQ(e->port, g.port);
+  }
+  const std::string form =
+      "expected \"http://host:port\" or \"https://host:port\" (host: a.b.c.d, [ipv6] or a DNS name), got ";
+  const std::pair<const char*, const char*> bad[] = {
+      {"10.0.0.1:2379", ""},
+      {"etcd:2379", ""},
+      {"ftp://10.0.0.1:2379", ""},
+      {"HTTPS://10.0.0.1:2379", ""},
+      {"unix:///run/etcd.sock", ""},
+      {"https://10.0.0.1", " (the port is required)"},
+      {"https://10.0.0.1:", " (the port is required)"},
+      {"https://[2001:db8::2]", " (the port is required)"},
+      {"https://[2001:db8::2]2379", " (the port is required)"},
+      {"https://10.0.0.1:0", " (the port is from 1 to 65535)"},
+      {"https://10.0.0.1:65536", " (the port is from 1 to 65535)"},
+      {"https://10.0.0.1:123456", ""},
+      {"https://10.0.0.1:+80", ""},
+      {"https://10.0.0.1:2379/", " (no path)"},
+      {"https://10.0.0.1:2379/v3", " (no path)"},
+      {"https://10.0.0.1:2379?x=1", " (no path)"},
+      {"https://2001:db8::2:2379", " (an IPv6 address needs brackets)"},
+      {"https://[10.0.0.1]:2379", ""},
+      {"https://[fe80::1%eth0]:2379", ""},
+      {"https://[2001:db8::2:2379", ""},
+      {"https://10.0.0.256:2379", ""},
+      {"https://10.0.0:2379", ""},
+      {"https://:2379", ""},
+      {"https://-etcd:2379", ""},
+      {"https://etcd-:2379", ""},
+      {"https://et_cd:2379", ""},
+      {"https://etcd..example:2379", ""},
+      {"https://etcd.example.:2379", ""},
+      {"https://etcd.123:2379", ""},
+      {"https://et cd:2379", ""},
+      {"http://etcd\n:2379", ""},
+  };
+  for (const auto& [text, why] : bad) {
+    SCOPED_TRACE(text);
+    auto e = parse_etcd_endpoint(text);
+    ASSERT_FALSE(e);
+    EXPECT_TRUE(e.error().is(EINVAL));
+    std::string quoted = text;
+    for (char& ch : quoted)
+      if (ch == '\n') ch = '?';  // a control character never reaches a message
+    EXPECT_EQ(e.error().message, form + "\"" + quoted + "\"" + why);
+  }
+  // Labels of 63 characters and names of 253 at most.
+  const std::string label63(63, 'a');
+  EXPECT_TRUE(parse_etcd_endpoint("https://" + label63 + ".example:2379"));
+  EXPECT_FALSE(parse_etcd_endpoint("https://" + label63 + "a.example:2379"));
+  std::string name253 = label63 + "." + label63 + "." + label63 + "." + std::string(61, 'b');
+  ASSERT_EQ(name253.size(), 253u);
+  EXPECT_TRUE(parse_etcd_endpoint("https://" + name253 + ":2379"));
+  EXPECT_FALSE(parse_etcd_endpoint("https://" + name253 + "b:2379"));
+}
+
+TEST(Config, AnEndpointWithCredentialsIsRefusedWithoutQuotingThem) {
+  for (const char* text : {"https://meshd:s3cr3t@10.0.0.1:2379", "https://s3cr3t@etcd:2379",
+                           "http://u:s3cr3t@[::1]:2379"}) {
+    SCOPED_TRACE(text);
+    auto e = parse_etcd_endpoint(text);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().message.find("s3cr3t"), std::string::npos) << e.error().message;
+    EXPECT_NE(e.error().message.find("credentials go in username and password_file"),
+              std::string::npos)
+        << e.error().message;
+    const std::string in_file = error_of("[cluster]\n[datastore]\nkind = \"etcd\"\nendpoints = [\"" +
+                                         std::string(text) + "\"]\n");
+    EXPECT_EQ(in_file.find("s3cr3t"), std::string::npos) << in_file;
+    EXPECT_EQ(in_file.find("meshd.toml: datastore.endpoints[0]: expected "), 0u) << in_file;
+  }
+}
+
+// Each message in full: the file, the key, what is wrong and what to write.
+TEST(Config, DatastoreErrorsSayTheKeyAndTheExpectedForm) {
+  const std::string etcd = "[cluster]\n[datastore]\nkind = \"etcd\"\n";
+  const std::string tls = etcd + "endpoints = [\"https://10.0.0.1:2379\"]\nca_file = \"/ca\"\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"[datastore]\nkind = \"consul\"\n",
+       "meshd.toml: datastore.kind: expected \"embedded\" or \"etcd\", got \"consul\""},
+      {"[datastore]\nkind = \"etcd\\n\"\n",
+       "meshd.toml: datastore.kind: expected \"embedded\" or \"etcd\", got \"etcd?\""},
+      {"[datastore]\nkind = 1\n", "meshd.toml: datastore.kind: expected a string"},
+      // Cluster mode only: the error names both sections and the datastore.
+      {"[datastore]\nkind = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\n",
+       "meshd.toml: datastore.kind: \"etcd\" holds a cluster's node table, and this file has no "
+       "[cluster] or [join] section; add [cluster] (to found a cluster) or [join] (to join one), "
+       "or remove [datastore]"},
+      // Endpoints.
+      {etcd,
+       "meshd.toml: datastore.endpoints: missing: kind = \"etcd\" needs at least one endpoint, "
+       "\"http://host:port\" or \"https://host:port\" (host: a.b.c.d, [ipv6] or a DNS name)"},
+      {etcd + "endpoints = []\n",
+       "meshd.toml: datastore.endpoints: missing: kind = \"etcd\" needs at least one endpoint, "
+       "\"http://host:port\" or \"https://host:port\" (host: a.b.c.d, [ipv6] or a DNS name)"},
+      {etcd + "endpoints = \"http://127.0.0.1:2379\"\n",
+       "meshd.toml: datastore.endpoints: expected an array of strings"},
+      {etcd + "endpoints = [\"http://127.0.0.1:2379\", \"127.0.0.2:2379\"]\n",
+       "meshd.toml: datastore.endpoints[1]: expected \"http://host:port\" or \"https://host:port\" "
+       "(host: a.b.c.d, [ipv6] or a DNS name), got \"127.0.0.2:2379\""},
+      {etcd + "endpoints = [\"http://etcd:2379\"]\n[join]\ntarget = \"192.0.2.1:51821\"\n"
+              "token_file = \"/t\"\n",
+       "<no error>"},
+      {etcd + "endpoints = [\"http://etcd:2379\", \"http://ETCD:2379\"]\n",
+       "meshd.toml: datastore.endpoints[1]: \"http://ETCD:2379\" is listed twice; expected each "
+       "endpoint once"},
+      {etcd + "endpoints = [\"http://10.0.0.1:2379\", \"https://10.0.0.2:2379\"]\nca_file = \"/ca\"\n",
+       "meshd.toml: datastore.endpoints: mixes http:// and https:// endpoints; expected one scheme "
+       "for all (failing over to an http endpoint would send credentials in clear text)"},
+      // TLS files.
+      {etcd + "endpoints = [\"https://10.0.0.1:2379\"]\n",
+       "meshd.toml: datastore.ca_file: missing: https endpoints need ca_file, the absolute path of "
+       "the CA certificate that signed etcd's server certificates"},
+      {etcd + "endpoints = [\"http://10.0.0.1:2379\"]\nca_file = \"/ca\"\n",
+       "meshd.toml: datastore.ca_file: applies only to https endpoints, and datastore.endpoints are "
+       "http; use https:// endpoints or remove it"},
+      {etcd + "endpoints = [\"http://10.0.0.1:2379\"]\ncert_file = \"/c\"\nkey_file = \"/k\"\n",
+       "meshd.toml: datastore.cert_file: applies only to https endpoints, and datastore.endpoints "
+       "are http; use https:// endpoints or remove it"},
+      {tls + "cert_file = \"/c\"\n",
+       "meshd.toml: datastore.key_file: missing: a client certificate needs both "
+       "datastore.cert_file and datastore.key_file"},
+      {tls + "key_file = \"/k\"\n",
+       "meshd.toml: datastore.cert_file: missing: a client certificate needs both "
+       "datastore.cert_file and datastore.key_file"},
+      {tls + "cert_file = \"client.crt\"\nkey_file = \"/k\"\n",
+       "meshd.toml: datastore.cert_file: expected an absolute path, got \"client.crt\""},
+      {etcd + "endpoints = [\"https://10.0.0.1:2379\"]\nca_file = \"ca.crt\"\n",
+       "meshd.toml: datastore.ca_file: expected an absolute path, got \"ca.crt\""},
+      // Credentials.
+      {tls + "username = \"meshd\"\n",
+       "meshd.toml: datastore.password_file: missing: datastore.username needs password_file, the "
+       "absolute path of a 0600 file holding the etcd user's password"},
+      {tls + "password_file = \"/etc/meshd/etcd-password\"\n",
+       "meshd.toml: datastore.username: missing: datastore.password_file needs username, the etcd "
+       "user the password belongs to"},
+      {tls + "username = \"\"\npassword_file = \"/p\"\n",
+       "meshd.toml: datastore.username: missing: datastore.password_file needs username, the etcd "
+       "user the password belongs to"},
+      {tls + "username = \"\"\n", "meshd.toml: datastore.username: expected an etcd user name, got \"\""},
+      {tls + "username = \"me shd\"\npassword_file = \"/p\"\n",
+       "meshd.toml: datastore.username: expected at most 128 printable ASCII characters without "
+       "spaces, got \"me shd\""},
+      {tls + "username = \"meshd\"\npassword_file = \"etcd-password\"\n",
+       "meshd.toml: datastore.password_file: expected an absolute path, got \"etcd-password\""},
+      // The prefix.
+      {kEtcd + "prefix = \"meshd/\"\n",
+       "meshd.toml: datastore.prefix: expected a key prefix starting and ending with '/', of at "
+       "most 128 printable ASCII characters without spaces, like \"/meshd/\", got \"meshd/\""},
+      {kEtcd + "prefix = \"/meshd\"\n",
+       "meshd.toml: datastore.prefix: expected a key prefix starting and ending with '/', of at "
+       "most 128 printable ASCII characters without spaces, like \"/meshd/\", got \"/meshd\""},
+      {kEtcd + "prefix = \"\"\n",
+       "meshd.toml: datastore.prefix: expected a key prefix starting and ending with '/', of at "
+       "most 128 printable ASCII characters without spaces, like \"/meshd/\", got \"\""},
+      {kEtcd + "prefix = \"/my mesh/\"\n",
+       "meshd.toml: datastore.prefix: expected a key prefix starting and ending with '/', of at "
+       "most 128 printable ASCII characters without spaces, like \"/meshd/\", got \"/my mesh/\""},
+      {kEtcd + "prefix = \"/a\\tb/\"\n",
+       "meshd.toml: datastore.prefix: expected a key prefix starting and ending with '/', of at "
+       "most 128 printable ASCII characters without spaces, like \"/meshd/\", got \"/a?b/\""},
+      {kEtcd + "prefix = \"/m\u00e9shd/\"\n",
+       "meshd.toml: datastore.prefix: expected a key prefix starting and ending with '/', of at "
+       "most 128 printable ASCII characters without spaces, like \"/meshd/\", got \"/m??shd/\""},
+      {kEtcd + "prefix = \"/" + std::string(127, 'p') + "/\"\n",
+       "meshd.toml: datastore.prefix: expected a key prefix starting and ending with '/', of at "
+       "most 128 printable ASCII characters without spaces, like \"/meshd/\", got \"/" +
+           std::string(127, 'p') + "/\""},
+      // Ranges.
+      {kEtcd + "timeout_ms = 99\n",
+       "meshd.toml: datastore.timeout_ms: expected an integer from 100 to 60000, got 99"},
+      {kEtcd + "timeout_ms = 60001\n",
+       "meshd.toml: datastore.timeout_ms: expected an integer from 100 to 60000, got 60001"},
+      {kEtcd + "resync_interval_s = 9\n",
+       "meshd.toml: datastore.resync_interval_s: expected an integer from 10 to 86400, got 9"},
+      {kEtcd + "resync_interval_s = 86401\n",
+       "meshd.toml: datastore.resync_interval_s: expected an integer from 10 to 86400, got 86401"},
+      {kEtcd + "lease_ttl_s = 4\n",
+       "meshd.toml: datastore.lease_ttl_s: expected an integer from 5 to 3600, got 4"},
+      {kEtcd + "lease_ttl_s = 3601\n",
+       "meshd.toml: datastore.lease_ttl_s: expected an integer from 5 to 3600, got 3601"},
+      {kEtcd + "lease_ttl_s = \"30s\"\n", "meshd.toml: datastore.lease_ttl_s: expected an integer"},
+      // Cross-key: a keepalive that timed out can be retried before the lease expires.
+      {kEtcd + "lease_ttl_s = 5\n",
+       "meshd.toml: datastore.timeout_ms: 2000 ms is more than a third of datastore.lease_ttl_s "
+       "(5 s); expected a shorter timeout or a longer lease, so that a timed-out keepalive can be "
+       "retried before the lease expires"},
+      {kEtcd + "timeout_ms = 10001\n",
+       "meshd.toml: datastore.timeout_ms: 10001 ms is more than a third of datastore.lease_ttl_s "
+       "(30 s); expected a shorter timeout or a longer lease, so that a timed-out keepalive can be "
+       "retried before the lease expires"},
+      // The etcd keys without kind = "etcd".
+      {"[cluster]\n[datastore]\nendpoints = [\"http://127.0.0.1:2379\"]\n",
+       "meshd.toml: datastore.endpoints: applies only to kind = \"etcd\", and datastore.kind is "
+       "\"embedded\"; set kind = \"etcd\" or remove it"},
+      {"[datastore]\nkind = \"embedded\"\nprefix = \"/meshd/\"\n",
+       "meshd.toml: datastore.prefix: applies only to kind = \"etcd\", and datastore.kind is "
+       "\"embedded\"; set kind = \"etcd\" or remove it"},
+      // Unknown keys and sections.
+      {kEtcd + "endpoint = \"http://127.0.0.1:2379\"\n",
+       "meshd.toml: datastore.endpoint: unknown key (check its spelling)"},
+      {kEtcd + "password = \"hunter2\"\n",
+       "meshd.toml: datastore.password: unknown key (check its spelling)"},
+      {"datastore = \"etcd\"\n", "meshd.toml: datastore: expected a table ([datastore])"},
+      {"[datastor]\n",
+       "meshd.toml: datastor: unknown section (expected one of node, wireguard, userspace, state, "
+       "reconcile, cni, cluster, join, liveness, rotation, egress, datastore, api, peers)"},
+  };
+  for (const auto& [text, message] : cases) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(error_of(text), message);
+  }
+  // Every etcd key is refused without kind = "etcd", each by its name.
+  for (const char* line :
+       {"endpoints = [\"http://127.0.0.1:2379\"]", "ca_file = \"/ca\"", "cert_file = \"/c\"",
+        "key_file = \"/k\"", "username = \"meshd\"", "password_file = \"/p\"", "prefix = \"/meshd/\"",
+        "timeout_ms = 2000", "resync_interval_s = 300", "lease_ttl_s = 30"}) {
+    SCOPED_TRACE(line);
+    const std::string key = std::string(line).substr(0, std::string(line).find(' '));
+    EXPECT_EQ(error_of(std::string("[cluster]\n[datastore]\n") + line + "\n"),
+              "meshd.toml: datastore." + key + ": applies only to kind = \"etcd\", and "
+              "datastore.kind is \"embedded\"; set kind = \"etcd\" or remove it");
+  }
+}
+
+// What the daemon's reload compares: every key, none twice, in file order.
+TEST(Config, DatastoreKeysChangedNamesEachChangedKey) {
+  const auto base = parse_config(kEtcd, "m");
+  EXPECT_TRUE(datastore_keys_changed(base, parse_config(kEtcd, "m")).empty());
+  using Keys = std::vector<std::string>;
+  const std::string https = "[cluster]\n[datastore]\nkind = \"etcd\"\nendpoints = [\"https://127.0.0.1:2379\"]\n"
+                            "ca_file = \"/ca\"\n";
+  const std::pair<std::string, Keys> cases[] = {
+      {"[cluster]\n", {"datastore.kind", "datastore.endpoints"}},
+      {kEtcd.substr(0, kEtcd.size() - 2) + ", \"http://127.0.0.2:2379\"]\n", {"datastore.endpoints"}},
+      {https, {"datastore.endpoints", "datastore.ca_file"}},
+      {https + "cert_file = \"/c\"\nkey_file = \"/k\"\n",
+       {"datastore.endpoints", "datastore.ca_file", "datastore.cert_file", "datastore.key_file"}},
+      {kEtcd + "username = \"u\"\npassword_file = \"/p\"\n", {"datastore.username", "datastore.password_file"}},
+      {kEtcd + "prefix = \"/other/\"\n", {"datastore.prefix"}},
+      {kEtcd + "timeout_ms = 1000\n", {"datastore.timeout_ms"}},
+      {kEtcd + "resync_interval_s = 30\n", {"datastore.resync_interval_s"}},
+      {kEtcd + "lease_ttl_s = 60\n", {"datastore.lease_ttl_s"}},
+  };
+  for (const auto& [text, keys] : cases) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(datastore_keys_changed(base, parse_config(text, "m")), keys);
+    EXPECT_EQ(datastore_keys_changed(parse_config(text, "m"), base), keys);
+  }
+  // Keys outside [datastore] are not its business.
+  EXPECT_TRUE(datastore_keys_changed(base, parse_config(kEtcd + "[wireguard]\nlisten_port = 1\n", "m")).empty());
+}
+
 // The example in docs/examples is what an operator copies: it must parse, as
 // the founder's file it is and with its [join] lines switched on.
 TEST(Config, TheExampleFileParsesAsAFounderAndAsAJoiner) {
@@ -465,6 +830,7 @@ TEST(Config, TheExampleFileParsesAsAFounderAndAsAJoiner) {
   EXPECT_EQ(founder.rotation_lead_ms, defaults.rotation_lead_ms);
   EXPECT_EQ(founder.rotation_grace_ms, defaults.rotation_grace_ms);
   EXPECT_EQ(founder.egress_masquerade, defaults.egress_masquerade);
+  EXPECT_EQ(founder.datastore_kind, DatastoreKind::kEmbedded);
 
   std::string text = testing::read_file(path);
   for (const char* line : {"# [join]\n", "# target = ", "# token_file = ", "# listen = ",
@@ -482,6 +848,27 @@ TEST(Config, TheExampleFileParsesAsAFounderAndAsAJoiner) {
   EXPECT_EQ(joiner.api_bearer_token_file, "/etc/meshd/api-token");
   EXPECT_EQ(joiner.api_tls_cert_file, "/etc/meshd/api.crt");
   EXPECT_EQ(joiner.api_tls_key_file, "/etc/meshd/api.key");
+
+  // The [datastore] block switched on: a complete etcd setup, with every
+  // other value its default.
+  std::string etcd = text;
+  const auto block = etcd.find("# [datastore]\n");
+  ASSERT_NE(block, std::string::npos);
+  for (auto at = block; at < etcd.size() && etcd.compare(at, 2, "# ") == 0;
+       at = etcd.find('\n', at) + 1)
+    etcd.erase(at, 2);
+  auto with_etcd = parse_config(etcd, path);
+  EXPECT_EQ(with_etcd.datastore_kind, DatastoreKind::kEtcd);
+  EXPECT_EQ(with_etcd.etcd_endpoints.size(), 3u);
+  EXPECT_EQ(with_etcd.etcd_ca_file, "/etc/meshd/etcd-ca.crt");
+  EXPECT_EQ(with_etcd.etcd_cert_file, "/etc/meshd/etcd-client.crt");
+  EXPECT_EQ(with_etcd.etcd_key_file, "/etc/meshd/etcd-client.key");
+  EXPECT_EQ(with_etcd.etcd_username, "meshd");
+  EXPECT_EQ(with_etcd.etcd_password_file, "/etc/meshd/etcd-password");
+  EXPECT_EQ(with_etcd.etcd_prefix, defaults.etcd_prefix);
+  EXPECT_EQ(with_etcd.etcd_timeout_ms, defaults.etcd_timeout_ms);
+  EXPECT_EQ(with_etcd.etcd_resync_interval_s, defaults.etcd_resync_interval_s);
+  EXPECT_EQ(with_etcd.etcd_lease_ttl_s, defaults.etcd_lease_ttl_s);
 
   // The static mode's pod_cidr, switched on as well, is the documented error.
   const std::string with_pod_cidr = text.replace(text.find("# pod_cidr"), 2, "");
