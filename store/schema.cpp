@@ -140,6 +140,18 @@ ALTER TABLE local_node ADD COLUMN pending_switch_at INTEGER
          (pending_switch_at IS NULL OR pending_switch_at >= 0));
 )sql";
 
+// v7: the etcd datastore's watch position (store/datastore_state.h): per
+// scope (which etcd, which prefix, which cluster), the last revision whose
+// events are applied, so a restarted node resumes its watch there instead
+// of listing everything again. A revision is >= 1: 0 would mean "from now"
+// to etcd and skip whatever happened while the node was down.
+constexpr const char* kV7 = R"sql(
+CREATE TABLE datastore_state (
+  scope    TEXT    PRIMARY KEY CHECK (length(scope) BETWEEN 1 AND 512),
+  revision INTEGER NOT NULL CHECK (revision >= 1)
+) STRICT;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kV1},
     {2, "token last use, prune indexes", kV2},
@@ -147,6 +159,7 @@ constexpr Migration kMigrations[] = {
     {4, "IPAM allocation cursor per network", kV4},
     {5, "signed node records and tombstones, cluster founder", kV5},
     {6, "pending WireGuard key of a rotation", kV6},
+    {7, "datastore watch revision per scope", kV7},
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "store/database.h"
 
 #include "store/cluster.h"
+#include "store/datastore_state.h"
 #include "store/events.h"
 #include "store/ipam.h"
 #include "store/local_node.h"
@@ -233,6 +234,55 @@ TEST(StoreDatabase, MigratingFromV5KeepsTheLocalNodeAndItsKeysWithNoRotationPend
   ASSERT_TRUE(local.commit_pending_wg_key());
   EXPECT_TRUE(**local.wg_private_key() == keys::PrivateKey(next));
   EXPECT_FALSE(*local.pending_wg_key());
+}
+
+TEST(StoreDatabase, MigratingFromV6KeepsARotationInFlightAndStartsWithNoDatastoreRevision) {
+  TempDir dir;
+  const auto path = dir.file("v6.db");
+  Database::create_at_version(path, 6);
+  {
+    // Rows as a v6 meshd wrote them, a key rotation pending among them.
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("INSERT INTO cluster VALUES (1, 'c-6', '10.244.0.0/16', 24, 600, zeroblob(32))");
+    raw.exec("INSERT INTO local_node (singleton, name, pod_cidr, pod_cidr_settled, mtu, "
+             "wg_private_key, pending_wg_key, pending_switch_at) VALUES (1, 'node-a', "
+             "'10.244.7.0/24', 1, 1420, x'" + std::string(64, '3') + "', x'" +
+             std::string(64, '4') + "', 9000)");
+    raw.exec("INSERT INTO signed_records VALUES (zeroblob(32), 0, 9, x'010203', zeroblob(64))");
+    raw.exec("INSERT INTO ipam_leases (network, container_id, ifname, address, created_at) "
+             "VALUES ('net', 'c1', 'eth0', '10.244.7.2', 120)");
+    raw.exec("INSERT INTO events (at, kind, node, message) VALUES (130, 'node-joined', 'b', 'hi')");
+  }
+  Database db(DatabaseOptions{.path = path});
+  ASSERT_EQ(db.schema_version(), Database::latest_schema_version());
+
+  EXPECT_EQ((*ClusterRepo(db).get())->id, "c-6");
+  LocalNodeRepo local(db);
+  EXPECT_EQ(local.get()->name, "node-a");
+  EXPECT_EQ(local.get()->mtu, 1420u);
+  auto pending = local.pending_wg_key();
+  ASSERT_TRUE(pending && *pending) << (pending ? "nothing pending" : pending.error().message);
+  EXPECT_EQ((*pending)->switch_at_ms, 9000u);
+  keys::KeyBytes next{};
+  next.fill(0x44);
+  EXPECT_TRUE((*pending)->key == keys::PrivateKey(next));
+  EXPECT_EQ(RecordRepo(db).load_all()->size(), 1u);
+  auto lease = Ipam(db).find(AttachmentKey{"net", "c1", "eth0"});
+  ASSERT_TRUE(lease && *lease);
+  EXPECT_EQ((*lease)->address.to_string(), "10.244.7.2");
+  EXPECT_EQ(EventRepo(db).list(10)->size(), 1u);
+
+  // v7's table: no revision for any scope after the upgrade (the node
+  // lists etcd once); one is stored, read back and cleared.
+  DatastoreStateRepo state(db);
+  const std::string scope = "etcd:/meshd/c-6";
+  auto none = state.revision(scope);
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_FALSE(*none);
+  ASSERT_TRUE(state.set_revision(scope, 77));
+  EXPECT_EQ(*state.revision(scope), std::optional<std::int64_t>(77));
+  ASSERT_TRUE(state.clear(scope));
+  EXPECT_FALSE(*state.revision(scope));
 }
 
 TEST(StoreDatabase, RefusesADatabaseFromANewerMeshdAndLeavesItUntouched) {
