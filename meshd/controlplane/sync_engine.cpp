@@ -124,6 +124,12 @@ MergeOutcome SyncEngine::merge_tombstone(const SignedTombstone& t) {
   return o;
 }
 
+void SyncEngine::note_new_tombstones() {
+  if (tombstone_number_.size() == table_.tombstone_count()) return;
+  for (const auto& e : table_.digest())
+    if (e.version == kTombstoneVersion) note_tombstone(e.identity, std::nullopt);
+}
+
 void SyncEngine::note_tombstone(const IdentityPublicKey& removed,
                                 std::optional<IpPrefix> record_cidr) {
   if (!tombstone_number_.emplace(removed, tombstone_order_.size()).second) return;

@@ -98,6 +98,16 @@ class SyncEngine {
                                 std::span<const std::uint8_t> bytes, Rng& rng);
 
   const NodeTable& table() const { return table_; }
+  // Datastore mode (docs/datastore.md): records and tombstones that come from
+  // the datastore rather than from members. `f(NodeTable&)` merges them (the
+  // pure rules of meshd/datastore/etcd_layout.h); the engine then takes note
+  // of the tombstones it added, as if they had arrived by sync.
+  template <class F>
+  auto apply_external(F&& f) {
+    auto result = f(table_);
+    note_new_tombstones();
+    return result;
+  }
   const SyncCounters& counters() const { return counters_; }
   const keys::IdentityPublicKey& self() const { return self_; }
 
@@ -126,6 +136,7 @@ class SyncEngine {
   MergeOutcome merge_tombstone(const SignedTombstone& t);
   void note_tombstone(const keys::IdentityPublicKey& removed,
                       std::optional<IpPrefix> record_cidr);
+  void note_new_tombstones();
   // Whether `member` showed it holds the tombstone numbered `n`, keyed `removed`.
   bool shown(const keys::IdentityPublicKey& member, std::size_t n,
              const keys::IdentityPublicKey& removed) const;

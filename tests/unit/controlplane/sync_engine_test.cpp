@@ -522,3 +522,23 @@ TEST(SyncEngine, CidrTheRemovedRecordHeldIsReservedToo) {
   std::vector<IpPrefix> reserved = m1.unreleased_cidrs();
   EXPECT_EQ(lowest_free_cidr(m1.table(), reserved), nth_cidr(3));
 }
+
+// Datastore mode: a tombstone merged from the datastore, not by sync, is
+// numbered like one that arrived by sync, so the release rule still holds.
+TEST(SyncEngine, ATombstoneAppliedFromTheDatastoreIsTakenNoteOf) {
+  Cluster c(3);
+  Rng rng(1);
+  SyncEngine f(c.key(0).public_key(), c.table(3));
+  SyncEngine m1(c.key(1).public_key(), c.table(3));
+  const IdentityPublicKey gone = c.key(2).public_key();
+  SignedTombstone t = removal_of(c, 2);
+  auto outcome = f.apply_external([&](NodeTable& table) { return table.merge(t); });
+  EXPECT_EQ(outcome, MergeOutcome::kAccepted);
+  ASSERT_NE(f.table().tombstone(gone), nullptr);
+  EXPECT_TRUE(f.has_unreleased());
+  EXPECT_EQ(f.unreleased_cidrs(), std::vector<IpPrefix>{nth_cidr(2)});
+  EXPECT_EQ(targets(f.release_probe()), std::set<IdentityPublicKey>{m1.self()});
+  // Applying nothing new changes nothing.
+  f.apply_external([](NodeTable&) { return 0; });
+  EXPECT_EQ(f.unreleased_cidrs(), std::vector<IpPrefix>{nth_cidr(2)});
+}
