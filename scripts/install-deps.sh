@@ -29,6 +29,7 @@ packages=(
   graphviz                             # dot: a test renders `meshctl graph`
   wrk curl                             # scripts/bench-api.sh; the API integration test
   gdb heaptrack                        # scripts/bench-cluster.sh asks meshd's heap through gdb; heaptrack split it (docs/protocol.md)
+  etcd-server etcd-client              # the etcd datastore's tests start a real 3-member etcd (tests/support/etcd_cluster.h)
   # vm tests: a throwaway qemu guest with Debian's stock kernel
   qemu-system-x86 busybox-static kmod cpio
 )
