@@ -1,0 +1,246 @@
+// The etcd client's failover, timeout, auth and TLS rules against small
+// fake gateways on 127.0.0.1 (the meshctl tests' Beast server): which
+// endpoint gets which request, and which errno comes back. The real etcd
+// is tests/integration/datastore/.
+#include "meshd/datastore/etcd_client.h"
+
+#include "tests/support/prerequisite.h"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/meshctl/test_server.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+
+namespace meshd::datastore {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::CannedAnswer;
+using testing::SeenRequest;
+using testing::TestServer;
+
+constexpr const char* kRange =
+    R"({"header":{"revision":"5"},"kvs":[{"key":"L2E=","value":"MQ==","mod_revision":"5"}],"count":"1"})";
+constexpr const char* kPut = R"({"header":{"revision":"6"}})";
+constexpr const char* kNoLeader =
+    R"({"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14})";
+constexpr const char* kTimedOut =
+    R"({"error":"etcdserver: request timed out","message":"etcdserver: request timed out","code":14})";
+constexpr const char* kInvalidToken =
+    R"({"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16})";
+
+std::string url(const TestServer& s) { return "http://127.0.0.1:" + std::to_string(s.port()); }
+
+// A port nobody listens on: bound, then closed.
+std::string refused_url() {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  auto port = a.local_endpoint().port();
+  a.close();
+  return "http://127.0.0.1:" + std::to_string(port);
+}
+
+TEST(EtcdEndpoints, ParseAndValidate) {
+  auto e = parse_etcd_endpoint("https://[fd00::1]:2379/");
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_TRUE(e->tls);
+  EXPECT_EQ(e->host, "fd00::1");
+  EXPECT_EQ(e->host_header, "[fd00::1]:2379");
+  for (const char* bad : {"127.0.0.1:2379", "http://h", "http://h:0", "http://h:99999", "ftp://h:1",
+                          "http://[::1:2379", "http://a b:1"})
+    EXPECT_FALSE(parse_etcd_endpoint(bad)) << bad;
+
+  EXPECT_FALSE(EtcdClient::validate({}));
+  EtcdOptions mixed{{"http://a:1", "https://b:1"}};
+  auto m = EtcdClient::validate(mixed);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.error().message.find("mix http and https"), std::string::npos);
+  EtcdOptions tls_on_http{{"http://a:1"}, "/etc/hosts"};
+  EXPECT_FALSE(EtcdClient::validate(tls_on_http));
+  EtcdOptions key_only{{"https://a:1"}, "", "", "/etc/hosts"};
+  EXPECT_FALSE(EtcdClient::validate(key_only));
+  EtcdOptions password_only{{"http://a:1"}, "", "", "", "", "secret"};
+  auto p = EtcdClient::validate(password_only);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message.find("secret"), std::string::npos);
+  // An invalid client fails every call with the same sentence.
+  EtcdClient c(mixed);
+  auto r = c.range({"/a"});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EINVAL));
+}
+
+TEST(EtcdClientFake, SendsTheGatewayRequestAndParsesTheAnswer) {
+  auto s = TestServer::on_tcp([](const SeenRequest&) { return CannedAnswer{200, kRange}; });
+  EtcdClient c({{url(*s)}});
+  auto r = c.range({"/a", "", 0, 0, false});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->revision, 5);
+  ASSERT_EQ(r->kvs.size(), 1u);
+  EXPECT_EQ(r->kvs[0].value, "1");
+  auto seen = s->seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].target, "/v3/kv/range");
+  EXPECT_EQ(seen[0].body, R"({"key":"L2E="})");
+  EXPECT_EQ(seen[0].content_type, "application/json");
+  EXPECT_TRUE(seen[0].authorization.empty());
+}
+
+TEST(EtcdClientFake, FailsOverOnRefusedConnectionAndRemembersTheEndpoint) {
+  auto s = TestServer::on_tcp([](const SeenRequest& r) {
+    return CannedAnswer{200, r.target == "/v3/kv/put" ? kPut : kRange};
+  });
+  const std::string dead = refused_url();
+  EtcdClient c({{dead, url(*s)}});
+  EXPECT_EQ(c.current_endpoint(), dead);
+  auto p = c.put("/a", "1");
+  ASSERT_TRUE(p) << p.error().message;  // a write never sent may go elsewhere
+  EXPECT_EQ(*p, 6);
+  EXPECT_EQ(c.current_endpoint(), url(*s));
+  ASSERT_TRUE(c.range({"/a"}));
+  EXPECT_EQ(s->seen().size(), 2u);
+}
+
+TEST(EtcdClientFake, EveryEndpointRefusedIsEconnrefusedNamingThemAll) {
+  const std::string a = refused_url(), b = refused_url();
+  EtcdClient c({{a, b}, "", "", "", "meshd", "pw-not-in-messages"});
+  auto r = c.range({"/a"});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(ECONNREFUSED)) << r.error().message;
+  EXPECT_NE(r.error().message.find(a), std::string::npos);
+  EXPECT_NE(r.error().message.find(b), std::string::npos);
+  EXPECT_EQ(r.error().message.find("pw-not-in-messages"), std::string::npos);
+}
+
+TEST(EtcdClientFake, NoLeaderTriesTheNextMemberForReadsAndWrites) {
+  auto leaderless = TestServer::on_tcp([](const SeenRequest&) { return CannedAnswer{503, kNoLeader}; });
+  auto ok = TestServer::on_tcp([](const SeenRequest& r) {
+    return CannedAnswer{200, r.target == "/v3/kv/put" ? kPut : kRange};
+  });
+  EtcdClient c({{url(*leaderless), url(*ok)}});
+  ASSERT_TRUE(c.put("/a", "1"));
+  EXPECT_EQ(c.current_endpoint(), url(*ok));
+
+  EtcdClient alone({{url(*leaderless)}});
+  auto r = alone.range({"/a"});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EAGAIN)) << r.error().message;
+  EXPECT_NE(r.error().message.find("no leader"), std::string::npos);
+}
+
+TEST(EtcdClientFake, AWriteThatTimedOutIsNeverSentAgain) {
+  auto slow = TestServer::on_tcp([](const SeenRequest&) { return CannedAnswer{200, kPut, "application/json", 1500ms}; });
+  auto fast = TestServer::on_tcp([](const SeenRequest& r) {
+    return CannedAnswer{200, r.target == "/v3/kv/put" ? kPut : kRange};
+  });
+  EtcdOptions o{{url(*slow), url(*fast)}};
+  o.timeout = 300ms;
+  EtcdClient c(o);
+  auto p = c.put("/a", "1");
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(p.error().is(ETIMEDOUT)) << p.error().message;
+  EXPECT_NE(p.error().message.find("read the key again"), std::string::npos);
+  EXPECT_TRUE(fast->seen().empty());  // not re-sent to the other member
+  // A read that timed out goes to the next member.
+  auto r = c.range({"/a"});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(fast->seen().size(), 1u);
+}
+
+TEST(EtcdClientFake, AProposalThatTimedOutInsideEtcdIsAnUnknownOutcome) {
+  auto s = TestServer::on_tcp([](const SeenRequest&) { return CannedAnswer{503, kTimedOut}; });
+  auto other = TestServer::on_tcp([](const SeenRequest&) { return CannedAnswer{200, kPut}; });
+  EtcdClient c({{url(*s), url(*other)}});
+  auto p = c.put("/a", "1");
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(p.error().is(ETIMEDOUT)) << p.error().message;
+  EXPECT_TRUE(other->seen().empty());
+}
+
+TEST(EtcdClientFake, AuthenticatesSendsTheTokenAndReauthenticatesOnce) {
+  std::atomic<int> auths{0}, reject_next{1};
+  auto s = TestServer::on_tcp([&](const SeenRequest& r) {
+    if (r.target == "/v3/auth/authenticate") {
+      int n = ++auths;
+      return CannedAnswer{200, R"({"header":{},"token":"tok)" + std::to_string(n) + R"(.1"})"};
+    }
+    if (reject_next > 0) {
+      --reject_next;
+      return CannedAnswer{401, kInvalidToken};
+    }
+    return CannedAnswer{200, kRange};
+  });
+  EtcdClient c({{url(*s)}, "", "", "", "meshd", "pw"});
+  auto r = c.range({"/a"});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(auths.load(), 2);  // the first token refused: one more
+  auto seen = s->seen();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[0].body, R"({"name":"meshd","password":"pw"})");
+  EXPECT_EQ(seen[1].authorization, "tok1.1");
+  EXPECT_EQ(seen[3].authorization, "tok2.1");
+  // Refused every time: EACCES after one retry, not a loop.
+  reject_next = 100;
+  auto again = c.range({"/a"});
+  ASSERT_FALSE(again);
+  EXPECT_TRUE(again.error().is(EACCES)) << again.error().message;
+  EXPECT_EQ(s->seen().size(), 7u);
+}
+
+TEST(EtcdClientFake, AWrongPasswordIsEaccesWithoutThePassword) {
+  auto s = TestServer::on_tcp([](const SeenRequest&) {
+    return CannedAnswer{400, R"({"error":"etcdserver: authentication failed, invalid user ID or password","code":3})"};
+  });
+  EtcdClient c({{url(*s)}, "", "", "", "meshd", "hunter2"});
+  auto r = c.range({"/a"});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EACCES)) << r.error().message;
+  EXPECT_NE(r.error().message.find("meshd"), std::string::npos);
+  EXPECT_EQ(r.error().message.find("hunter2"), std::string::npos);
+}
+
+TEST(EtcdClientFake, ErrorAnswersAndMalformedAnswers) {
+  auto s = TestServer::on_tcp([](const SeenRequest& r) {
+    if (r.target == "/v3/lease/keepalive")
+      return CannedAnswer{200, R"({"result":{"header":{"revision":"3"},"ID":"7"}})"};
+    if (r.target == "/v3/kv/compaction")
+      return CannedAnswer{400, R"({"error":"etcdserver: mvcc: required revision has been compacted","code":11})"};
+    return CannedAnswer{200, "{\"header\":"};
+  });
+  EtcdClient c({{url(*s)}});
+  auto k = c.lease_keepalive(7);
+  ASSERT_FALSE(k);
+  EXPECT_TRUE(k.error().is(ENOENT)) << k.error().message;
+  auto cp = c.compact(2);
+  ASSERT_FALSE(cp);
+  EXPECT_TRUE(cp.error().is(ERANGE)) << cp.error().message;
+  EXPECT_NE(cp.error().message.find(url(*s)), std::string::npos);
+  auto r = c.range({"/a"});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EINVAL));
+  EXPECT_NE(r.error().message.find("etcd range at " + url(*s)), std::string::npos) << r.error().message;
+}
+
+TEST(EtcdClientFake, TlsVerifiesTheServerAgainstTheCa) {
+  testing::TempDir dir;
+  MESHD_REQUIRE(testing::make_test_pki(dir.path()), "openssl (to make test certificates)");
+  auto s = TestServer::on_tcp([](const SeenRequest&) { return CannedAnswer{200, kRange}; },
+                              TestServer::Tls{dir.path() + "/server.crt", dir.path() + "/server.key"});
+  const std::string https = "https://127.0.0.1:" + std::to_string(s->port());
+  EtcdOptions good{{https}, dir.path() + "/ca.crt"};
+  EtcdClient c(good);
+  auto r = c.range({"/a"});
+  ASSERT_TRUE(r) << r.error().message;
+  EtcdOptions rogue{{https}, dir.path() + "/rogue-ca.crt"};
+  EtcdClient bad(rogue);
+  auto b = bad.range({"/a"});
+  ASSERT_FALSE(b);
+  EXPECT_TRUE(b.error().is(EPROTO)) << b.error().message;
+}
+
+}  // namespace
+}  // namespace meshd::datastore
