@@ -427,7 +427,15 @@ struct EtcdClient::Impl {
                            bool write) {
     if (invalid) return *invalid;
     std::vector<std::string> failures;
-    std::optional<Error> last;
+    // The code for "every endpoint failed": a member that answered "no
+    // leader" (EAGAIN) says more than one that did not answer in time
+    // (ETIMEDOUT), which says more than refused connections (the last one's
+    // reason): ECONNREFUSED means nothing was reachable at all.
+    int worst = 0;
+    auto rank = [](int e) { return e == EAGAIN ? 3 : e == ETIMEDOUT ? 2 : 1; };
+    auto note = [&](int e) {
+      if (worst == 0 || rank(e) >= rank(worst)) worst = e;
+    };
     for (std::size_t n = 0; n < eps.size(); ++n) {
       const std::size_t i = (current + n) % eps.size();
       const auto deadline = std::chrono::steady_clock::now() + opts.timeout;
@@ -443,7 +451,7 @@ struct EtcdClient::Impl {
             int err = errno_for_answer(t.answer.status, e);
             if (err == EAGAIN) {
               failures.push_back(eps[i].url + ": " + (e ? e->message : "HTTP " + std::to_string(t.answer.status)));
-              last = error_of(err, "");
+              note(err);
               break;
             }
             current = i;
@@ -458,7 +466,7 @@ struct EtcdClient::Impl {
         }
         if (t.outcome == Outcome::kNotSent) {
           failures.push_back(eps[i].url + ": " + t.error.message);
-          last = t.error;
+          note(t.error.value());
           break;  // the next endpoint
         }
         if (t.outcome == Outcome::kUnknown) {
@@ -467,7 +475,7 @@ struct EtcdClient::Impl {
                                            "; the write may still be applied: read the key again "
                                            "before retrying");
           failures.push_back(eps[i].url + ": " + t.error.message);
-          last = t.error;
+          note(t.error.value());
           break;
         }
         if (t.answer.status == 200) {
@@ -490,7 +498,7 @@ struct EtcdClient::Impl {
                                            "; the write may still be applied: read the key again "
                                            "before retrying");
           failures.push_back(eps[i].url + ": " + text);
-          last = error_of(err, "");
+          note(err);
           break;  // no leader here: the next endpoint
         }
         if (err == ETIMEDOUT && write)
@@ -504,8 +512,7 @@ struct EtcdClient::Impl {
     }
     std::string joined;
     for (const auto& f : failures) joined += (joined.empty() ? "" : "; ") + f;
-    const int err = last ? last->value() : EIO;
-    return error_of(err, "etcd " + std::string(op) + ": no endpoint answered (" + joined + ")");
+    return error_of(worst, "etcd " + std::string(op) + ": no endpoint answered (" + joined + ")");
   }
 };
 
@@ -616,7 +623,7 @@ struct EtcdWatch::State : std::enable_shared_from_this<EtcdWatch::State> {
   bool done = false;
   std::size_t ep = 0;
   std::vector<std::string> failures;
-  std::optional<Error> last_failure;
+  int worst = 0;  // as in EtcdClient: no leader > timeout > connection refused
   std::optional<tcp::resolver> resolver;
   std::optional<beast::tcp_stream> plain;
   std::unique_ptr<TlsStream> tls;
@@ -665,7 +672,8 @@ struct EtcdWatch::State : std::enable_shared_from_this<EtcdWatch::State> {
   void next_endpoint(Error e) {
     if (done) return;
     failures.push_back(eps[ep].url + ": " + e.message);
-    last_failure = e;
+    auto rank = [](int c) { return c == EAGAIN ? 3 : c == ETIMEDOUT ? 2 : 1; };
+    if (worst == 0 || rank(e.value()) >= rank(worst)) worst = e.value();
     close();
     plain.reset();
     tls.reset();
@@ -674,7 +682,7 @@ struct EtcdWatch::State : std::enable_shared_from_this<EtcdWatch::State> {
     std::string joined;
     for (const auto& f : failures) joined += (joined.empty() ? "" : "; ") + f;
     ep = eps.size() - 1;
-    finish(Error{last_failure->code, "etcd watch: no endpoint accepted it (" + joined + ")"});
+    finish(error_of(worst, "etcd watch: no endpoint accepted it (" + joined + ")"));
   }
 
   void start() {

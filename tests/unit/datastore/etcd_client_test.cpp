@@ -130,6 +130,11 @@ TEST(EtcdClientFake, NoLeaderTriesTheNextMemberForReadsAndWrites) {
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().is(EAGAIN)) << r.error().message;
   EXPECT_NE(r.error().message.find("no leader"), std::string::npos);
+  // A member that answered "no leader" says more than refused connections.
+  EtcdClient partly({{refused_url(), url(*leaderless), refused_url()}});
+  auto pr = partly.put("/a", "1");
+  ASSERT_FALSE(pr);
+  EXPECT_TRUE(pr.error().is(EAGAIN)) << pr.error().message;
 }
 
 TEST(EtcdClientFake, AWriteThatTimedOutIsNeverSentAgain) {
