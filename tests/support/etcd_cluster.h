@@ -50,7 +50,7 @@
 
 namespace meshd::testing {
 
-struct EtcdOptions {
+struct EtcdClusterOptions {
   bool secure = false;  // TLS (client and peer), client certificates, RBAC
   // The keys the `meshd` role may read and write in secure mode.
   std::string prefix = "/meshd/";
@@ -62,6 +62,9 @@ struct EtcdOptions {
   // default (10 minutes). The 3.4 gateway passes these notifications on to a
   // watch created with progress_notify (measured).
   std::chrono::milliseconds progress_notify_interval{0};
+  // etcd's --auth-token-ttl (a simple token unused this long is forgotten);
+  // 0 leaves etcd's default (300 s).
+  std::chrono::seconds auth_token_ttl{0};
   // Bound on the first start (about 2 s measured on loopback; generous for
   // a loaded CI machine).
   std::chrono::milliseconds start_bound = std::chrono::seconds(30);
@@ -92,7 +95,7 @@ class EtcdCluster {
     return "";
   }
 
-  explicit EtcdCluster(int n = 3, EtcdOptions o = {})
+  explicit EtcdCluster(int n = 3, EtcdClusterOptions o = {})
       : owned_ns_(std::make_unique<Netns>("ed")), ns_(owned_ns_.get()), options_(std::move(o)) {
     std::vector<std::string> addresses;
     for (int i = 0; i < n; ++i) addresses.push_back("127.0.0." + std::to_string(11 + i));
@@ -101,7 +104,7 @@ class EtcdCluster {
 
   // Members on `addresses` (already configured) of a namespace the test made
   // and keeps for at least as long as this object.
-  EtcdCluster(Netns& host, std::vector<std::string> addresses, EtcdOptions o = {})
+  EtcdCluster(Netns& host, std::vector<std::string> addresses, EtcdClusterOptions o = {})
       : ns_(&host), options_(std::move(o)) {
     init(std::move(addresses));
   }
@@ -121,7 +124,7 @@ class EtcdCluster {
 
   int size() const { return static_cast<int>(members_.size()); }
   Netns& ns() { return *ns_; }
-  const EtcdOptions& options() const { return options_; }
+  const EtcdClusterOptions& options() const { return options_; }
   const EtcdSecurity& security() const { return security_; }
   const std::string& address(int i) const { return members_.at(i).address; }
   std::string endpoint(int i) const {
@@ -156,16 +159,21 @@ class EtcdCluster {
     if (sig == SIGCONT) m.stopped = false;
   }
 
-  // Ends member i if it runs and starts it again on its data directory;
-  // returns once it answers on its client port (it is healthy only once a
-  // quorum is up: wait_healthy()). Throws when it does not come up.
+  // Ends members `which` if they run and starts them again on their data
+  // directories; returns once each answers on its client port. etcd opens
+  // that port only once the member has joined a quorum: members that can
+  // only form one together are restarted together (restart({0, 1, 2})).
+  // Throws when one does not come up within `bound`.
+  void restart(const std::vector<int>& which, std::chrono::milliseconds bound = std::chrono::seconds(20)) {
+    for (int i : which) end(members_.at(i));
+    for (int i : which) start(members_.at(i));
+    for (int i : which)
+      if (!eventually([&] { return answers(i); }, bound, std::chrono::milliseconds(50)))
+        throw std::runtime_error("etcd member " + std::to_string(i) + " did not come back within " +
+                                 std::to_string(bound.count()) + " ms\n" + log_tail(i));
+  }
   void restart(int i, std::chrono::milliseconds bound = std::chrono::seconds(20)) {
-    Member& m = members_.at(i);
-    end(m);
-    start(m);
-    if (!eventually([&] { return answers(i); }, bound, std::chrono::milliseconds(50)))
-      throw std::runtime_error("etcd member " + std::to_string(i) + " did not come back within " +
-                               std::to_string(bound.count()) + " ms\n" + log_tail(i));
+    restart(std::vector<int>{i}, bound);
   }
 
   // Every running, not stopped member says {"health":"true"} within `bound`
@@ -232,6 +240,27 @@ class EtcdCluster {
     argv.push_back(endpoint(i) + path);
     return run_curl(argv);
   }
+  // A call with a token of the test's choice (authenticate()), e.g. one that
+  // a restart should have made invalid.
+  Answer call_with_token(int i, const std::string& path, const std::string& body, const std::string& token) {
+    std::vector<std::string> argv = curl_argv(std::chrono::seconds(3));
+    argv.insert(argv.end(), {"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body, "-H",
+                             "Authorization: " + token, endpoint(i) + path});
+    return run_curl(argv);
+  }
+  // A simple token for `user` from member i ("" when etcd refuses).
+  std::string authenticate(int i, const std::string& user, const std::string& password) {
+    std::vector<std::string> argv = curl_argv(std::chrono::seconds(3));
+    argv.insert(argv.end(), {"-X", "POST", "--data-binary",
+                             R"({"name":")" + user + R"(","password":")" + password + R"("})",
+                             endpoint(i) + "/v3/auth/authenticate"});
+    auto r = run_curl(argv);
+    auto v = parse(r.body);
+    const auto* o = v.if_object();
+    if (!o || !o->contains("token") || !o->at("token").is_string()) return "";
+    return std::string(o->at("token").as_string());
+  }
+
   // The same call to the first running member that answers.
   Answer call_any(const std::string& path, const std::string& body) {
     Answer last;
@@ -336,6 +365,8 @@ class EtcdCluster {
     if (options_.progress_notify_interval.count() > 0)
       argv.insert(argv.end(), {"--experimental-watch-progress-notify-interval",
                                std::to_string(options_.progress_notify_interval.count()) + "ms"});
+    if (options_.auth_token_ttl.count() > 0)
+      argv.insert(argv.end(), {"--auth-token-ttl", std::to_string(options_.auth_token_ttl.count())});
     if (options_.secure)
       argv.insert(argv.end(), {"--cert-file", server_cert_, "--key-file", server_key_, "--trusted-ca-file",
                                security_.ca_file, "--client-cert-auth", "--peer-cert-file", server_cert_,
@@ -482,24 +513,14 @@ class EtcdCluster {
     authenticated_ = true;
   }
 
-  // A token for root from member i (a simple token is known cluster-wide
-  // once applied, but a restarted member forgets them: fetch per call).
-  std::string root_token(int i) {
-    std::vector<std::string> argv = curl_argv(std::chrono::seconds(3));
-    argv.insert(argv.end(), {"-X", "POST", "--data-binary",
-                             R"({"name":")" + security_.root_user + R"(","password":")" + security_.root_password +
-                                 R"("})",
-                             endpoint(i) + "/v3/auth/authenticate"});
-    auto r = run_curl(argv);
-    auto v = parse(r.body);
-    const auto* o = v.if_object();
-    if (!o || !o->contains("token")) return "";
-    return std::string(o->at("token").as_string());
-  }
+  // A token for root from member i, per call: simple tokens expire when
+  // unused for --auth-token-ttl. (They are known cluster-wide once applied,
+  // and survive a restart of every member: the WAL replays them, measured.)
+  std::string root_token(int i) { return authenticate(i, security_.root_user, security_.root_password); }
 
   std::unique_ptr<Netns> owned_ns_;
   Netns* ns_;
-  EtcdOptions options_;
+  EtcdClusterOptions options_;
   TempDir dir_{"meshd-etcd"};
   std::vector<Member> members_;
   std::string initial_cluster_;
