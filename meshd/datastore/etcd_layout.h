@@ -228,10 +228,11 @@ struct ApplyReport {
   void add(const Applied& a);
 };
 
-// A batch of events (one watch message) in any order: as apply() one by one,
-// except that a record or tombstone whose signer is not known yet waits
-// until the rest of the batch is applied and is retried while that makes
-// progress, so the table does not depend on the order within the batch.
+// A batch of events (one watch message): as apply() one by one in revision
+// order, except that a record or tombstone whose signer is not known yet
+// waits until the rest of the batch is applied and is retried while that
+// makes progress (then refused as unknown_signer, counted once), so the
+// table depends neither on the order nor on the revisions within the batch.
 ApplyReport apply_events(controlplane::NodeTable& table, std::span<const WatchEvent> events,
                          std::string_view prefix, std::string_view cluster);
 // A re-list (after a compaction, at start, on the periodic resync): every
