@@ -9,6 +9,7 @@
 #include "tests/support/etcd_cluster.h"
 #include "tests/support/eventually.h"
 #include "tests/support/prerequisite.h"
+#include "tests/support/underlay.h"
 
 #include <gtest/gtest.h>
 
@@ -552,6 +553,40 @@ TEST_F(EtcdShortTokenTest, ReauthenticatesWhenItsTokenExpired) {
   auto r = c.put("/meshd/k", "2");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(harness_get("/meshd/k"), "2");
+}
+
+// The placement the cluster tests use: members on addresses of a host on a
+// bridge underlay, a client in another namespace reaching them across it
+// (TLS with IP SANs on non-loopback addresses, as meshd nodes will).
+TEST(EtcdUnderlayTest, ClientInAnotherNamespaceReachesMembersOnAnUnderlayHost) {
+  MESHD_REQUIRE(EtcdCluster::missing().empty(), EtcdCluster::missing());
+  testing::Underlay underlay("eu");
+  testing::Netns host("eh"), node("en");
+  underlay.attach(host, "eu1", "172.31.79.10/24");
+  underlay.attach(node, "eu2", "172.31.79.20/24");
+  testing::must(host.run("ip addr add 172.31.79.11/24 dev eth0"));
+  testing::must(host.run("ip addr add 172.31.79.12/24 dev eth0"));
+  EtcdCluster cluster(host, {"172.31.79.10", "172.31.79.11", "172.31.79.12"}, {.secure = true});
+  EXPECT_EQ(cluster.endpoint(2), "https://172.31.79.12:2379");
+
+  auto g = nl::NetnsGuard::enter(node.fd());
+  ASSERT_TRUE(g) << g.error().message;
+  const auto& s = cluster.security();
+  EtcdOptions o{.endpoints = cluster.endpoints(), .ca_file = s.ca_file, .cert_file = s.cert_file,
+                .key_file = s.key_file, .username = s.user, .password = s.password};
+  EtcdClient c(o);
+  auto p = c.put("/meshd/from-node", "hello");
+  ASSERT_TRUE(p) << p.error().message << "\n" << cluster.all_log_tails();
+  // The member it talks to dies: the next call crosses the bridge to another.
+  int talking = cluster.index_of(c.current_endpoint());
+  ASSERT_GE(talking, 0);
+  cluster.kill(talking);
+  ASSERT_TRUE(eventually([&] { return bool(c.range({.key = "/meshd/from-node"})); }, 20s, 100ms));
+  auto r = c.range({.key = "/meshd/from-node"});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->kvs.size(), 1u);
+  EXPECT_EQ(r->kvs[0].value, "hello");
+  EXPECT_NE(cluster.index_of(c.current_endpoint()), talking);
 }
 
 }  // namespace
