@@ -916,9 +916,9 @@ EtcdWatch::~EtcdWatch() { cancel(); }
 
 void EtcdWatch::cancel() {
   if (!state_ || state_->done) return;
+  // The callbacks stay (unreached, `done` guards them): cancel() may run
+  // inside on_response, whose std::function must not be destroyed under it.
   state_->done = true;
-  state_->on_response = nullptr;
-  state_->on_end = nullptr;
   state_->close();
 }
 

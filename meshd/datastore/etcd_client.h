@@ -22,8 +22,11 @@
 //
 // Failover: endpoints are tried in order starting with the one that worked
 // last; the next one is tried when connecting fails, when etcd has no leader,
-// and, for reads only, when the answer does not come in time. A write whose
-// request has been sent is never re-sent elsewhere (see ETIMEDOUT).
+// and, for reads and lease renewals only, when the answer does not come in
+// time. A write whose request has been sent is never re-sent elsewhere (see
+// ETIMEDOUT). When every endpoint failed, the code is EAGAIN if a member
+// answered "no leader", else ETIMEDOUT if one timed out, else the
+// connection error; the message lists each endpoint's reason.
 #pragma once
 
 #include "common/result.h"
@@ -119,11 +122,15 @@ class EtcdClient {
 // then each newline-delimited {"result":{...}} of the chunked answer becomes
 // a WatchResponse (the first one has created == true; progress
 // notifications have no events). The first endpoint that accepts the watch
-// serves it; there is no failover within a watch: on_end is called once,
-// with the reason, when the stream ends, fails, is canceled by etcd
-// (compact_revision set: the caller lists again and watches from the new
-// revision) or by cancel(). Then the caller opens a new EtcdWatch (from the
-// last revision it applied + 1).
+// serves it (`timeout` bounds reaching its `created` message); there is no
+// failover within a watch. on_end is called once, with the reason, when the
+// stream ends or fails (its errno), or etcd cancels it: the canceled message
+// goes to on_response first; with compact_revision set (the start revision
+// was compacted away) the error is ERANGE and the caller lists again and
+// watches from the listing's revision + 1; a cancel for auth is EACCES.
+// Then the caller opens a new EtcdWatch (from the last revision it applied
+// + 1). A silent stream is not detected here: the caller's watchdog (with
+// progress notifications) decides.
 //
 // Callbacks run on the io_context's thread. cancel() and the destructor,
 // called on that thread, guarantee that no callback runs after they return

@@ -13,6 +13,13 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
+#include <cstdio>
+#include <functional>
+#include <thread>
+
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
 
 namespace meshd::datastore {
 namespace {
@@ -245,6 +252,119 @@ TEST(EtcdClientFake, TlsVerifiesTheServerAgainstTheCa) {
   auto b = bad.range({"/a"});
   ASSERT_FALSE(b);
   EXPECT_TRUE(b.error().is(EPROTO)) << b.error().message;
+}
+
+}  // namespace
+}  // namespace meshd::datastore
+
+namespace meshd::datastore {
+namespace {
+
+// A gateway that answers one /v3/watch with a chunked stream whose chunk
+// boundaries fall inside messages (as TCP may deliver them), then keeps the
+// connection open until the test ends.
+class FakeWatchGateway {
+ public:
+  explicit FakeWatchGateway(std::vector<std::string> chunks)
+      : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}), chunks_(std::move(chunks)) {
+    thread_ = std::thread([this] {
+      boost::system::error_code ec;
+      boost::asio::ip::tcp::socket s(ioc_);
+      acceptor_.accept(s, ec);
+      if (ec) return;
+      boost::asio::streambuf in;
+      boost::asio::read_until(s, in, "\r\n\r\n", ec);  // the body is small: it came along
+      std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n";
+      boost::asio::write(s, boost::asio::buffer(head), ec);
+      for (const auto& c : chunks_) {
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", c.size());
+        boost::asio::write(s, boost::asio::buffer(std::string(size) + c + "\r\n"), ec);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    });
+  }
+  ~FakeWatchGateway() {
+    stop_ = true;
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::string> chunks_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+const std::string kCreated = R"({"result":{"header":{"revision":"8"},"created":true}})" "\n";
+const std::string kEvent =
+    R"({"result":{"header":{"revision":"9"},"events":[{"kv":{"key":"L2E=","value":"MQ==","mod_revision":"9"}}]}})" "\n";
+const std::string kProgress = R"({"result":{"header":{"revision":"9"}}})" "\n";
+const std::string kCompacted = R"({"result":{"header":{},"canceled":true,"compact_revision":"20"}})" "\n";
+
+bool run_until(boost::asio::io_context& io, const std::function<bool()>& done) {
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < until) {
+    io.restart();
+    io.run_for(20ms);
+  }
+  return done();
+}
+
+TEST(EtcdWatchFake, ReassemblesMessagesSplitAcrossChunksAndEndsOnCompaction) {
+  const std::string stream = kCreated + kEvent + kProgress + kCompacted;
+  // Cut in the middle of every message.
+  std::vector<std::string> chunks;
+  for (std::size_t i = 0; i < stream.size(); i += 23) chunks.push_back(stream.substr(i, 23));
+  FakeWatchGateway gw(chunks);
+  boost::asio::io_context io;
+  std::vector<WatchResponse> got;
+  std::optional<Error> end;
+  EtcdWatch w(io, {{gw.url()}}, "/a", "", 5, [&](const WatchResponse& r) { got.push_back(r); },
+              [&](const Error& e) { end = e; });
+  ASSERT_TRUE(run_until(io, [&] { return end.has_value(); }));
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_TRUE(got[0].created);
+  ASSERT_EQ(got[1].events.size(), 1u);
+  EXPECT_EQ(got[1].events[0].kv.key, "/a");
+  EXPECT_TRUE(got[2].progress_notify());
+  EXPECT_EQ(got[3].compact_revision, 20);
+  EXPECT_TRUE(end->is(ERANGE)) << end->message;
+  EXPECT_NE(end->message.find("list again"), std::string::npos);
+}
+
+TEST(EtcdWatchFake, ACallbackMayCancelAndNothingRunsAfter) {
+  FakeWatchGateway gw({kCreated + kEvent, kEvent, kEvent});
+  boost::asio::io_context io;
+  int responses = 0;
+  bool ended = false;
+  std::unique_ptr<EtcdWatch> w;
+  w = std::make_unique<EtcdWatch>(io, EtcdOptions{{gw.url()}}, "/a", "", 0,
+                                  [&](const WatchResponse&) {
+                                    if (++responses == 2) w.reset();  // destroys it inside its callback
+                                  },
+                                  [&](const Error&) { ended = true; });
+  ASSERT_TRUE(run_until(io, [&] { return w == nullptr; }));
+  io.restart();
+  io.run_for(200ms);
+  EXPECT_EQ(responses, 2);
+  EXPECT_FALSE(ended);
+}
+
+TEST(EtcdWatchFake, NoEndpointIsOneEndNamingThem) {
+  boost::asio::io_context io;
+  std::optional<Error> end;
+  const std::string dead = refused_url();
+  EtcdWatch w(io, {{dead}}, "/a", "", 0, [](const WatchResponse&) {}, [&](const Error& e) { end = e; });
+  ASSERT_TRUE(run_until(io, [&] { return end.has_value(); }));
+  EXPECT_TRUE(end->is(ECONNREFUSED)) << end->message;
+  EXPECT_NE(end->message.find(dead), std::string::npos);
 }
 
 }  // namespace
