@@ -1,6 +1,12 @@
 #include "meshd/dataplane/egress.h"
 
+#include <linux/netlink.h>
 #include <nftables/libnftables.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <memory>
 #include <sstream>
@@ -49,6 +55,7 @@ struct NftOutcome {
   bool ok = false;
   std::string output;  // what a list command printed
   std::string error;   // nftables' messages, on one line
+  bool unavailable = false;  // no nf_tables in this kernel (or namespace)
 };
 
 // nftables reports an error as "Error: <reason>" followed by the command and
@@ -71,7 +78,18 @@ std::string error_lines(const std::string& text) {
 // Runs `commands` as one nftables transaction in the calling thread's
 // network namespace. A context per call: libnftables keeps a cache of the
 // ruleset in its context, and one kept between passes would go stale.
+//
+// libnftables ends the whole process (exit()) when it cannot open its
+// netlink socket, as on a kernel without nf_tables: that is probed first
+// and reported as `unavailable` instead.
 NftOutcome run_nft(const std::string& commands) {
+  int probe = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (probe < 0) {
+    NftOutcome o{false, "", "nf_tables is not available (netlink: " + std::string(std::strerror(errno)) + ")"};
+    o.unavailable = true;
+    return o;
+  }
+  ::close(probe);
   std::unique_ptr<nft_ctx, decltype(&nft_ctx_free)> ctx(nft_ctx_new(NFT_CTX_DEFAULT), &nft_ctx_free);
   if (!ctx) return {false, "", "libnftables could not create a context"};
   // Buffered: nothing of libnftables' goes to meshd's stdout or stderr.
@@ -105,7 +123,7 @@ Result<void> NftEgressTable::apply(const EgressSpec& spec) {
 Result<bool> NftEgressTable::remove() {
   auto o = run_nft(std::string("delete table ") + kEgressTable);
   if (o.ok) return true;
-  if (no_such_table(o)) return false;
+  if (no_such_table(o) || o.unavailable) return false;  // without nf_tables no table can exist
   // Where nftables cannot be used at all (no nf_tables in the kernel), no
   // table of meshd's can exist either; lacking the permission is an error.
   auto any = run_nft("list tables");
@@ -116,7 +134,7 @@ Result<bool> NftEgressTable::remove() {
 Result<std::optional<std::string>> NftEgressTable::current() {
   auto o = run_nft(std::string("list table ") + kEgressTable);
   if (o.ok) return std::optional<std::string>(o.output);
-  if (no_such_table(o)) return std::optional<std::string>();
+  if (no_such_table(o) || o.unavailable) return std::optional<std::string>();
   return nft_error(std::string("list nftables table ") + kEgressTable, o);
 }
 
