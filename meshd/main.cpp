@@ -1,6 +1,7 @@
 // meshd: the node daemon. Command line only; the work is in meshd/daemon/.
 #include "common/version.h"
 #include "meshd/daemon/daemon.h"
+#include "meshd/daemon/migrate.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -13,12 +14,15 @@ int main(int argc, char** argv) {
       "and cluster say. Stopping meshd leaves the data plane running; starting it again\n"
       "adopts what is there."};
   std::string config_path = "/etc/meshd/meshd.toml";
-  bool once = false, teardown = false, version = false;
+  bool once = false, teardown = false, version = false, migrate = false;
   std::string log_level = "info";
   app.add_option("-c,--config", config_path, "configuration file (TOML)")->capture_default_str();
   app.add_flag("--once", once, "reconcile once and exit: 0 when the data plane matches the config");
   app.add_flag("--teardown", teardown,
                "remove the WireGuard device, meshd's routes and the CNI conflist, then exit");
+  app.add_flag("--migrate-to-etcd", migrate,
+               "copy this member's cluster from its store into the etcd of [datastore], then exit; run "
+               "it with meshd stopped on every node (docs/datastore.md, \"Moving a cluster\")");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -38,6 +42,7 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
   try {
+    if (migrate) return meshd::daemon::migrate_to_etcd(meshd::config::load_config(config_path), stdout);
     meshd::daemon::DaemonOptions opts{meshd::config::load_config(config_path), once, teardown};
     return meshd::daemon::run_daemon(std::move(opts));
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include "meshd/controlplane/join_server.h"
 #include "meshd/controlplane/sync_channel.h"
 #include "meshd/controlplane/token_store_adapter.h"
+#include "meshd/datastore/etcd_client.h"
 #include "store/cluster.h"
 #include "store/database.h"
 #include "store/events.h"
@@ -174,7 +175,8 @@ ClusterMember::ClusterMember(ClusterMemberOptions opts)
       watch_timer_(*opts_.ioc),
       farewell_timer_(*opts_.ioc),
       self_removal_timer_(*opts_.ioc),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()),
+      etcd_timer_(*opts_.ioc) {}
 
 ClusterMember::~ClusterMember() = default;
 
@@ -187,6 +189,8 @@ void ClusterMember::stop() {
   watch_timer_.cancel();
   farewell_timer_.cancel();
   self_removal_timer_.cancel();
+  etcd_timer_.cancel();
+  if (etcd_watch_) etcd_watch_->cancel();
   if (join_server_) join_server_->close();
   if (sync_) sync_->close();
 }
@@ -216,6 +220,7 @@ void ClusterMember::start() {
     if (auto r = local.set_identity_key(*identity_); !r) throw ErrorException(r.error());
     log_->info("generated this node's identity key (public {})", identity_->public_key().short_id());
   }
+  if (etcd_mode()) etcd_open();
   token_repo_ = std::make_unique<store::TokenRepo>(*opts_.db);
   join_tokens_ = std::make_unique<cp::StoreJoinTokens>(*token_repo_);
 
@@ -300,6 +305,7 @@ void ClusterMember::load(const cp::ClusterParams& params) {
   start_join_server();
   start_timers();
   refresh_own_record();
+  if (etcd_mode()) etcd_start();
   if (opts_.on_change) opts_.on_change();
 }
 
@@ -316,7 +322,10 @@ std::optional<Endpoint> ClusterMember::advertised_endpoint() const {
 
 void ClusterMember::found() {
   cp::ClusterParams params;
-  params.cluster_id = random_cluster_id();
+  // One id for every attempt: a retry after a lost answer from etcd finds
+  // its own cluster there instead of founding a second one.
+  if (founding_id_.empty()) founding_id_ = random_cluster_id();
+  params.cluster_id = founding_id_;
   params.cluster_cidr = cfg_.cluster_cidr;
   params.node_prefix_length = cfg_.node_prefix_length;
   params.founder = identity_->public_key();
@@ -334,6 +343,26 @@ void ClusterMember::found() {
   r.version = now;
   r.admission = cp::admit(*identity_, params.cluster_id, r.name, r.identity, *cidr, now);
   auto own = cp::sign_record(r, *identity_);
+  if (etcd_mode()) {
+    // Founded once etcd holds the cluster: its marker, parameters, this
+    // node's claim and record, in one transaction.
+    auto f = etcd_found(params, own);
+    if (!f) {
+      if (f.error().is(EEXIST)) {
+        opts_.on_fatal(1, f.error().message);
+        return;
+      }
+      etcd_failed("founding the cluster", f.error());
+      auto delay = std::max<std::chrono::milliseconds>(etcd_backoff(), 1000ms);
+      log_->warn("founding waits for etcd: {}; retrying in {} ms", f.error().message, delay.count());
+      join_timer_.expires_after(delay);
+      join_timer_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) found();
+      });
+      return;
+    }
+    etcd_succeeded();
+  }
   become_member(params, {}, own);
   log_->info("founded cluster {}: pod CIDR {}", params.cluster_id, cidr->to_string());
   event("cluster-founded", opts_.node_name, "founded cluster " + params.cluster_id);
@@ -437,12 +466,16 @@ void ClusterMember::become_member(cp::ClusterParams params, std::vector<cp::Sign
   persist_new();
   if (auto r = store::ClusterRepo(*opts_.db).set(info); !r) throw ErrorException(r.error());
   bool founder = params.founder == identity_->public_key();
-  settled_ = founder;  // a founder has nobody to ask
+  settled_ = founder;  // a founder has nobody to ask (in etcd mode: it claimed its CIDR there)
   unsettled_since_ = std::chrono::steady_clock::now();
   if (auto r = store::LocalNodeRepo(*opts_.db).set_pod_cidr(*own_cidr_, settled_); !r)
     throw ErrorException(r.error());
   start_join_server();
   start_timers();
+  if (etcd_mode()) {
+    etcd_publish_own();
+    etcd_start();
+  }
   after_table_change();
 }
 
@@ -469,6 +502,12 @@ std::vector<std::uint8_t> ClusterMember::answer_join(std::span<const std::uint8_
   std::vector<IpPrefix> reserved = engine_->unreleased_cidrs();
   for (const auto& [id, p] : pending_) reserved.push_back(p.pod_cidr);
   cp::JoinMemberContext ctx{*identity_, engine_->table(), reserved};
+  if (etcd_mode()) {
+    ctx.claim = [this](const cp::JoinClaims& c, const std::optional<IpPrefix>& proposed, std::uint64_t at) {
+      return etcd_claim(c, proposed, at);
+    };
+    ctx.unclaim = [this](const cp::JoinClaims& c, const IpPrefix& cidr) { etcd_unclaim(c, cidr); };
+  }
   cp::JoinNonce nonce{};
   ::randombytes_buf(nonce.data(), nonce.size());
   auto a = cp::answer_join(frame, now_ms(), *join_tokens_, ctx, nonce);
@@ -671,6 +710,7 @@ void ClusterMember::start_timers() {
         send(std::move(out));
       }
     }
+    if (etcd_mode()) etcd_tick();
     after_table_change();
     if (removed_) return;
     check_liveness();
@@ -681,7 +721,7 @@ void ClusterMember::start_timers() {
     }
     const auto probe_after = std::max<std::chrono::milliseconds>(
         5s, 10 * std::chrono::milliseconds(cfg_.anti_entropy_interval_ms));
-    if (!settled_ && cfg_.join_target && !readmit_scheduled_ &&
+    if (!settled_ && cfg_.join_target && !readmit_scheduled_ && !etcd_mode() &&
         engine_->table().params().founder != identity_->public_key() &&
         std::chrono::steady_clock::now() - unsettled_since_ >= probe_after)
       schedule_readmit(std::chrono::milliseconds(0));
@@ -720,19 +760,13 @@ void ClusterMember::send_probe() {
 
 void ClusterMember::data_plane_ready() {
   if (removed_) return;
-  if (kick_after_pass_ && sync_) {
-    // The device has switched to the new key: every member hears this
-    // node's record at once, which also starts a handshake under the new
-    // key with each (rotation.h, step 3).
+  if (kick_after_pass_ && engine_) {
+    // The device has switched to the new key (rotation.h, step 3).
     kick_after_pass_ = false;
-    if (const auto* own = engine_->table().find(identity_->public_key())) {
-      cp::SyncMessage m;
-      m.type = cp::MessageType::kPush;
-      m.records.push_back({own->body, own->signature});
-      push_to_all(cp::encode_message(m));
-    }
+    kick_handshakes();
   }
-  if (sync_ || !engine_) return;
+  // etcd mode: no sync channel; the watch brings the records.
+  if (sync_ || !engine_ || etcd_mode()) return;
   auto addr = mesh_address();
   if (!addr) return;
   cp::SyncChannelOptions o;
@@ -944,6 +978,7 @@ void ClusterMember::refresh_own_record(bool to_all) {
   } else {
     send(std::move(out));
   }
+  if (etcd_mode()) etcd_publish_own();
   log_->info("published version {} of this node's record (endpoint {}{})", want.version,
              want.endpoints.empty() ? std::string("none") : want.endpoints.front().to_string(),
              want.pending_key ? ", next key " + want.pending_key->wg_public_key.short_id() : std::string());
@@ -963,7 +998,7 @@ void ClusterMember::check_own_record() {
   if (!engine_->table().in_effect(own->record)) {
     auto state = cp::claim_state(engine_->table(), own->record);
     const bool founder = engine_->table().params().founder == identity_->public_key();
-    if (state.loss == cp::ClaimLoss::kCidrHeld && cfg_.join_target && !founder) {
+    if (state.loss == cp::ClaimLoss::kCidrHeld && cfg_.join_target && !founder && !etcd_mode()) {
       if (!readmit_scheduled_) {
         log_->warn("lost pod CIDR {} to {} (earlier admission); asking {} for another",
                    own_cidr_->to_string(), state.winner->record.name, cfg_.join_target->to_string());
@@ -1230,6 +1265,12 @@ Result<api::RemovalResult> ClusterMember::remove(const keys::IdentityPublicKey& 
   if (r && !self)
     for (const auto& p : peers(cfg_.persistent_keepalive))
       if (p.public_key == r->record.wg_public_key) farewell = p;
+  if (etcd_mode()) {
+    // etcd carries it to every member (and to the removed node, which
+    // watches too): written there before it counts here.
+    if (auto w = etcd_publish_tombstone(signed_ts); !w) return w.error();
+    farewell.reset();
+  }
   (void)engine_->publish(signed_ts, rng_);  // pushed to every member below
   if (!engine_->table().tombstone(id))
     return fail(EIO, "the node table refused the tombstone of " + name_of(id));
@@ -1541,6 +1582,33 @@ void ClusterMember::schedule_rotation_watch() {
   });
 }
 
+void ClusterMember::kick_handshakes() {
+  if (sync_) {
+    if (const auto* own = engine_->table().find(identity_->public_key())) {
+      cp::SyncMessage m;
+      m.type = cp::MessageType::kPush;
+      m.records.push_back({own->body, own->signature});
+      push_to_all(cp::encode_message(m));
+    }
+    return;
+  }
+  // No sync channel (etcd mode): one datagram to each member's mesh address
+  // is traffic enough for WireGuard to start a handshake.
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  for (const auto& m : engine_->table().members()) {
+    if (m == identity_->public_key()) continue;
+    auto addr = address_of(m);
+    if (!addr || addr->is_v6()) continue;
+    Endpoint e{*addr, cfg_.sync_port};
+    sockaddr_storage ss{};
+    socklen_t len = static_cast<socklen_t>(e.to_sockaddr(ss));
+    static constexpr char kKick[] = "meshd: new key";
+    (void)::sendto(fd, kKick, sizeof kKick - 1, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss), len);
+  }
+  ::close(fd);
+}
+
 api::ControlPlaneCounters ClusterMember::counters() const {
   api::ControlPlaneCounters c;
   if (sync_) {
@@ -1558,6 +1626,9 @@ api::ControlPlaneCounters ClusterMember::counters() const {
       if (cp::accepted(o)) continue;
       c.records_rejected[std::string(cp::to_string(o))] = engine_->table().count(o);
     }
+  }
+  if (etcd_mode()) {
+    c.records_rejected["key_mismatch"] = etcd_key_mismatch_;
   }
   c.join_attempts = join_outcomes_;
   if (join_server_) {

@@ -40,6 +40,13 @@ namespace meshd::store {
 class Database;
 class TokenRepo;
 }
+namespace meshd::datastore {
+struct EtcdOptions;
+class EtcdClient;
+class EtcdWatch;
+struct WatchResponse;
+struct RangeResult;
+}  // namespace meshd::datastore
 namespace meshd::controlplane {
 class JoinServer;
 class SyncChannel;
@@ -194,6 +201,38 @@ class ClusterMember final : public api::ClusterSource {
   void schedule_rotation_watch();
   // Peers whose pending key showed a handshake: they switched (rotation.h).
   bool standby_seen(const controlplane::NodeRecord& r) const;
+  // Traffic through the mesh to every member (a UDP datagram to its mesh
+  // address when there is no sync channel): WireGuard starts a handshake
+  // under this node's new key with each.
+  void kick_handshakes();
+
+  // ---- The etcd datastore mode (cluster_member_etcd.cpp, docs/datastore.md) ----
+  bool etcd_mode() const;
+  void etcd_open();
+  // The founder: the cluster marker, its parameters, its own claim and
+  // record, in etcd before it counts as founded. Returns the cluster id
+  // (another than params' when an earlier attempt of this node's founded it).
+  Result<std::string> etcd_found(const controlplane::ClusterParams& params,
+                                 const controlplane::SignedRecord& own);
+  Result<IpPrefix> etcd_claim(const controlplane::JoinClaims& claims,
+                              const std::optional<IpPrefix>& proposed, std::uint64_t admitted_at);
+  void etcd_unclaim(const controlplane::JoinClaims& claims, const IpPrefix& cidr);
+  // This node's record into etcd; retried on the tick while etcd is away.
+  void etcd_publish_own();
+  Result<void> etcd_publish_tombstone(const controlplane::SignedTombstone& t);
+  // After become_member or load: the watch from the stored revision, or a listing.
+  void etcd_start();
+  void etcd_relist();
+  void etcd_watch_from(std::int64_t revision);
+  void etcd_on_watch(const datastore::WatchResponse& r);
+  void etcd_schedule_rewatch();
+  void etcd_tick();
+  bool etcd_usable();                  // false while backing off after a failure
+  std::chrono::milliseconds etcd_backoff() const;  // the current failure streak's wait
+  void etcd_failed(const std::string& what, const Error& e);
+  void etcd_succeeded();
+  std::string etcd_scope() const;
+  void etcd_check_settled();
   std::optional<Endpoint> advertised_endpoint() const;
   std::uint64_t now_ms() const;
 
@@ -249,6 +288,25 @@ class ClusterMember final : public api::ClusterSource {
   // Bytes received from each peer key, and when the count last grew.
   std::map<keys::PublicKey, std::pair<std::uint64_t, std::uint64_t>> rx_seen_;
   bool prune_refusal_logged_ = false;
+
+  // The etcd datastore mode (after opts_: its timer is built from opts_.ioc).
+  std::unique_ptr<datastore::EtcdOptions> etcd_options_;
+  std::unique_ptr<datastore::EtcdClient> etcd_;
+  std::unique_ptr<datastore::EtcdWatch> etcd_watch_;
+  // Claims this member made for joins still in progress (to undo them).
+  std::map<keys::IdentityPublicKey, std::string> etcd_claims_;
+  boost::asio::steady_timer etcd_timer_;
+  std::int64_t etcd_revision_ = 0;     // the last revision applied to the table
+  std::string founding_id_;            // the cluster id this node founds under
+  bool etcd_own_pending_ = false;      // this node's record still to be written
+  unsigned etcd_failures_ = 0;
+  std::chrono::steady_clock::time_point etcd_retry_at_{};
+  std::chrono::steady_clock::time_point etcd_listed_at_{};
+  std::chrono::steady_clock::time_point etcd_last_message_{};
+  std::int64_t etcd_lease_ = 0;
+  std::chrono::steady_clock::time_point etcd_lease_renewed_{};
+  std::uint64_t etcd_refused_ = 0;     // values in etcd the table refused (tampered, invalid)
+  std::uint64_t etcd_key_mismatch_ = 0;
 };
 
 }  // namespace meshd::daemon

@@ -734,6 +734,23 @@ void Daemon::reload() {
   keep("api.tls_key_file", next.api_tls_key_file, cfg_.api_tls_key_file);
   keep_text("api.max_connections", next.api_max_connections, cfg_.api_max_connections, same);
   keep_text("api.idle_timeout_ms", next.api_idle_timeout_ms, cfg_.api_idle_timeout_ms, same);
+  // The datastore holds the node table's source for the process's life.
+  if (auto changed = config::datastore_keys_changed(cfg_, next); !changed.empty()) {
+    std::string keys;
+    for (const auto& k : changed) keys += (keys.empty() ? "" : ", ") + k;
+    log_->warn("reload: {} changed: needs a restart; keeping the running [datastore]", keys);
+    next.datastore_kind = cfg_.datastore_kind;
+    next.etcd_endpoints = cfg_.etcd_endpoints;
+    next.etcd_ca_file = cfg_.etcd_ca_file;
+    next.etcd_cert_file = cfg_.etcd_cert_file;
+    next.etcd_key_file = cfg_.etcd_key_file;
+    next.etcd_username = cfg_.etcd_username;
+    next.etcd_password_file = cfg_.etcd_password_file;
+    next.etcd_prefix = cfg_.etcd_prefix;
+    next.etcd_timeout_ms = cfg_.etcd_timeout_ms;
+    next.etcd_resync_interval_s = cfg_.etcd_resync_interval_s;
+    next.etcd_lease_ttl_s = cfg_.etcd_lease_ttl_s;
+  }
   if (next.backend != cfg_.backend) {
     log_->warn("reload: wireguard.backend changed from \"{}\" to \"{}\": needs a restart; keeping \"{}\"",
                config::to_string(cfg_.backend), config::to_string(next.backend),
