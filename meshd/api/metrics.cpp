@@ -189,6 +189,19 @@ std::string render_metrics(const StatusSnapshot& s, bool ready,
            "reason", c.records_rejected);
   by_label(out, "meshd_join_attempts_total", "Join attempts at this node's join listener, by outcome.",
            "outcome", c.join_attempts);
+  if (c.datastore) {
+    const auto& d = *c.datastore;
+    family(out, "meshd_datastore_reachable", "gauge", "1 while the last call to etcd succeeded.");
+    sample(out, "meshd_datastore_reachable", d.reachable ? 1 : 0);
+    family(out, "meshd_datastore_revision", "gauge", "The last etcd revision applied to the node table.");
+    sample(out, "meshd_datastore_revision", static_cast<double>(d.revision));
+    family(out, "meshd_datastore_values_refused_total", "counter",
+           "Values read from etcd that the node table refused (tampered, malformed, another key's).");
+    sample(out, "meshd_datastore_values_refused_total", static_cast<double>(d.refused));
+    family(out, "meshd_datastore_relists_total", "counter",
+           "Full listings of the cluster in etcd: at start, after a compaction, every resync interval.");
+    sample(out, "meshd_datastore_relists_total", static_cast<double>(d.relists));
+  }
   return out;
 }
 

@@ -87,6 +87,14 @@ struct ControlPlaneCounters {
   std::map<std::string, std::uint64_t> sync_dropped;
   // By outcome: admitted, refused_<reason>, unproven, malformed, rate_limited.
   std::map<std::string, std::uint64_t> join_attempts;
+  // The etcd datastore mode only (docs/datastore.md, "The daemon in etcd mode").
+  struct Datastore {
+    bool reachable = false;       // the last call to etcd succeeded
+    std::int64_t revision = 0;    // the last etcd revision applied to the node table
+    std::uint64_t refused = 0;    // values read from etcd that the table refused
+    std::uint64_t relists = 0;    // full listings: start, compaction, periodic resync
+  };
+  std::optional<Datastore> datastore;
 };
 
 class ClusterSource {

@@ -1629,6 +1629,12 @@ api::ControlPlaneCounters ClusterMember::counters() const {
   }
   if (etcd_mode()) {
     c.records_rejected["key_mismatch"] = etcd_key_mismatch_;
+    c.datastore = api::ControlPlaneCounters::Datastore{
+        .reachable = etcd_reached_ && etcd_failures_ == 0,
+        .revision = etcd_revision_,
+        .refused = etcd_refused_,
+        .relists = etcd_relists_,
+    };
   }
   c.join_attempts = join_outcomes_;
   if (join_server_) {

@@ -307,6 +307,8 @@ class ClusterMember final : public api::ClusterSource {
   std::chrono::steady_clock::time_point etcd_lease_renewed_{};
   std::uint64_t etcd_refused_ = 0;     // values in etcd the table refused (tampered, invalid)
   std::uint64_t etcd_key_mismatch_ = 0;
+  std::uint64_t etcd_relists_ = 0;     // successful full listings
+  bool etcd_reached_ = false;          // a call to etcd succeeded since start
 };
 
 }  // namespace meshd::daemon

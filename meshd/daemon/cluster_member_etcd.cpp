@@ -97,6 +97,7 @@ void ClusterMember::etcd_succeeded() {
   if (etcd_failures_ > 0) log_->info("etcd reachable again through {}", etcd_->current_endpoint());
   etcd_failures_ = 0;
   etcd_retry_at_ = {};
+  etcd_reached_ = true;
 }
 
 Result<std::string> ClusterMember::etcd_found(const cp::ClusterParams& params, const cp::SignedRecord& own) {
@@ -325,6 +326,7 @@ void ClusterMember::etcd_relist() {
     return;
   }
   etcd_succeeded();
+  ++etcd_relists_;
   auto report = engine_->apply_external(
       [&](cp::NodeTable& t) { return ds::apply_listing(t, *listing, cfg_.etcd_prefix, params.cluster_id); });
   etcd_refused_ += report.refused;

@@ -156,6 +156,21 @@ TEST(ApiMetrics, NodesByLivenessAndThisNodesRotation) {
   EXPECT_TRUE(has_line(render_metrics(busy_node(), true, c), "meshd_key_rotation_pending 0"));
 }
 
+// The etcd mode's own families appear only in that mode.
+TEST(ApiMetrics, DatastoreFamiliesOnlyInEtcdMode) {
+  ClusterMetrics c;
+  std::string m = render_metrics(busy_node(), true, c);
+  EXPECT_EQ(m.find("meshd_datastore_"), std::string::npos) << m;
+  c.counters.datastore = ControlPlaneCounters::Datastore{.reachable = true, .revision = 4711, .refused = 2, .relists = 3};
+  m = render_metrics(busy_node(), true, c);
+  for (const char* line : {"meshd_datastore_reachable 1", "meshd_datastore_revision 4711",
+                           "meshd_datastore_values_refused_total 2", "meshd_datastore_relists_total 3",
+                           "# TYPE meshd_datastore_values_refused_total counter"})
+    EXPECT_TRUE(has_line(m, line)) << line << "\n" << m;
+  c.counters.datastore->reachable = false;
+  EXPECT_TRUE(has_line(render_metrics(busy_node(), true, c), "meshd_datastore_reachable 0"));
+}
+
 TEST(ApiMetrics, StaticModeHasNoControlPlaneFamilies) {
   std::string m = render_metrics(busy_node(), true);
   for (const char* name : {"meshd_nodes", "meshd_sync_", "meshd_join_attempts", "meshd_peer_",
