@@ -364,6 +364,10 @@ class Api {
     if (!r && r.error().is(EALREADY))
       return ApiError{409, "already_removed", "that node has already been removed"};
     if (!r && r.error().is(EAGAIN)) return not_a_member("remove nodes");
+    if (!r && r.error().is(ENOTCONN))
+      return ApiError{503, "datastore_unavailable",
+                      "this node could not record the removal in its datastore (etcd is unreachable); retry "
+                      "once etcd is reachable (a removal that did reach etcd then answers already_removed)"};
     if (!r)
       return ApiError{500, "internal",
                       "removing the node failed inside meshd: " + r.error().code.message()};

@@ -107,7 +107,8 @@ class ClusterSource {
   // Removes a node (by name, or by base64 identity): a tombstone signed by
   // this member, pushed to every member. Errors: ENOENT no such node,
   // EALREADY already removed, EAGAIN not a member yet (joining) or removed
-  // itself. Removing this node itself is allowed: it tears its mesh down.
+  // itself, ENOTCONN the tombstone could not be written to the datastore (etcd)
+  // (a timed-out write may still land there). Removing this node itself is allowed: it tears its mesh down.
   virtual Result<RemovalResult> remove_node(const std::string& name_or_identity) = 0;
   // Starts a key rotation of this node: EBUSY one is in progress, EAGAIN not
   // a member yet or removed.

@@ -277,13 +277,15 @@ void ClusterMember::etcd_check_settled() {
 }
 
 Result<void> ClusterMember::etcd_publish_tombstone(const cp::SignedTombstone& t) {
-  if (!etcd_usable()) return fail(EAGAIN, "etcd unreachable: the removal waits for it");
+  // ENOTCONN whatever etcd's reason: the caller (REST) tells "etcd is away,
+  // retry" apart from "this node is not a member" (EAGAIN).
+  if (!etcd_usable()) return fail(ENOTCONN, "etcd unreachable: the removal waits for it");
   const std::string& p = cfg_.etcd_prefix;
   const auto& c = engine_->table().params().cluster_id;
   auto r = etcd_->put(ds::tombstone_key(p, c, t.tombstone.removed), ds::tombstone_value(t));
   if (!r) {
     etcd_failed("writing a tombstone", r.error());
-    return r.error();
+    return fail(ENOTCONN, "etcd: " + r.error().message);
   }
   etcd_succeeded();
   // The CIDR is free again only after the tombstone (an earlier revision):

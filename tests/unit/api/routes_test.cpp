@@ -525,6 +525,10 @@ TEST_F(ApiRoutes, RemoveErrorsByCause) {
   r = call("DELETE", "/v1/nodes/beta");
   expect_error(r, 503, "not_a_member");
   EXPECT_NE(r.body.find("was removed from the cluster"), std::string::npos) << r.body;
+  cluster_.removal = fail(ENOTCONN, "etcd: no leader at beta-secret");
+  r = call("DELETE", "/v1/nodes/beta");
+  expect_error(r, 503, "datastore_unavailable");
+  EXPECT_EQ(r.body.find("beta-secret"), std::string::npos) << r.body;
   cluster_.removal = fail(EIO, "remove node beta-secret");
   r = call("DELETE", "/v1/nodes/beta-secret");
   expect_error(r, 500, "internal");
