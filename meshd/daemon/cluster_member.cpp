@@ -1199,7 +1199,9 @@ std::vector<api::NodeSnapshot> ClusterMember::nodes() const {
     n.removed_by = name_of(ts->tombstone.removed_by);
     n.removed_at_ms = static_cast<std::int64_t>(ts->tombstone.removed_at);
     n.removal_reason = ts->tombstone.reason;
-    n.released = engine_->released(e.identity);
+    // etcd mode: a tombstone is in this table only once it is in etcd,
+    // ahead of any new claim on its CIDR: released (docs/datastore.md).
+    n.released = etcd_mode() || engine_->released(e.identity);
     out.push_back(std::move(n));
   }
   return out;

@@ -159,7 +159,12 @@ Result<IpPrefix> ClusterMember::etcd_claim(const cp::JoinClaims& claims, const s
       for (const auto& kv : listing->kvs)
         if (kv.key == ds::subnet_key(p, c, *cidr)) expected = kv.value;
     } else {
-      std::vector<IpPrefix> reserved = engine_->unreleased_cidrs();
+      // Not the sync engine's unreleased CIDRs: that release needs members'
+      // digests, which the etcd mode never exchanges, so they would stay
+      // reserved forever. Here a removed node's claim leaves etcd only after
+      // its tombstone, so every watcher applies the tombstone before any new
+      // record on that CIDR (docs/datastore.md, "Allocation").
+      std::vector<IpPrefix> reserved;
       for (const auto& [id, pend] : pending_) reserved.push_back(pend.pod_cidr);
       cidr = ds::next_candidate(engine_->table(), ds::claimed_cidrs(p, c, *listing), reserved);
       if (!cidr) return fail(ENOSPC, "no free pod CIDR in " + params.cluster_cidr.to_string());
