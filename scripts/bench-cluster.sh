@@ -10,16 +10,23 @@
 #   idle     each meshd's and wireguard-go's RSS and CPU over IDLE seconds;
 #   records  a founder alone, then with RECORDS records crafted into its
 #            store: RSS (anonymous vs file-backed, by mapping) and CPU.
+# --datastore embedded|etcd|both (default both): join, change and idle run in
+# the default mode, then again in the etcd mode ([datastore] kind = "etcd",
+# a real 3-member etcd 3.4 on an underlay host, each node's client starting at
+# another member; idle adds the members' CPU and RSS), and the two modes'
+# join figures are printed side by side with their medians. records runs in
+# the default mode only.
 # The daemons use the production timings (anti-entropy 1000 ms, resync
-# 2000 ms, keepalive 25 s; keepalive off for the records part), at log level
-# info. On a machine shared with other work, read the load average printed
-# beside each figure. The 1000-node simulation is a unit test:
+# 2000 ms, keepalive 25 s; keepalive off for the records part; in the etcd
+# mode [datastore]'s defaults), at log level info. On a machine shared with
+# other work, read the load average printed beside each figure. The 1000-node simulation is a unit test:
 #   build/bin/unit_controlplane --gtest_filter='SyncSim.*'
 # Builds nothing: build first with
 #   cmake --build build --target bench_cluster
 # Usage: scripts/bench-cluster.sh [BUILD_DIR] [bench_cluster options...]   (root)
 #   env: NODES (10), IDLE (30), RECORDS (1000), CHANGES (3)
 #   e.g. scripts/bench-cluster.sh build --part records
+#        scripts/bench-cluster.sh build --part join --datastore both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -30,6 +37,12 @@ for b in meshd meshctl meshd-cni; do
   [[ -x $build/bin/$b ]] || { echo "bench-cluster: $build/bin/$b missing (build target $b)" >&2; exit 1; }
 done
 command -v wireguard-go >/dev/null || { echo "bench-cluster: wireguard-go missing (scripts/install-deps.sh)" >&2; exit 1; }
+# The etcd mode (part of the default run) needs etcd and the harness's tools.
+if [[ " $* " != *" --datastore embedded "* ]]; then
+  for tool in /usr/bin/etcd /usr/bin/curl /usr/bin/openssl /usr/bin/setpriv; do
+    [[ -x $tool ]] || { echo "bench-cluster: $tool missing for the etcd mode (scripts/install-deps.sh; or --datastore embedded)" >&2; exit 1; }
+  done
+fi
 [[ $(id -u) == 0 ]] || { echo "bench-cluster: needs root (network namespaces)" >&2; exit 1; }
 
 exec "$bin" --nodes "${NODES:-10}" --idle-seconds "${IDLE:-30}" --records "${RECORDS:-1000}" \

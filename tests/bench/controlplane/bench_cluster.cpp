@@ -3,6 +3,14 @@
 // backend, pods made by the real CNI plugin (tests/support/cluster_nodes.h).
 // Prints figures; asserts nothing on them. Run through scripts/bench-cluster.sh.
 //
+// --datastore embedded|etcd|both (default both): join, change and idle run
+// once per datastore mode, each on a cluster of its own: the default mode
+// (embedded), then the etcd mode (issue 13) with a real 3-member etcd on a
+// host of the same kind of underlay (tests/support/etcd_cluster.h), each
+// node's etcd client starting at another member. With both, the join figures
+// of the two modes are printed again side by side with their medians, since
+// issue 13 asks for that comparison on the same machine in the same run.
+//
 //   join     nodes join one by one through the founder; for each joiner:
 //            its process start -> "joined cluster" in its log (admitted) ->
 //            its CNI conflist (settled) -> its pod made -> a reply from the
@@ -13,14 +21,18 @@
 //            until its own API, then every other node's GET /v1/nodes,
 //            shows the new version.
 //   idle     CPU ticks and VmRSS of every meshd and wireguard-go over a quiet
-//            window with all nodes up (N-1 peers each).
+//            window with all nodes up (N-1 peers each); in the etcd mode
+//            also those of each etcd member.
 //   records  one founder whose table holds R records (R-1 crafted members
 //            signed and admitted as the founder would, written to its store
 //            while it is stopped): RSS, the smaps split and CPU over the
-//            same window, beside the same founder alone.
+//            same window, beside the same founder alone (default mode only:
+//            the records are crafted into the SQLite store).
 //
 // The daemons run with the production timings (anti-entropy 1000 ms,
-// resync 2000 ms, keepalive 25 s) unless told otherwise, at log level info.
+// resync 2000 ms, keepalive 25 s; in the etcd mode [datastore]'s defaults:
+// timeout 2000 ms, re-list every 300 s, lease 30 s) unless told otherwise, at
+// log level info.
 #include "keys/identity.h"
 #include "keys/wg_key.h"
 #include "meshd/controlplane/node_record.h"
@@ -28,6 +40,7 @@
 #include "store/records.h"
 #include "tests/support/api_client.h"
 #include "tests/support/cluster_nodes.h"
+#include "tests/support/etcd_cluster.h"
 
 #include <boost/json.hpp>
 #include <sys/un.h>
@@ -46,6 +59,9 @@ namespace {
 namespace cp = meshd::controlplane;
 using Clock = std::chrono::system_clock;  // ping -D prints wall-clock time
 
+enum class Datastore { kEmbedded, kEtcd };
+const char* mode_name(Datastore d) { return d == Datastore::kEtcd ? "etcd" : "default"; }
+
 struct Options {
   int nodes = 10;
   std::set<int> highlight{3, 5, 10};
@@ -56,7 +72,25 @@ struct Options {
   int resync_ms = 2000;
   int keepalive = 25;
   std::set<std::string> parts{"join", "change", "idle", "records"};
+  std::vector<Datastore> datastores{Datastore::kEmbedded, Datastore::kEtcd};
 };
+
+// The etcd mode's members: three addresses of one underlay host, far above
+// the nodes' 172.31.78.<index> and below the nodes' unused gateway .254.
+const std::vector<std::string> kEtcdAddresses{"172.31.78.211", "172.31.78.212", "172.31.78.213"};
+
+// A node's [datastore] in the etcd mode: every member, the list starting at
+// member (index % 3), so the nodes' clients (which stay on the first member
+// that answers) spread over the three as a real deployment's would; the
+// production defaults for everything else.
+std::string datastore_config(int index) {
+  std::string endpoints;
+  for (std::size_t i = 0; i < kEtcdAddresses.size(); ++i) {
+    const auto& a = kEtcdAddresses[(static_cast<std::size_t>(index) + i) % kEtcdAddresses.size()];
+    endpoints += (endpoints.empty() ? "\"" : ", \"") + std::string("http://") + a + ":2379\"";
+  }
+  return "[datastore]\nkind = \"etcd\"\nendpoints = [" + endpoints + "]\nprefix = \"/meshd/\"\n";
+}
 
 double ms_since(Clock::time_point t0, Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(t - t0).count();
@@ -347,23 +381,103 @@ JoinFigures measure_join(ClusterNodes& c, ClusterNodes::Node& joiner, const std:
   return f;
 }
 
-void run_join_change_idle(const Options& o) {
+struct JoinRow {
+  int n = 0;
+  JoinFigures f;
+  std::string load;
+};
+
+double median_of(std::vector<double> v) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return x < 0; }), v.end());
+  if (v.empty()) return -1;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// The join rows of both modes side by side, then the median of each column
+// over N = 2..nodes (a join that never reached everyone counts as missing).
+void print_side_by_side(const std::vector<JoinRow>& a, const std::vector<JoinRow>& b) {
+  std::printf("\n== join, default mode | etcd mode (ms from the joiner's process start)\n");
+  std::printf("%-4s %9s %9s %9s %11s | %9s %9s %9s %11s\n", "N", "admitted", "settled", "pod made", "every reach",
+              "admitted", "settled", "pod made", "every reach");
+  for (std::size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    auto cells = [&](const std::vector<JoinRow>& rows) {
+      char buf[64];
+      if (i >= rows.size()) return std::string(42, ' ');
+      const auto& f = rows[i].f;
+      std::snprintf(buf, sizeof buf, "%9.0f %9.0f %9.0f %11.0f", f.admitted, f.settled, f.pod, f.all_reach);
+      return std::string(buf);
+    };
+    int n = i < a.size() ? a[i].n : b[i].n;
+    std::printf("%-4d %s | %s\n", n, cells(a).c_str(), cells(b).c_str());
+  }
+  auto medians = [](const std::vector<JoinRow>& rows) {
+    std::vector<double> ad, se, po, ev;
+    for (const auto& r : rows) {
+      ad.push_back(r.f.admitted);
+      se.push_back(r.f.settled);
+      po.push_back(r.f.pod);
+      ev.push_back(r.f.all_reach);
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%9.0f %9.0f %9.0f %11.0f", median_of(ad), median_of(se), median_of(po),
+                  median_of(ev));
+    return std::string(buf);
+  };
+  std::printf("%-4s %s | %s\n", "med", medians(a).c_str(), medians(b).c_str());
+  std::printf("   load avg at each join: default");
+  for (const auto& r : a) std::printf(" %s;", r.load.substr(0, r.load.find(' ')).c_str());
+  std::printf("  etcd");
+  for (const auto& r : b) std::printf(" %s;", r.load.substr(0, r.load.find(' ')).c_str());
+  std::printf("\n");
+}
+
+// Join, change and idle on a cluster of `ds`'s mode; the join rows go to `rows`.
+void run_join_change_idle(const Options& o, Datastore ds, std::vector<JoinRow>& rows) {
   ClusterNodes c;
+  // Declared after the nodes, so destroyed before them: the nodes then lose
+  // etcd for their last moments, which nothing measures any more.
+  std::unique_ptr<EtcdCluster> etcd;
   TempDir work("meshd-bench-cluster");
-  auto& founder = c.add_node("n1");
-  tune(founder, o, o.keepalive);
+  std::printf("\n##### %s mode%s\n", mode_name(ds),
+              ds == Datastore::kEtcd ? ": [datastore] kind = \"etcd\", a 3-member etcd on an underlay host" : "");
+  if (ds == Datastore::kEtcd) {
+    auto& host = c.add_host(kEtcdAddresses);
+    // The production raft timings (heartbeat 100 ms, election 1000 ms), not
+    // the tests' short ones: nothing here kills a leader.
+    EtcdClusterOptions eo;
+    eo.heartbeat_ms = 100;
+    eo.election_ms = 1000;
+    auto t0 = Clock::now();
+    etcd = std::make_unique<EtcdCluster>(host, kEtcdAddresses, eo);
+    std::string version = sh_out("/usr/bin/etcd --version | head -1");
+    while (!version.empty() && version.back() == '\n') version.pop_back();
+    std::printf("etcd: %d members healthy %.0f ms after their start (%s)\n", etcd->size(),
+                ms_since(t0, Clock::now()), version.c_str());
+  }
+  // A node of this mode: its [datastore] before its config is tuned.
+  auto add = [&](const std::string& name, const ClusterNodes::Node* through) -> ClusterNodes::Node& {
+    auto& n = c.add_node(name, through);
+    if (etcd) {
+      n.extra_config = datastore_config(n.index);
+      c.write_config(n);
+    }
+    tune(n, o, o.keepalive);
+    return n;
+  };
+  auto& founder = add("n1", nullptr);
   c.start(founder, meshd_bin(), "info");
   need(c.wait_settled(founder), "n1 did not found a cluster", c, founder);
   c.add_pod(founder);
 
   if (o.parts.count("join")) {
-    std::printf("\n== join: a node joins a cluster of N-1 nodes with a pod each (ms from its process start)\n");
+    std::printf("\n== join (%s mode): a node joins a cluster of N-1 nodes with a pod each (ms from its process start)\n",
+                mode_name(ds));
     std::printf("%-4s %10s %10s %10s %12s %12s %10s  %s\n", "N", "admitted", "settled", "pod made",
                 "first reach", "every reach", "median", "load avg");
   }
   for (int k = 2; k <= o.nodes; ++k) {
-    auto& joiner = c.add_node("n" + std::to_string(k), &founder);
-    tune(joiner, o, o.keepalive);
+    auto& joiner = add("n" + std::to_string(k), &founder);
     c.write_token(joiner, ClusterNodes::create_token(founder));
     // Each join starts from a quiet cluster: the previous joiner settled
     // everywhere and the pods' first handshakes are done.
@@ -378,11 +492,13 @@ void run_join_change_idle(const Options& o) {
     std::printf("%-4d %10.0f %10.0f %10.0f %12.0f %12.0f %10.0f  %s%s\n", k, f.admitted, f.settled, f.pod, first,
                 f.all_reach, median, load.c_str(), o.highlight.count(k) ? "   <-" : "");
     std::fflush(stdout);
+    rows.push_back({k, f, load});
   }
 
   if (o.parts.count("change")) {
-    std::printf("\n== change: a node restarts with another listen port (a new endpoint in its record);\n"
-                "   ms from its restart until its own API shows the new version, then until every other node does\n");
+    std::printf("\n== change (%s mode): a node restarts with another listen port (a new endpoint in its record);\n"
+                "   ms from its restart until its own API shows the new version, then until every other node does\n",
+                mode_name(ds));
     std::printf("%-8s %10s %12s %12s %12s  %s\n", "node", "published", "first other", "median", "every node",
                 "load avg");
     int count = static_cast<int>(c.nodes().size());
@@ -421,8 +537,9 @@ void run_join_change_idle(const Options& o) {
   if (o.parts.count("idle")) {
     std::this_thread::sleep_for(5s);
     const long tck = ::sysconf(_SC_CLK_TCK);
-    std::printf("\n== idle: %zu nodes (%zu peers each), %d s quiet, anti-entropy every %d ms, keepalive %d s\n",
-                c.nodes().size(), c.nodes().size() - 1, o.idle_seconds, o.anti_entropy_ms, o.keepalive);
+    std::printf("\n== idle (%s mode): %zu nodes (%zu peers each), %d s quiet, anti-entropy every %d ms, keepalive %d s\n",
+                mode_name(ds), c.nodes().size(), c.nodes().size() - 1, o.idle_seconds, o.anti_entropy_ms,
+                o.keepalive);
     std::printf("   load avg before: %s\n", loadavg().c_str());
     std::vector<std::pair<pid_t, pid_t>> pids;
     std::vector<std::pair<ProcSample, ProcSample>> start;
@@ -430,6 +547,8 @@ void run_join_change_idle(const Options& o) {
       pids.push_back({n.pid, wireguard_go_in(*n.ns)});
       start.push_back({sample(n.pid), pids.back().second ? sample(pids.back().second) : ProcSample{}});
     }
+    std::vector<ProcSample> etcd_start;
+    for (int m = 0; etcd && m < etcd->size(); ++m) etcd_start.push_back(sample(etcd->pid(m)));
     std::this_thread::sleep_for(std::chrono::seconds(o.idle_seconds));
     double rounds = o.idle_seconds * 1000.0 / o.anti_entropy_ms;
     std::printf("%-6s %12s %14s %14s %12s %14s\n", "node", "meshd RSS", "meshd CPU %", "ms CPU/round",
@@ -451,6 +570,11 @@ void run_join_change_idle(const Options& o) {
     double nn = double(c.nodes().size());
     std::printf("mean   %9.0f kB %13.2f%% %14.2f   (max meshd RSS %.0f kB; CPU from utime+stime, %ld ticks/s)\n",
                 sum_rss / nn, sum_cpu / nn / (o.idle_seconds * 10.0), sum_cpu / nn / rounds, max_rss, tck);
+    for (int m = 0; etcd && m < etcd->size(); ++m) {
+      auto e = sample(etcd->pid(m));
+      std::printf("etcd member %d: RSS %ld kB, CPU %.2f%% of a core\n", m, e.rss_kb,
+                  (e.ticks - etcd_start[static_cast<std::size_t>(m)].ticks) * 1000.0 / tck / (o.idle_seconds * 10.0));
+    }
     std::printf("   load avg after: %s\n", loadavg().c_str());
     print_memory_split(founder.pid, "n1 meshd");
     print_heap_inside(c, founder);
@@ -561,6 +685,13 @@ int main_(int argc, char** argv) {
     else if (a == "--anti-entropy-ms") o.anti_entropy_ms = std::stoi(value());
     else if (a == "--resync-ms") o.resync_ms = std::stoi(value());
     else if (a == "--keepalive") o.keepalive = std::stoi(value());
+    else if (a == "--datastore") {
+      std::string d = value();
+      if (d == "embedded") o.datastores = {Datastore::kEmbedded};
+      else if (d == "etcd") o.datastores = {Datastore::kEtcd};
+      else if (d == "both") o.datastores = {Datastore::kEmbedded, Datastore::kEtcd};
+      else throw std::runtime_error("--datastore: embedded, etcd or both, not " + d);
+    }
     else if (a == "--part") {
       if (!parts_given) o.parts.clear();
       parts_given = true;
@@ -569,7 +700,9 @@ int main_(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_cluster [--nodes N] [--highlight 3,5,10] [--changes K] [--idle-seconds S]\n"
                    "       [--records R] [--anti-entropy-ms MS] [--resync-ms MS] [--keepalive S]\n"
-                   "       [--part join|change|idle|records]...\n");
+                   "       [--part join|change|idle|records]... [--datastore embedded|etcd|both]\n"
+                   "  join, change and idle run in each --datastore mode (default both: the default\n"
+                   "  mode, then the etcd mode with a 3-member etcd); records in the default mode only\n");
       return 2;
     }
   }
@@ -582,7 +715,15 @@ int main_(int argc, char** argv) {
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", std::gmtime(&t));
   std::printf("bench_cluster: %s UTC, %ld cores, load avg %s\n", when, ::sysconf(_SC_NPROCESSORS_ONLN),
               loadavg().c_str());
-  if (o.parts.count("join") || o.parts.count("change") || o.parts.count("idle")) run_join_change_idle(o);
+  std::map<Datastore, std::vector<JoinRow>> joins;
+  if (o.parts.count("join") || o.parts.count("change") || o.parts.count("idle")) {
+    if (std::count(o.datastores.begin(), o.datastores.end(), Datastore::kEtcd) &&
+        !EtcdCluster::missing().empty())
+      throw std::runtime_error("the etcd mode needs " + EtcdCluster::missing() + " (or --datastore embedded)");
+    for (auto ds : o.datastores) run_join_change_idle(o, ds, joins[ds]);
+  }
+  if (o.parts.count("join") && joins.size() == 2)
+    print_side_by_side(joins[Datastore::kEmbedded], joins[Datastore::kEtcd]);
   if (o.parts.count("records")) run_records(o);
   return 0;
 }
