@@ -2,6 +2,7 @@
 # Installs every Debian 12 package meshd needs to build, test and run.
 # Idempotent: packages already present are left alone; safe to run repeatedly.
 # Usage: scripts/install-deps.sh            (needs root; uses apt-get)
+#        scripts/install-deps.sh --demo     (the subset scripts/demo.sh needs)
 set -euo pipefail
 
 packages=(
@@ -33,6 +34,24 @@ packages=(
   # vm tests: a throwaway qemu guest with Debian's stock kernel
   qemu-system-x86 busybox-static kmod cpio
 )
+
+# --demo: only what scripts/demo.sh needs to build meshd, meshctl and meshd-cni
+# and run its cluster (a subset of the list above), so a first look at meshd
+# does not install the test suite's qemu, container runtimes, Go and etcd.
+# The test libraries stay: configuring the build looks for them.
+if [[ ${1:-} == --demo ]]; then
+  packages=(
+    build-essential cmake ninja-build pkg-config
+    libmnl-dev libsodium-dev
+    libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
+    libsqlitecpp-dev libsqlite3-dev
+    libspdlog-dev libfmt-dev
+    libgtest-dev libgmock-dev libbenchmark-dev
+    libsystemd-dev libcli11-dev libtomlplusplus-dev libssl-dev libnftables-dev
+    linux-libc-dev
+    wireguard-tools wireguard-go iproute2 iputils-ping procps util-linux jq graphviz
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
