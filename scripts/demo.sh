@@ -37,6 +37,7 @@ Options:
   --no-deps          do not install missing Debian packages
   --no-build         do not configure or build (use the binaries in the build dir)
   --build-dir DIR    the CMake build directory (default: <repo>/build)
+  --out DIR          where the graph and the kept logs go (default: <build dir>/demo)
   --nodes N          number of nodes, 2..9 (default 3)
   --pods N           pods per node, 1..9 (default 2)
   -h, --help         this text
@@ -49,6 +50,7 @@ EOF
 
 # --- options -----------------------------------------------------------------
 mode=up
+out_dir=""
 do_deps=1
 do_build=1
 build_dir="$repo/build"
@@ -61,6 +63,7 @@ while (($#)); do
     --no-deps) do_deps=0 ;;
     --no-build) do_build=0 ;;
     --build-dir) build_dir=${2:?--build-dir needs a directory}; shift ;;
+    --out) out_dir=${2:?--out needs a directory}; shift ;;
     --nodes) nodes=${2:?--nodes needs a number}; shift ;;
     --pods) pods=${2:?--pods needs a number}; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -72,7 +75,7 @@ done
 [[ $pods =~ ^[1-9]$ ]] || { echo "demo: --pods must be 1..9" >&2; exit 2; }
 build_dir=$(realpath -m "$build_dir")
 bin="$build_dir/bin"
-out_dir="$build_dir/demo"
+out_dir=$(realpath -m "${out_dir:-$build_dir/demo}")
 
 # --- names and addresses -------------------------------------------------------
 # Fixed and distinct from the tests' (mc*/cn-*/cu-* names, 172.31.78.0/24 and
@@ -137,12 +140,15 @@ teardown() {
       ip netns del "$ns" 2>/dev/null || say "demo: could not delete namespace $ns" >&2
     done < <(tac "$state/netns")
   fi
-  # The logs outlive the state, for a look after the fact.
+  # The logs outlive the state, for a look after the fact (in the demo's
+  # --out, also when --down finishes a demo that was killed).
+  local keep
+  keep=$(cat "$state/out" 2>/dev/null || echo "$out_dir")
   if compgen -G "$state/node-*/meshd.log" >/dev/null; then
-    rm -rf "$out_dir/logs"
-    mkdir -p "$out_dir/logs"
+    rm -rf "$keep/logs"
+    mkdir -p "$keep/logs"
     for f in "$state"/node-*/meshd.log; do
-      cp "$f" "$out_dir/logs/$(basename "$(dirname "$f")").log"
+      cp "$f" "$keep/logs/$(basename "$(dirname "$f")").log"
     done
   fi
   rm -rf "$state"
@@ -202,6 +208,7 @@ done
 mkdir -p "$state" "$out_dir"
 chmod 0700 "$state" # the join tokens are in there
 echo $$ >"$state/owner"
+echo "$out_dir" >"$state/out"
 : >"$state/netns"
 : >"$state/pids"
 up=0
@@ -318,7 +325,9 @@ wait_until() {
     if ! kill -0 "${!pid_var}" 2>/dev/null; then
       local rc=0
       wait "${!pid_var}" || rc=$?
-      fail_node "$i" "$(node_name "$i"): meshd exited (status $rc) before $what"
+      local why=""
+      ((rc == 2)) && why=": a member refused its join (a new token or name is needed)"
+      fail_node "$i" "$(node_name "$i"): meshd exited (status $rc) before $what$why"
     fi
     sleep 0.2
   done

@@ -27,7 +27,8 @@ packages=(
   containernetworking-plugins iptables podman runc containerd   # iptables: portmap (hostPort)
   golang-go golang-github-appc-cni-dev
   prometheus                           # promtool check metrics (the API's /metrics page)
-  graphviz                             # dot: a test renders `meshctl graph`
+  graphviz                             # dot: a test renders `meshctl graph`; the demo draws its mesh
+  libxml2-utils                        # xmllint: the demo test parses the SVG
   wrk curl                             # scripts/bench-api.sh; the API integration test
   gdb heaptrack                        # scripts/bench-cluster.sh asks meshd's heap through gdb; heaptrack split it (docs/protocol.md)
   etcd-server etcd-client              # the etcd datastore's tests start a real 3-member etcd (tests/support/etcd_cluster.h)
