@@ -115,6 +115,12 @@ end_pid() { # end_pid PID: TERM, up to 5 s, then KILL
   done
   kill -KILL "$pid" 2>/dev/null || true
 }
+# give_back DIR: under sudo, the demo's output belongs to the user who ran it.
+give_back() {
+  if [[ -n ${SUDO_UID:-} && ${SUDO_UID} != 0 ]]; then
+    chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$1" 2>/dev/null || true
+  fi
+}
 teardown() {
   [[ -d $state ]] || return 0
   local name pid ns pids i
@@ -150,6 +156,7 @@ teardown() {
     for f in "$state"/node-*/meshd.log; do
       cp "$f" "$keep/logs/$(basename "$(dirname "$f")").log"
     done
+    give_back "$keep"
   fi
   rm -rf "$state"
 }
@@ -191,11 +198,15 @@ if ((do_deps)); then
 fi
 if ((do_build)); then
   step "build ($build_dir)"
+  # Under sudo the build is the invoking user's, as if they had run it: no
+  # root-owned files in their checkout.
+  as_user=()
+  if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then as_user=(sudo -u "$SUDO_USER" --); fi
   if [[ ! -f $build_dir/CMakeCache.txt ]]; then
-    cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    "${as_user[@]}" cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
   # Only what the demo runs: the test programs are scripts/test.sh's business.
-  cmake --build "$build_dir" --target meshd meshctl meshd-cni
+  "${as_user[@]}" cmake --build "$build_dir" --target meshd meshctl meshd-cni
 fi
 for b in meshd meshctl meshd-cni; do
   [[ -x $bin/$b ]] || die "$bin/$b is missing: build first (drop --no-build)"
@@ -463,13 +474,16 @@ for ((i = 1; i <= nodes; i++)); do meshctl_at "$i" --json nodes >"$state/nodes-$
   printf '}\n'
 } >"$out_dir/mesh.dot"
 dot -Tsvg "$out_dir/mesh.dot" -o "$out_dir/mesh.svg"
+give_back "$out_dir"
 step "mesh graph: $out_dir/mesh.svg (source: $out_dir/mesh.dot)"
 
 # --- the matrix ----------------------------------------------------------------------------
 step "pod-to-pod reachability (ping -c 3 -i 0.2; ok and the average round trip in ms)"
 failures=0
 printf '   %-11s' "from \\ to"
-for ((b = 0; b < ${#pod_names[@]}; b++)); do printf '%-11s' "${pod_names[b]}"; done
+last=$((${#pod_names[@]} - 1))
+put_cell() { if (($1 == last)); then printf '%s' "$2"; else printf '%-11s' "$2"; fi; } # no trailing blanks
+for ((b = 0; b < ${#pod_names[@]}; b++)); do put_cell "$b" "${pod_names[b]}"; done
 printf '\n'
 for ((a = 0; a < ${#pod_names[@]}; a++)); do
   printf '   %-11s' "${pod_names[a]}"
@@ -490,7 +504,7 @@ for ((a = 0; a < ${#pod_names[@]}; a++)); do
         failures=$((failures + 1))
       fi
     fi
-    printf '%-11s' "$cell"
+    put_cell "$b" "$cell"
   done
   printf '\n'
 done
