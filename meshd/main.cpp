@@ -14,12 +14,15 @@ int main(int argc, char** argv) {
       "and cluster say. Stopping meshd leaves the data plane running; starting it again\n"
       "adopts what is there."};
   std::string config_path = "/etc/meshd/meshd.toml";
-  bool once = false, teardown = false, version = false, migrate = false;
+  bool once = false, teardown = false, version = false, migrate = false, check = false;
   std::string log_level = "info";
   app.add_option("-c,--config", config_path, "configuration file (TOML)")->capture_default_str();
   app.add_flag("--once", once, "reconcile once and exit: 0 when the data plane matches the config");
   app.add_flag("--teardown", teardown,
                "remove the WireGuard device, meshd's routes and the CNI conflist, then exit");
+  app.add_flag("--check-config", check,
+               "load and validate the configuration, print the paths and the device it names "
+               "(key=value lines, for scripts), then exit: 0 valid, 1 not");
   app.add_flag("--migrate-to-etcd", migrate,
                "copy this member's cluster from its store into the etcd of [datastore], then exit; run "
                "it with meshd stopped on every node (docs/datastore.md, \"Moving a cluster\")");
@@ -42,6 +45,17 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
   try {
+    if (check) {
+      // What the package's maintainer scripts and operators need to find
+      // (and tear down) what this configuration makes; nothing secret.
+      auto c = meshd::config::load_config(config_path);
+      std::printf("config=%s\ninterface=%s\ndatabase=%s\nruntime_dir=%s\napi_socket=%s\n"
+                  "userspace_socket_dir=%s\ncni_conflist=%s\n",
+                  c.source.c_str(), c.interface.c_str(), c.database.c_str(), c.runtime_dir.c_str(),
+                  c.api_socket.c_str(), c.userspace_socket_dir.c_str(),
+                  meshd::config::cni_conflist_path(c).c_str());
+      return 0;
+    }
     if (migrate) return meshd::daemon::migrate_to_etcd(meshd::config::load_config(config_path), stdout);
     meshd::daemon::DaemonOptions opts{meshd::config::load_config(config_path), once, teardown};
     return meshd::daemon::run_daemon(std::move(opts));

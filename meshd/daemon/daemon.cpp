@@ -16,6 +16,7 @@
 #include "meshd/daemon/cni_install.h"
 #include "meshd/daemon/runtime_dir.h"
 #include "meshd/daemon/service_manager.h"
+#include "meshd/daemon/service_status.h"
 #include "netlink/rtnl.h"
 #include "store/cluster.h"
 #include "store/database.h"
@@ -187,6 +188,8 @@ class Daemon final : public api::StatusSource {
   void watch_events();
   void watch_signals();
   void start_watchdog();
+  std::string service_status_line() const;
+  void notify_status(bool ready_now);
   void write_cni_conflist();
   int teardown();
 
@@ -237,6 +240,7 @@ class Daemon final : public api::StatusSource {
   bool mtu_stale_ = false;  // an underlay event arrived: derive the MTU again
   unsigned resyncs_ = 0;    // periodic passes since the last full one
   bool ready_ = false;
+  std::string last_status_;  // the STATUS= line systemd has
   int failures_ = 0;
   bool pod_cidr_withdrawn_ = false;  // removed by a reload: no new pods
   bool removed_ = false;             // removed from the cluster: the mesh is torn down
@@ -498,7 +502,7 @@ void Daemon::start_cluster() {
     peers_.clear();
     last_peer_count_ = last_route_count_ = 0;
     (void)teardown();
-    notify_service_manager("STATUS=removed from the cluster; mesh torn down");
+    notify_status(false);
   };
   o.on_fatal = [this](int status, const std::string& message) {
     log_->error("{}", message);
@@ -638,11 +642,14 @@ void Daemon::trigger(std::chrono::milliseconds delay, dataplane::PassScope scope
       start_api_tcp();
       if (!ready_) {
         ready_ = true;
-        notify_service_manager("READY=1\nSTATUS=mesh in sync");
+        notify_status(true);
         log_->info("ready: {} on {} backend ({}), {} peers", cfg_.interface, backend_->kind(),
                    backend_why_, peers_.size());
+      } else {
+        notify_status(false);
       }
     } else {
+      notify_status(false);
       failures_ = std::min(failures_ + 1, 10);
       auto backoff = std::min<std::chrono::milliseconds>(
           std::chrono::milliseconds(100) * (1 << std::min(failures_, 6)),
@@ -815,6 +822,34 @@ void Daemon::start_watchdog() {
     notify_service_manager("WATCHDOG=1");
     start_watchdog();
   });
+}
+
+// What the node does now, for `systemctl status` (service_status.h).
+std::string Daemon::service_status_line() const {
+  ServiceFacts f;
+  f.removed = removed_;
+  f.cluster_mode = cluster_ != nullptr;
+  if (cluster_) {
+    f.joined = cluster_->joined();
+    if (cfg_.join_target) f.join_target = cfg_.join_target->to_string();
+    if (auto ds = cluster_->counters().datastore) f.datastore_reachable = ds->reachable;
+    f.settled = cluster_->settled();
+  }
+  if (local_.pod_cidr) f.pod_cidr = local_.pod_cidr->to_string();
+  f.passed = reconcile_stats_.passes > 0;
+  if (!last_errors_.empty()) f.error = last_errors_.front();
+  f.peers = last_peer_count_;
+  return service_status(f);
+}
+
+// READY=1 goes once, with the first successful pass; STATUS= whenever its
+// line changed (a pass runs every resync interval, so a change the control
+// plane makes between passes shows within one).
+void Daemon::notify_status(bool ready_now) {
+  auto line = service_status_line();
+  if (!ready_now && line == last_status_) return;
+  last_status_ = line;
+  notify_service_manager(std::string(ready_now ? "READY=1\n" : "") + "STATUS=" + line);
 }
 
 int Daemon::teardown() {
