@@ -32,6 +32,10 @@ packages=(
   wrk curl                             # scripts/bench-api.sh; the API integration test
   gdb heaptrack                        # scripts/bench-cluster.sh asks meshd's heap through gdb; heaptrack split it (docs/protocol.md)
   etcd-server etcd-client              # the etcd datastore's tests start a real 3-member etcd (tests/support/etcd_cluster.h)
+  # the Debian package (tests/unit/package): cpack's dependency list comes from
+  # dpkg-shlibdeps, which reads the binaries `file` says are ELF; shellcheck
+  # checks the maintainer scripts; systemd-analyze (systemd, above) the unit
+  dpkg-dev file shellcheck
   # vm tests: a throwaway qemu guest with Debian's stock kernel
   qemu-system-x86 busybox-static kmod cpio
 )
