@@ -480,13 +480,13 @@ step "mesh graph: $out_dir/mesh.svg (source: $out_dir/mesh.dot)"
 # --- the matrix ----------------------------------------------------------------------------
 step "pod-to-pod reachability (ping -c 3 -i 0.2; ok and the average round trip in ms)"
 failures=0
-printf '   %-11s' "from \\ to"
+printf '   %-12s' "from \\ to"
 last=$((${#pod_names[@]} - 1))
-put_cell() { if (($1 == last)); then printf '%s' "$2"; else printf '%-11s' "$2"; fi; } # no trailing blanks
+put_cell() { if (($1 == last)); then printf '%s' "$2"; else printf '%-12s' "$2"; fi; } # no trailing blanks
 for ((b = 0; b < ${#pod_names[@]}; b++)); do put_cell "$b" "${pod_names[b]}"; done
 printf '\n'
 for ((a = 0; a < ${#pod_names[@]}; a++)); do
-  printf '   %-11s' "${pod_names[a]}"
+  printf '   %-12s' "${pod_names[a]}"
   for ((b = 0; b < ${#pod_names[@]}; b++)); do
     if ((a == b)); then
       cell="-"
