@@ -51,7 +51,7 @@ if [[ ${1:-} == --demo ]]; then
     libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
     libsqlitecpp-dev libsqlite3-dev
     libspdlog-dev libfmt-dev
-    libgtest-dev libgmock-dev libbenchmark-dev
+    libgtest-dev libgmock-dev
     libsystemd-dev libcli11-dev libtomlplusplus-dev libssl-dev libnftables-dev
     linux-libc-dev
     wireguard-tools wireguard-go iproute2 iputils-ping procps util-linux jq graphviz
