@@ -146,7 +146,7 @@ TEST_F(Installed, UnitMakesTheDocumentedChoices) {
         "RestartPreventExitStatus=2", "KillMode=process", "StateDirectory=meshd",
         "ConfigurationDirectory=meshd", "RuntimeDirectory=meshd wireguard", "RuntimeDirectoryPreserve=yes",
         "CapabilityBoundingSet=CAP_NET_ADMIN", "NoNewPrivileges=yes", "ProtectSystem=strict",
-        "ReadWritePaths=-/etc/cni/net.d", "ProtectHome=yes", "PrivateTmp=yes", "DeviceAllow=/dev/net/tun rw",
+        "ReadWritePaths=-/etc/cni/net.d", "ProtectHome=yes", "PrivateTmp=yes", "PrivateMounts=yes", "DeviceAllow=/dev/net/tun rw",
         "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6", "SystemCallFilter=@system-service",
         "WantedBy=multi-user.target"})
     EXPECT_TRUE(have.contains(line)) << "missing: " << line;
