@@ -526,7 +526,10 @@ say "demo: up. Try: $bin/meshctl --socket $(node_sock 1) status"
 say "      ip netns exec ${pod_ns[0]} ping ${pod_ips[${#pod_ips[@]} - 1]}"
 say "demo: Ctrl-C or scripts/demo.sh --down to tear down"
 # Wait for a signal; `wait` returns at once when one comes (a plain sleep
-# would delay the trap until it ends).
-sleep infinity &
-sleeper=$!
-wait "$sleeper"
+# would delay the trap until it ends). Short sleeps: if the demo is killed
+# with SIGKILL, its last sleep ends by itself within a second.
+while :; do
+  sleep 1 &
+  sleeper=$!
+  wait "$sleeper" || true
+done
