@@ -226,6 +226,7 @@ class ClusterMember final : public api::ClusterSource {
   void etcd_watch_from(std::int64_t revision);
   void etcd_on_watch(const datastore::WatchResponse& r);
   void etcd_schedule_rewatch();
+  std::chrono::milliseconds etcd_watch_delay() const;  // before reopening an ended watch
   void etcd_tick();
   bool etcd_usable();                  // false while backing off after a failure
   std::chrono::milliseconds etcd_backoff() const;  // the current failure streak's wait
@@ -300,6 +301,7 @@ class ClusterMember final : public api::ClusterSource {
   std::string founding_id_;            // the cluster id this node founds under
   bool etcd_own_pending_ = false;      // this node's record still to be written
   unsigned etcd_failures_ = 0;
+  unsigned etcd_watch_failures_ = 0;   // watches ended in a row, without a message
   std::chrono::steady_clock::time_point etcd_retry_at_{};
   std::chrono::steady_clock::time_point etcd_listed_at_{};
   std::chrono::steady_clock::time_point etcd_last_message_{};

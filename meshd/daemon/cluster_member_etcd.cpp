@@ -362,15 +362,27 @@ void ClusterMember::etcd_watch_from(std::int64_t revision) {
       *opts_.ioc, *etcd_options_, all, ds::prefix_end(all), revision,
       [this](const ds::WatchResponse& r) { etcd_on_watch(r); },
       [this](const Error& e) {
-        log_->info("etcd watch ended ({}); reopening it", e.message);
+        // Backs off like the calls (0.2, 1, 2, 4 ... 30 s) but on its own
+        // count: one member's stream ending is no reason to hold back the
+        // calls, which fail over to the other members by themselves.
+        etcd_watch_failures_ = std::min(etcd_watch_failures_ + 1, 10u);
+        if (etcd_watch_failures_ == 1)
+          log_->info("etcd watch ended ({}); reopening it", e.message);
+        else
+          log_->debug("etcd watch ended again ({}); reopening it in {} ms", e.message,
+                      etcd_watch_delay().count());
         asio::post(*opts_.ioc, [this] { etcd_schedule_rewatch(); });
       });
 }
 
+std::chrono::milliseconds ClusterMember::etcd_watch_delay() const {
+  auto own = etcd_watch_failures_ <= 1 ? 200ms : backoff(etcd_watch_failures_ - 1);
+  return std::max<std::chrono::milliseconds>(etcd_backoff(), own);
+}
+
 void ClusterMember::etcd_schedule_rewatch() {
   if (removed_) return;
-  auto delay = std::max<std::chrono::milliseconds>(etcd_backoff(), 200ms);
-  etcd_timer_.expires_after(delay);
+  etcd_timer_.expires_after(etcd_watch_delay());
   etcd_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || removed_) return;
     if (etcd_revision_ == 0)
@@ -393,6 +405,7 @@ void ClusterMember::etcd_on_watch(const ds::WatchResponse& r) {
     asio::post(*opts_.ioc, [this] { etcd_schedule_rewatch(); });
     return;
   }
+  etcd_watch_failures_ = 0;
   const auto& cluster = engine_->table().params().cluster_id;
   if (!r.events.empty()) {
     auto report = engine_->apply_external(
@@ -403,8 +416,11 @@ void ClusterMember::etcd_on_watch(const ds::WatchResponse& r) {
       log_->warn("etcd: {} values refused ({} under another identity's key)", report.refused,
                  report.key_mismatch);
   }
-  if (r.revision > etcd_revision_) {
-    etcd_revision_ = r.revision;
+  // Not the header's revision: it runs ahead of the events while the watch
+  // catches up, and storing it lost the events in between on a restart.
+  const std::int64_t applied = r.applied_through();
+  if (applied > etcd_revision_) {
+    etcd_revision_ = applied;
     if (auto s = store::DatastoreStateRepo(*opts_.db).set_revision(etcd_scope(), etcd_revision_); !s)
       log_->warn("{}", s.error().message);
   }

@@ -4,6 +4,7 @@
 // omits zero values: the codec in etcd_json.h fills the zeros back in).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -97,6 +98,18 @@ struct WatchResponse {
   std::string cancel_reason;
   std::vector<WatchEvent> events;
   bool progress_notify() const { return events.empty() && !created && !canceled; }
+  // The revision a watcher has seen everything up to once it applied this
+  // message, or 0 when the message says nothing about that. The header's
+  // revision is etcd's current one, which runs ahead while a watch catches
+  // up (the created message comes before any missed event): only the
+  // events' own revisions count, and a progress notification's header
+  // (etcd sends one only to a watch that has caught up).
+  Revision applied_through() const {
+    if (progress_notify()) return revision;
+    Revision r = 0;
+    for (const auto& e : events) r = std::max(r, e.kv.mod_revision);
+    return r;
+  }
 };
 
 }  // namespace meshd::datastore

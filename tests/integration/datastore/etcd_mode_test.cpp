@@ -435,13 +435,14 @@ TEST_F(EtcdMode, LeaderKilledDuringJoinsAndQuorumLostFor20sKeepTheDataPlaneAndRe
                        "etcd unreachable ("),
               1u)
         << c_->log_tail(n);
-    // The watch backs off too (1, 2, 4 ... 30 s): not a reconnect every
-    // 200 ms, each logged, until some other call happens to fail. With
-    // that backoff a 20 s outage allows about five attempts.
+    // The watch backs off too (0.2, 1, 2, 4 ... 30 s): not a reconnect
+    // every 200 ms (18 to 37 in this outage before it did). That backoff
+    // allows six ends in 20 s, one more when the two members die one after
+    // the other under the watch, so 10 leaves room for a loaded machine.
     const std::string outage = log_since(*c_, n, marks[n.name]).substr(0, restart_marks[n.name] - marks[n.name]);
-    EXPECT_LE(count_of(outage, "etcd watch ended"), 8u)
+    EXPECT_LE(count_of(outage, "etcd watch ended"), 10u)
         << n.name << " reopened its watch " << count_of(outage, "etcd watch ended")
-        << " times during the 20 s outage; a backoff of 1 .. 30 s allows about 5";
+        << " times during the 20 s outage; a backoff of 0.2, 1, 2 .. 30 s allows about 7";
     EXPECT_TRUE(eventually(
         [&] { return log_since(*c_, n, marks[n.name]).find("etcd reachable again through") != std::string::npos; },
         60s, 200ms))

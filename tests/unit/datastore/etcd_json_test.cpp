@@ -329,6 +329,34 @@ TEST(EtcdJsonCaptured, WatchStreamCreatedEventsPrevKvAndProgress) {
   EXPECT_TRUE(w[5].progress_notify());
   EXPECT_EQ(w[5].revision, 12);
   EXPECT_TRUE(w[6].progress_notify());
+
+  // How far a watcher has applied: the created message's header is etcd's
+  // revision, not the watcher's; events count by their own revisions.
+  EXPECT_EQ(w[0].applied_through(), 0);
+  EXPECT_EQ(w[1].applied_through(), 9);
+  EXPECT_EQ(w[3].applied_through(), 11);
+  EXPECT_EQ(w[4].applied_through(), 12);
+  EXPECT_EQ(w[5].applied_through(), 12);
+}
+
+TEST(EtcdWatchRevision, AHeaderAheadOfTheEventsIsNotApplied) {
+  // A watch catching up from revision 5 while etcd is at 40: the header
+  // says 40 but the watcher has seen up to 7.
+  WatchResponse r;
+  r.revision = 40;
+  r.events.resize(2);
+  r.events[0].kv.mod_revision = 6;
+  r.events[1].type = WatchEvent::Type::kDelete;
+  r.events[1].kv.mod_revision = 7;
+  EXPECT_EQ(r.applied_through(), 7);
+  WatchResponse created;
+  created.created = true;
+  created.revision = 40;
+  EXPECT_EQ(created.applied_through(), 0);
+  WatchResponse canceled;
+  canceled.canceled = true;
+  canceled.revision = 40;
+  EXPECT_EQ(canceled.applied_through(), 0);
 }
 
 TEST(EtcdJsonCaptured, WatchFromACompactedRevisionIsCanceled) {
