@@ -25,7 +25,7 @@ Error refused(int err, std::string why) {
 
 }  // namespace
 
-Result<std::string> read_secret_file(const std::string& path) {
+Result<std::string> read_secret_file(const std::string& path, std::size_t max_bytes) {
   // O_NONBLOCK: a FIFO planted at the path must not block the open; it is
   // refused below as not a regular file.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
@@ -49,12 +49,12 @@ Result<std::string> read_secret_file(const std::string& path) {
     return refused(EPERM, "secret file " + path + " is accessible by group or others (mode " +
                               octal(st.st_mode) + "); run `chmod 600 " + path +
                               "` (and replace the secret if others could read it)");
-  if (st.st_size > static_cast<off_t>(kMaxSecretFileBytes))
+  if (st.st_size > static_cast<off_t>(max_bytes))
     return refused(EFBIG, "secret file " + path + " has " + std::to_string(st.st_size) +
-                              " bytes, more than " + std::to_string(kMaxSecretFileBytes) +
+                              " bytes, more than " + std::to_string(max_bytes) +
                               "; it should hold only the secret");
 
-  std::string out(kMaxSecretFileBytes + 1, '\0');
+  std::string out(max_bytes + 1, '\0');
   std::size_t len = 0;
   while (len < out.size()) {
     ssize_t n = ::read(fd.get(), out.data() + len, out.size() - len);
@@ -68,10 +68,10 @@ Result<std::string> read_secret_file(const std::string& path) {
     len += static_cast<std::size_t>(n);
   }
   // The file may have grown since fstat.
-  if (len > kMaxSecretFileBytes) {
+  if (len > max_bytes) {
     explicit_bzero(out.data(), out.size());
     return refused(EFBIG, "secret file " + path + " has more than " +
-                              std::to_string(kMaxSecretFileBytes) +
+                              std::to_string(max_bytes) +
                               " bytes; it should hold only the secret");
   }
   if (len > 0 && out[len - 1] == '\n') {

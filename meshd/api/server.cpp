@@ -1,4 +1,5 @@
 #include "meshd/api/server.h"
+#include "common/secret_file.h"
 #include "common/unique_fd.h"
 
 #include "meshd/api/error.h"
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <array>
 #include <list>
 #include <type_traits>
@@ -418,7 +420,12 @@ Server::Server(asio::io_context& ioc, ServerOptions opts, const Router& router)
     boost::system::error_code ec;
     s.tls->use_certificate_chain_file(o.tls_cert_file, ec);
     if (ec) fail_setup("API TLS certificate " + o.tls_cert_file + " (PEM expected)", ec);
-    s.tls->use_private_key_file(o.tls_key_file, asio::ssl::context::pem, ec);
+    // A secret file: owner and mode checked before it is trusted, its
+    // content wiped once OpenSSL holds the key.
+    auto pem = read_secret_file(o.tls_key_file, kMaxKeyFileBytes);
+    if (!pem) throw ErrorException(Error{pem.error().code, "API TLS key: " + pem.error().message});
+    s.tls->use_private_key(asio::buffer(*pem), asio::ssl::context::pem, ec);
+    explicit_bzero(pem->data(), pem->size());
     if (ec) fail_setup("API TLS key " + o.tls_key_file + " (PEM expected)", ec);
     if (::SSL_CTX_check_private_key(s.tls->native_handle()) != 1)
       throw ErrorException(Error::invalid("API TLS key " + o.tls_key_file +

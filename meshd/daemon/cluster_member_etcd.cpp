@@ -68,6 +68,11 @@ void ClusterMember::etcd_open() {
     o.password = std::move(*pw);
   }
   o.timeout = std::chrono::milliseconds(cfg_.etcd_timeout_ms);
+  // The local half only (endpoints, TLS files, the key's owner and mode):
+  // start-up never waits for etcd, but a file that can never work is the
+  // operator's to fix now, not a retry every backoff period.
+  if (auto v = ds::EtcdClient::validate(o); !v)
+    throw ErrorException(fail(v.error().value(), "[datastore] " + v.error().message));
   etcd_options_ = std::make_unique<ds::EtcdOptions>(o);
   etcd_ = std::make_unique<ds::EtcdClient>(std::move(o));
   std::string list;

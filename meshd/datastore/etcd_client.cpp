@@ -1,5 +1,6 @@
 #include "meshd/datastore/etcd_client.h"
 
+#include "common/secret_file.h"
 #include "common/version.h"
 
 #include <boost/asio/connect.hpp>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 
 #include <cctype>
+#include <cstring>
 #include <charconv>
 #include <filesystem>
 #include <optional>
@@ -83,8 +85,13 @@ Result<std::shared_ptr<asio::ssl::context>> make_tls_context(const EtcdOptions& 
     if (ec)
       return Error::invalid("etcd client certificate " + o.cert_file +
                             ": cannot load it: " + ec.message() + " (expected PEM)");
-    // The key's content never appears in a message: only its path.
-    ctx->use_private_key_file(o.key_file, asio::ssl::context::pem, ec);
+    // Read as a secret file (owner and mode checked, like the password
+    // file) and handed to OpenSSL from memory, wiped after. The key's
+    // content never appears in a message: only its path.
+    auto pem = read_secret_file(o.key_file, kMaxKeyFileBytes);
+    if (!pem) return Error{pem.error().code, "etcd client key: " + pem.error().message};
+    ctx->use_private_key(asio::buffer(*pem), asio::ssl::context::pem, ec);
+    explicit_bzero(pem->data(), pem->size());
     if (ec)
       return Error::invalid("etcd client key " + o.key_file + ": cannot load it or it does not "
                             "match the certificate " + o.cert_file + ": " + ec.message());

@@ -539,6 +539,18 @@ TEST(ApiServer, TlsWithOnlyACertificateOrABadKeyIsRefused) {
   } catch (const ErrorException& e) {
     EXPECT_NE(std::string(e.what()).find(other.key), std::string::npos) << e.what();
   }
+  // A key others can read is a secret already out: refused before OpenSSL
+  // sees it, with the fix, never quoting it.
+  o.tls_key_file = cert.key;
+  ASSERT_EQ(::chmod(cert.key.c_str(), 0644), 0);
+  try {
+    Server s(ioc, o, router);
+    FAIL() << "a key readable by others was accepted";
+  } catch (const ErrorException& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("chmod 600 " + cert.key), std::string::npos) << what;
+    EXPECT_EQ(what.find("PRIVATE KEY"), std::string::npos) << what;
+  }
 }
 
 // ---- limits ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "tests/unit/meshctl/test_server.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -252,6 +253,29 @@ TEST(EtcdClientFake, TlsVerifiesTheServerAgainstTheCa) {
   auto b = bad.range({"/a"});
   ASSERT_FALSE(b);
   EXPECT_TRUE(b.error().is(EPROTO)) << b.error().message;
+}
+
+TEST(EtcdClientFake, AClientKeyOthersCanReadIsRefusedNamingTheFix) {
+  testing::TempDir dir;
+  MESHD_REQUIRE(testing::make_test_pki(dir.path()), "openssl (to make test certificates)");
+  const std::string key = dir.path() + "/other.key";
+  EtcdOptions o{{"https://127.0.0.1:1"}, dir.path() + "/ca.crt"};
+  o.cert_file = dir.path() + "/other.crt";
+  o.key_file = key;
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  auto fine = EtcdClient::validate(o);
+  EXPECT_TRUE(fine) << fine.error().message;
+  ASSERT_EQ(::chmod(key.c_str(), 0640), 0);
+  auto refused = EtcdClient::validate(o);
+  ASSERT_FALSE(refused) << "a client key readable by its group was accepted";
+  EXPECT_TRUE(refused.error().is(EPERM)) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("chmod 600 " + key), std::string::npos) << refused.error().message;
+  EXPECT_EQ(refused.error().message.find("PRIVATE KEY"), std::string::npos) << refused.error().message;
+  // A client made with it says so on every call, without trying etcd.
+  EtcdClient c(o);
+  auto r = c.range({"/a"});
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(EPERM)) << r.error().message;
 }
 
 }  // namespace
