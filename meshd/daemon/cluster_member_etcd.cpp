@@ -307,6 +307,12 @@ Result<void> ClusterMember::etcd_publish_tombstone(const cp::SignedTombstone& t)
         if (auto d = etcd_->txn(ds::release_txn(p, c, cidr, cur->kvs[0].value)); !d)
           log_->warn("the claim on {} stays in etcd: {}", cidr.to_string(), d.error().message);
   }
+  // The removed node's record and liveness key are garbage now: the
+  // tombstone outranks the record in every table, and a delete is never
+  // read as a removal (etcd_layout.h), so these only keep etcd from growing
+  // with every node ever removed. Best effort: a key left behind is inert.
+  for (const auto& key : {ds::record_key(p, c, t.tombstone.removed), ds::alive_key(p, c, t.tombstone.removed)})
+    if (auto d = etcd_->del(key); !d) log_->debug("{} stays in etcd: {}", key, d.error().message);
   return {};
 }
 
