@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
 
 namespace meshd::testing {
@@ -70,6 +71,15 @@ inline ApiAnswer api_request(const std::string& socket_path, const std::string& 
 inline std::string api_get(const std::string& socket_path, const std::string& target) {
   auto a = api_request(socket_path, "GET", target);
   return a.status == 200 ? a.body : std::string();
+}
+
+// A sample of the daemon's /metrics: the value of the line that starts with
+// `series` ("name" or "name{label=\"v\"}"), 0 when there is none.
+inline double api_metric(const std::string& socket_path, const std::string& series) {
+  std::istringstream lines(api_get(socket_path, "/metrics"));
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(series + " ", 0) == 0) return std::atof(line.c_str() + series.size() + 1);
+  return 0;
 }
 
 }  // namespace meshd::testing

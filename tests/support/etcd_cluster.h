@@ -287,6 +287,44 @@ class EtcdCluster {
     return out;
   }
 
+  // Every key under `prefix` with its value, as etcd holds them, read by the
+  // harness (curl, as root in secure mode), never by the client under test.
+  std::map<std::string, std::string> contents(const std::string& prefix) {
+    std::string end = prefix;
+    end.back() = static_cast<char>(end.back() + 1);
+    auto r = call_any("/v3/kv/range", R"({"key":")" + base64(prefix) + R"(","range_end":")" + base64(end) + R"("})");
+    auto v = parse(r.body);
+    const auto* o = v.if_object();
+    if (r.status != 200 || !o) throw std::runtime_error("etcd range " + prefix + ": " + r.body);
+    std::map<std::string, std::string> out;
+    if (const auto* kvs = o->if_contains("kvs"))
+      for (const auto& kv : kvs->as_array()) {
+        const auto& e = kv.as_object();
+        std::string value = e.contains("value") ? unbase64(std::string(e.at("value").as_string())) : "";
+        out[unbase64(std::string(e.at("key").as_string()))] = value;
+      }
+    return out;
+  }
+
+  static std::string unbase64(const std::string& in) {
+    static const std::string t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    unsigned buf = 0;
+    int bits = 0;
+    for (char ch : in) {
+      if (ch == '=') break;
+      auto at = t.find(ch);
+      if (at == std::string::npos) throw std::runtime_error("etcd test cluster: not base64: " + in);
+      buf = (buf << 6) | static_cast<unsigned>(at);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out.push_back(static_cast<char>((buf >> bits) & 0xff));
+      }
+    }
+    return out;
+  }
+
   static std::string base64(const std::string& bytes) {
     static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;

@@ -149,14 +149,8 @@ std::string wg_public_key(const ClusterNodes::Node& n) {
 }
 std::string identity_of(const ClusterNodes::Node& n) { return ClusterNodes::identity(n).public_key().to_base64(); }
 
-// A sample of /metrics: the value of the line that starts with `series`
-// ("name{label=\"v\"}"), 0 when there is none.
 double metric(const ClusterNodes::Node& at, const std::string& series) {
-  std::string body = api_get(at.api_socket(), "/metrics");
-  std::istringstream lines(body);
-  for (std::string line; std::getline(lines, line);)
-    if (line.rfind(series + " ", 0) == 0) return std::atof(line.c_str() + series.size() + 1);
-  return 0;
+  return api_metric(at.api_socket(), series);
 }
 const std::string kRejectedRemoved = "meshd_records_rejected_total{reason=\"removed_identity\"}";
 const std::string kSyncIn = "meshd_sync_messages_total{direction=\"in\"}";

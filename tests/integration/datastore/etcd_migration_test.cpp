@@ -43,45 +43,6 @@ std::string datastore_section(const EtcdCluster& etcd, const std::string& prefix
   return s + "]\nprefix = \"" + prefix + "\"\n";
 }
 
-std::string decode_base64(const std::string& in) {
-  static const std::string abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  unsigned buf = 0;
-  int bits = 0;
-  for (char ch : in) {
-    if (ch == '=') break;
-    auto at = abc.find(ch);
-    if (at == std::string::npos) throw std::runtime_error("not base64: " + in);
-    buf = (buf << 6) | static_cast<unsigned>(at);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buf >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
-// Every key under `prefix` with its value, as etcd holds them (read by curl
-// from the etcd host, not by meshd's client).
-std::map<std::string, std::string> etcd_contents(EtcdCluster& etcd, const std::string& prefix = kPrefix) {
-  std::string end = prefix;
-  end.back() = static_cast<char>(end.back() + 1);
-  auto r = etcd.call_any("/v3/kv/range", R"({"key":")" + EtcdCluster::base64(prefix) + R"(","range_end":")" +
-                                             EtcdCluster::base64(end) + R"("})");
-  boost::system::error_code ec;
-  auto v = json::parse(r.body, ec);
-  if (ec || !v.is_object()) throw std::runtime_error("etcd range " + prefix + ": " + r.body);
-  std::map<std::string, std::string> out;
-  if (const auto* kvs = v.as_object().if_contains("kvs"))
-    for (const auto& kv : kvs->as_array()) {
-      const auto& o = kv.as_object();
-      std::string value = o.contains("value") ? decode_base64(std::string(o.at("value").as_string())) : "";
-      out[decode_base64(std::string(o.at("key").as_string()))] = value;
-    }
-  return out;
-}
-
 std::string cluster_id(const ClusterNodes::Node& n) {
   auto db = ClusterNodes::open_store(n);
   auto info = store::ClusterRepo(*db).get();
@@ -216,7 +177,7 @@ TEST_F(EtcdMigration, AClusterMovesToEtcdAndBackWithoutLosingAPing) {
       << moved.out;
   EXPECT_NE(moved.out.find("3 CIDR claims"), std::string::npos) << moved.out;
 
-  auto held = etcd_contents(etcd);
+  auto held = etcd.contents(kPrefix);
   EXPECT_EQ(held[kPrefix + "cluster"], cid);
   EXPECT_TRUE(held.count(ds::params_key(kPrefix, cid))) << "no params key";
   for (auto* n : nodes) {
@@ -238,7 +199,7 @@ TEST_F(EtcdMigration, AClusterMovesToEtcdAndBackWithoutLosingAPing) {
   EXPECT_NE(again.out.find("is in etcd already"), std::string::npos) << again.out;
   EXPECT_NE(again.out.find("0 records (3 newer ones kept), 0 tombstones, 0 CIDR claims"), std::string::npos)
       << again.out;
-  EXPECT_EQ(etcd_contents(etcd), held) << "a second migration changed what etcd holds";
+  EXPECT_EQ(etcd.contents(kPrefix), held) << "a second migration changed what etcd holds";
 
   // A prefix that holds another cluster refuses the move, naming both.
   auto put = etcd.call_any("/v3/kv/put", R"({"key":")" + EtcdCluster::base64("/other/cluster") +
@@ -256,7 +217,7 @@ TEST_F(EtcdMigration, AClusterMovesToEtcdAndBackWithoutLosingAPing) {
   EXPECT_NE(refused.err.find("etcd prefix /other/ already holds cluster another-cluster, not " + cid),
             std::string::npos)
       << refused.err;
-  EXPECT_EQ(etcd_contents(etcd, "/other/").size(), 1u) << "the refused migration wrote under /other/";
+  EXPECT_EQ(etcd.contents("/other/").size(), 1u) << "the refused migration wrote under /other/";
 
   // Every node starts in etcd mode: it lists the cluster there, and its
   // CIDR stays its own.
@@ -279,7 +240,7 @@ TEST_F(EtcdMigration, AClusterMovesToEtcdAndBackWithoutLosingAPing) {
                          5s))
       << c.log_tail(nc);
   {
-    auto now = etcd_contents(etcd);
+    auto now = etcd.contents(kPrefix);
     EXPECT_TRUE(now.count(ds::record_key(kPrefix, cid, ClusterNodes::identity(nd).public_key())))
         << "nd's record is not in etcd";
     EXPECT_TRUE(now.count(ds::subnet_key(kPrefix, cid, *ClusterNodes::settled_cidr(nd))))

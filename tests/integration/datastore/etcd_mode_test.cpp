@@ -68,14 +68,8 @@ std::string datastore_config(int lease_ttl_s) {
 
 // --- the nodes' APIs and data planes ------------------------------------------
 
-// A sample of /metrics: the value of the line that starts with `series`, 0
-// when there is none.
 double metric(const ClusterNodes::Node& at, const std::string& series) {
-  std::string body = api_get(at.api_socket(), "/metrics");
-  std::istringstream lines(body);
-  for (std::string line; std::getline(lines, line);)
-    if (line.rfind(series + " ", 0) == 0) return std::atof(line.c_str() + series.size() + 1);
-  return 0;
+  return api_metric(at.api_socket(), series);
 }
 std::string rejected(const std::string& reason) {
   return "meshd_records_rejected_total{reason=\"" + reason + "\"}";
