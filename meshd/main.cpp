@@ -2,9 +2,13 @@
 #include "common/version.h"
 #include "meshd/daemon/daemon.h"
 #include "meshd/daemon/migrate.h"
+#include "meshd/logging/fields.h"
+#include "meshd/logging/journal.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -44,6 +48,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
+  // Under systemd: structured journal entries instead of stdout lines
+  // (docs/logging.md). Before any logger is made: they copy the default one.
+  bool journal = meshd::logging::log_to_journal_if_connected();
   try {
     if (check) {
       // What the package's maintainer scripts and operators need to find
@@ -58,9 +65,22 @@ int main(int argc, char** argv) {
     }
     if (migrate) return meshd::daemon::migrate_to_etcd(meshd::config::load_config(config_path), stdout);
     meshd::daemon::DaemonOptions opts{meshd::config::load_config(config_path), once, teardown};
+    // MESHD_NODE from the first line on; the daemon sets it again from the
+    // store's name (the same rule: [node] name, else the host name).
+    std::string node = opts.config.node_name;
+    if (node.empty()) {
+      char host[256] = {};
+      ::gethostname(host, sizeof host - 1);
+      node = host;
+    }
+    meshd::logging::set_node_name(node);
     return meshd::daemon::run_daemon(std::move(opts));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "meshd: %s\n", e.what());
+    // In the journal as an entry with PRIORITY=3, not as a bare stderr line.
+    if (journal)
+      spdlog::error("{}", e.what());
+    else
+      std::fprintf(stderr, "meshd: %s\n", e.what());
     return 1;
   }
 }

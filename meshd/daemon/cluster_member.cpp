@@ -7,6 +7,7 @@
 #include "meshd/controlplane/sync_channel.h"
 #include "meshd/controlplane/token_store_adapter.h"
 #include "meshd/datastore/etcd_client.h"
+#include "meshd/logging/fields.h"
 #include "store/cluster.h"
 #include "store/database.h"
 #include "store/events.h"
@@ -521,8 +522,11 @@ std::vector<std::uint8_t> ClusterMember::answer_join(std::span<const std::uint8_
     ++join_outcomes_["admitted"];
     Pending p{*a->admitted, *a->pod_cidr, std::chrono::steady_clock::now() + kPendingFor,
               *a->admission};
-    log_->info("admitted {} ({}) from {}: pod CIDR {}", p.claims.name, p.claims.identity.short_id(),
-               source.to_string(), p.pod_cidr.to_string());
+    {
+      logging::PeerField peer(p.claims.name);
+      log_->info("admitted {} ({}) from {}: pod CIDR {}", p.claims.name, p.claims.identity.short_id(),
+                 source.to_string(), p.pod_cidr.to_string());
+    }
     event("node-admitted", p.claims.name,
           "admitted from " + source.to_string() + " with pod CIDR " + p.pod_cidr.to_string());
     pending_[p.claims.identity] = std::move(p);
@@ -598,9 +602,12 @@ std::vector<std::uint8_t> ClusterMember::answer_readmit(std::span<const std::uin
   }
   claims.timestamp = a.request->timestamp;
   Pending p{claims, *a.pod_cidr, std::chrono::steady_clock::now() + kPendingFor, *a.admission};
-  log_->info("re-admitted {} ({}) from {}: pod CIDR {} (its {} lost to an earlier admission)",
-             claims.name, claims.identity.short_id(), source.to_string(), a.pod_cidr->to_string(),
-             a.lost_cidr->to_string());
+  {
+    logging::PeerField peer(claims.name);
+    log_->info("re-admitted {} ({}) from {}: pod CIDR {} (its {} lost to an earlier admission)",
+               claims.name, claims.identity.short_id(), source.to_string(), a.pod_cidr->to_string(),
+               a.lost_cidr->to_string());
+  }
   event("node-readmitted", claims.name,
         "re-admitted from " + source.to_string() + " with pod CIDR " + a.pod_cidr->to_string() +
             " (lost " + a.lost_cidr->to_string() + ")");
@@ -905,6 +912,7 @@ void ClusterMember::expire_pending() {
       if (!stats) stats = opts_.peer_stats(false);
       auto st = stats->find(p.claims.wg_public_key);
       if (st == stats->end() || !st->second.last_handshake_age_seconds) {
+        logging::PeerField peer(p.claims.name);
         log_->warn("{} was admitted {} s ago and never completed a WireGuard handshake; its pod CIDR "
                    "{} is free again",
                    p.claims.name,
@@ -917,9 +925,11 @@ void ClusterMember::expire_pending() {
     }
     bool done = arrived(it->first, it->second);
     if (done || it->second.until < now) {
-      if (!done)
+      if (!done) {
+        logging::PeerField peer(it->second.claims.name);
         log_->warn("{} was admitted but its record never arrived; its pod CIDR {} is free again",
                    it->second.claims.name, it->second.pod_cidr.to_string());
+      }
       it = pending_.erase(it);
       changed = true;
     } else {
@@ -1294,8 +1304,11 @@ Result<api::RemovalResult> ClusterMember::remove(const keys::IdentityPublicKey& 
   out.identity = id.to_base64();
   if (ts.pod_cidr.length) out.pod_cidr = ts.pod_cidr.to_string();
   out.removed_at_ms = static_cast<std::int64_t>(ts.removed_at);
-  log_->info("removed node {} ({}){}: {}", ts.name.empty() ? id.short_id() : ts.name, id.short_id(),
-             ts.pod_cidr.length ? ", pod CIDR " + ts.pod_cidr.to_string() : std::string(), ts.reason);
+  {
+    logging::PeerField peer(ts.name);
+    log_->info("removed node {} ({}){}: {}", ts.name.empty() ? id.short_id() : ts.name, id.short_id(),
+               ts.pod_cidr.length ? ", pod CIDR " + ts.pod_cidr.to_string() : std::string(), ts.reason);
+  }
   event("node-removed", ts.name, ts.reason);
   after_table_change();
   return out;
@@ -1339,11 +1352,13 @@ void ClusterMember::notice_tombstones() {
     silent_.erase(e.identity);
     last_sync_ms_.erase(e.identity);
     if (e.identity != identity_->public_key()) {
-      if (ts->tombstone.removed_by != identity_->public_key())
+      if (ts->tombstone.removed_by != identity_->public_key()) {
+        logging::PeerField peer(ts->tombstone.name);
         log_->info("node {} ({}) was removed by {}: {}",
                    ts->tombstone.name.empty() ? e.identity.short_id() : ts->tombstone.name,
                    e.identity.short_id(), printable(name_of(ts->tombstone.removed_by)),
                    printable(ts->tombstone.reason));
+      }
       continue;
     }
     cp::SignedTombstone mine = *ts;
@@ -1442,6 +1457,7 @@ void ClusterMember::check_liveness() {
     if (l == cp::Liveness::kAlive) {
       ++alive;
       if (silent_.erase(id)) {
+        logging::PeerField peer(r->record.name);
         log_->info("node {} is alive again", r->record.name);
         event("node-alive", r->record.name, "alive again");
       }
@@ -1449,6 +1465,7 @@ void ClusterMember::check_liveness() {
     }
     auto silent_for = cp::silent_for_ms(sn, now);
     if (silent_.insert(id).second) {
+      logging::PeerField peer(r->record.name);
       log_->warn("node {} silent for {} s: no WireGuard handshake, traffic or sync message from it",
                  r->record.name, silent_for / 1000);
       event("node-silent", r->record.name, "silent for " + std::to_string(silent_for / 1000) + " s");
@@ -1471,7 +1488,10 @@ void ClusterMember::check_liveness() {
     if (!engine_->table().find(id)) continue;
     auto r = remove(id, "pruned by " + opts_.node_name + ": silent for " + std::to_string(silent_for / 1000) +
                             " s (prune_after_s = " + std::to_string(cfg_.liveness_prune_after_s) + ")");
-    if (!r) log_->warn("pruning {}: {}", name_of(id), r.error().message);
+    if (!r) {
+      logging::PeerField peer(name_of(id));
+      log_->warn("pruning {}: {}", name_of(id), r.error().message);
+    }
     if (removed_) return;
   }
 }
@@ -1575,6 +1595,7 @@ void ClusterMember::schedule_rotation_watch() {
       if (!stats) continue;
       if (auto it = stats->find(pk->wg_public_key); it != stats->end() && it->second.last_handshake_age_seconds) {
         standby_seen_.insert({r->record.identity, pk->wg_public_key});
+        logging::PeerField peer(r->record.name);
         log_->info("node {} switched to its next key {}", r->record.name, pk->wg_public_key.short_id());
         changed = true;
       }

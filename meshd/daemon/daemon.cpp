@@ -16,6 +16,7 @@
 #include "meshd/daemon/cni_install.h"
 #include "meshd/daemon/runtime_dir.h"
 #include "meshd/daemon/service_manager.h"
+#include "meshd/logging/fields.h"
 #include "meshd/daemon/service_status.h"
 #include "netlink/rtnl.h"
 #include "store/cluster.h"
@@ -39,6 +40,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 
 namespace meshd::daemon {
@@ -211,6 +213,10 @@ class Daemon final : public api::StatusSource {
   dataplane::LocalSpec local_;
   std::vector<dataplane::PeerSpec> peers_;         // static and cluster peers
   std::vector<dataplane::PeerSpec> static_peers_;  // validated [[peers]]
+  // The names of the peers of the last pass by key: a data-plane line about
+  // a peer names it in the journal's MESHD_PEER, also once it has left
+  // peers_ ("remove peer").
+  std::map<keys::PublicKey, std::string> peer_names_;
   std::unique_ptr<ClusterMember> cluster_;         // cluster mode only
   std::unique_ptr<store::TokenRepo> tokens_;
   std::unique_ptr<store::EventRepo> events_repo_;
@@ -284,6 +290,7 @@ void Daemon::apply_node_settings() {
     name = host;
   }
   if (auto r = local.set_name(name); !r) throw ErrorException(r.error());
+  logging::set_node_name(name);  // the journal's MESHD_NODE
   if (cfg_.pod_cidr) {
     // A pod CIDR given in the config is settled by definition: nobody else
     // allocates it, so the CNI plugin may hand out addresses at once.
@@ -598,7 +605,20 @@ bool Daemon::reconcile(dataplane::PassScope scope) {
   }
   if (report->changes.empty() && report->ok())
     rlog_->debug("in sync: {} peers, {} routes", report->peers, report->routes);
-  for (const auto& c : report->changes) rlog_->info("{}", c);
+  std::map<keys::PublicKey, std::string> names;
+  for (const auto& p : peers_) names.emplace(p.public_key, p.name);
+  for (const auto& c : report->changes) {
+    std::string peer;
+    if (c.peer) {
+      if (auto it = names.find(*c.peer); it != names.end())
+        peer = it->second;
+      else if (auto was = peer_names_.find(*c.peer); was != peer_names_.end())
+        peer = was->second;
+    }
+    logging::PeerField field(std::move(peer));
+    rlog_->info("{}", c.text);
+  }
+  peer_names_ = std::move(names);
   for (const auto& e : report->errors) rlog_->warn("{}", e);
   return report->ok();
 }

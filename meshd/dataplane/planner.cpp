@@ -63,7 +63,7 @@ DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current,
       add.allowed_ips = sorted(d->allowed_ips);
       add.replace_allowed_ips = true;
       change.peers.push_back(std::move(add));
-      plan.notes.push_back("add peer " + key.short_id() + " endpoint " + endpoint_text(d->endpoint));
+      plan.notes.push_back({"add peer " + key.short_id() + " endpoint " + endpoint_text(d->endpoint), key});
       ++plan.peers_added;
       continue;
     }
@@ -79,22 +79,23 @@ DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current,
     bool desired_moved = last == applied.end() || d->endpoint != last->second;
     if (d->endpoint && desired_moved && d->endpoint != c.endpoint) {
       upd.endpoint = d->endpoint;
-      plan.notes.push_back("peer " + key.short_id() + " endpoint " + endpoint_text(c.endpoint) +
-                           " -> " + endpoint_text(d->endpoint));
+      plan.notes.push_back(
+          {"peer " + key.short_id() + " endpoint " + endpoint_text(c.endpoint) + " -> " + endpoint_text(d->endpoint),
+           key});
       changed = true;
     }
     std::uint16_t want_ka = d->persistent_keepalive.value_or(0);
     if (want_ka != c.persistent_keepalive.value_or(0)) {
       upd.persistent_keepalive = want_ka;
-      plan.notes.push_back("peer " + key.short_id() + " keepalive -> " + std::to_string(want_ka));
+      plan.notes.push_back({"peer " + key.short_id() + " keepalive -> " + std::to_string(want_ka), key});
       changed = true;
     }
     auto want_ips = sorted(d->allowed_ips);
     if (want_ips != sorted(c.allowed_ips)) {
       upd.allowed_ips = want_ips;
       upd.replace_allowed_ips = true;
-      plan.notes.push_back("peer " + key.short_id() + " allowed IPs changed (" +
-                           std::to_string(want_ips.size()) + ")");
+      plan.notes.push_back(
+          {"peer " + key.short_id() + " allowed IPs changed (" + std::to_string(want_ips.size()) + ")", key});
       changed = true;
     }
     if (changed) {
@@ -109,7 +110,7 @@ DevicePlan plan_device(const wg::WgDevice& desired, const wg::WgDevice& current,
     rm.public_key = key;
     rm.remove = true;
     change.peers.push_back(std::move(rm));
-    plan.notes.push_back("remove peer " + key.short_id());
+    plan.notes.push_back({"remove peer " + key.short_id(), key});
     ++plan.peers_removed;
   }
 

@@ -19,13 +19,23 @@ namespace meshd::dataplane {
 // said when the peer was added or its endpoint last set (or found already so).
 using AppliedEndpoints = std::map<keys::PublicKey, Endpoint>;
 
+// One line of what a pass changed, for the caller to log; `peer`: the key
+// of the WireGuard peer it is about, when it is about one (the caller names
+// the peer in the log's MESHD_PEER field: logging/fields.h).
+struct ChangeNote {
+  ChangeNote(std::string t, std::optional<keys::PublicKey> p = std::nullopt)
+      : text(std::move(t)), peer(std::move(p)) {}
+  std::string text;
+  std::optional<keys::PublicKey> peer;
+};
+
 // The WireGuard change: a partial WgDevice with one entry per peer to add,
 // update or remove (never replace_peers: that would reset every session).
 // std::nullopt when nothing differs. `notes` says what changed and why, for
 // the caller to log (keys shown as short prefixes).
 struct DevicePlan {
   std::optional<wg::WgDevice> change;
-  std::vector<std::string> notes;
+  std::vector<ChangeNote> notes;
   std::size_t peers_added = 0, peers_updated = 0, peers_removed = 0;
   // What the caller keeps as `applied` for the next plan once `change` has
   // been applied (or at once when there is none): the desired endpoint of

@@ -18,7 +18,7 @@
 namespace meshd::dataplane {
 
 struct ReconcileReport {
-  std::vector<std::string> changes;  // what was done (for info logs)
+  std::vector<ChangeNote> changes;   // what was done (for info logs)
   std::vector<std::string> errors;   // what failed (warn logs; retried next pass)
   std::size_t peers = 0;             // peers on the device after the pass
   std::size_t routes = 0;            // our routes after the pass

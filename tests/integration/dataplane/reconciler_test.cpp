@@ -107,7 +107,7 @@ class ReconcilerPasses : public ::testing::Test {
   bool has_egress_table() { return ns_->run("nft list table inet meshd >/dev/null 2>&1") == 0; }
   static bool says(const ReconcileReport& r, const std::string& what) {
     return std::any_of(r.changes.begin(), r.changes.end(),
-                       [&](const std::string& c) { return c.find(what) != std::string::npos; });
+                       [&](const ChangeNote& c) { return c.text.find(what) != std::string::npos; });
   }
 
   std::unique_ptr<Netns> ns_;
@@ -246,7 +246,7 @@ TEST_F(ReconcilerPasses, TheEgressTableIsSetRestoredReplacedAndRemovedInTheNodes
   // In place: the next full pass lists it and changes nothing.
   auto again = apply_in_ns(rec, PassScope::kFull);
   ASSERT_TRUE(again);
-  EXPECT_FALSE(says(*again, "egress")) << again->changes.front();
+  EXPECT_FALSE(says(*again, "egress")) << again->changes.front().text;
 
   // Deleted by hand: a WireGuard pass does not look, the next full pass restores it.
   ASSERT_EQ(ns_->run("nft delete table inet meshd"), 0);

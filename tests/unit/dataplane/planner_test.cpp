@@ -71,6 +71,32 @@ TEST(PlanDevice, NewPeerIsAddedAloneWithItsAllowedIps) {
   EXPECT_EQ(plan.peers_added, 1u);
 }
 
+// Each line about a peer names its key (the daemon logs it with the peer's
+// name as MESHD_PEER); the device's own lines name none.
+TEST(PlanDevice, NotesNameThePeerTheyAreAbout) {
+  auto want = device_on(51821, peer(2, "10.0.0.2:51820", {"10.244.2.0/24"}),
+                        peer(3, "10.0.0.3:51820", {"10.244.3.0/24"}));
+  auto have = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}), peer(3, "10.0.0.9:51820", {"10.244.3.0/24"}));
+  auto plan = plan_device(want, have);
+  auto note = [&](const std::string& start) -> const ChangeNote* {
+    for (const auto& n : plan.notes)
+      if (n.text.rfind(start, 0) == 0) return &n;
+    return nullptr;
+  };
+  auto* port = note("listen port");
+  ASSERT_TRUE(port);
+  EXPECT_FALSE(port->peer);
+  auto* add = note("add peer " + pk(2).short_id());
+  ASSERT_TRUE(add);
+  EXPECT_EQ(add->peer, pk(2));
+  auto* moved = note("peer " + pk(3).short_id() + " endpoint");
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->peer, pk(3));
+  auto* rm = note("remove peer " + pk(1).short_id());
+  ASSERT_TRUE(rm);
+  EXPECT_EQ(rm->peer, pk(1));
+}
+
 TEST(PlanDevice, EndpointChangeUpdatesOnlyTheEndpoint) {
   auto want = device(peer(1, "10.0.0.9:51820", {"10.244.1.0/24"}));
   auto have = device(peer(1, "10.0.0.1:51820", {"10.244.1.0/24"}));
