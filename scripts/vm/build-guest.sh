@@ -25,8 +25,10 @@ die() { echo "build-guest: error: $*" >&2; exit 1; }
 # Loaded by the init at boot, in this order (their dependencies first).
 boot_modules=(virtio_pci 9pnet_virtio 9p overlay wireguard veth)
 # Shipped too, loaded on demand by modprobe inside the guest (netns tests;
-# autofs4 for systemd).
-extra_modules=(bridge dummy tun vxlan autofs4)
+# autofs4 for systemd; nf_tables, nft_chain_nat, nft_masq for meshd's egress
+# table, which the kernel loads on first use; virtio_net for two guests on one
+# qemu link, loaded by the test that has the device: udev is masked).
+extra_modules=(bridge dummy tun vxlan autofs4 nf_tables nft_chain_nat nft_masq virtio_net)
 
 for tool in apt-get dpkg depmod modprobe cpio; do
   command -v "$tool" >/dev/null || die "$tool not found; run scripts/install-deps.sh"

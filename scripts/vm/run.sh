@@ -16,6 +16,13 @@
 #                  meshd-vm-test.service once multi-user.target is reached
 #   --unit FILE    (with --systemd) copy FILE into /etc/systemd/system (repeatable)
 #   --no-build     skip scripts/vm/build-guest.sh (use the cached guest as is)
+#   --link-listen SOCK | --link-connect SOCK
+#                  a virtio-net NIC on a private point-to-point link to another
+#                  guest: one guest listens on the unix socket SOCK (start it
+#                  first), the other connects; nothing reaches the host's
+#                  network. The guest loads virtio_net itself (modprobe) and
+#                  sees eth0.
+#   --mac MAC      the NIC's MAC (default 52:54:00:4d:00:01 listening, :02 connecting)
 #
 # Inside the guest: the host's / read-only with a tmpfs overlay (writes are
 # thrown away), the caller's working directory as the current directory, only
@@ -26,8 +33,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 timeout_s=600 mem=512 smp=1 out_dir="" systemd=0 build=1
+link_mode="" link_sock="" mac=""
 envs=() units=()
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --timeout) timeout_s=$2; shift 2 ;;
@@ -38,6 +46,9 @@ while (($#)); do
     --systemd) systemd=1; shift ;;
     --unit) units+=("$2"); shift 2 ;;
     --no-build) build=0; shift ;;
+    --link-listen) link_mode=listen; link_sock=$2; shift 2 ;;
+    --link-connect) link_mode=connect; link_sock=$2; shift 2 ;;
+    --mac) mac=$2; shift 2 ;;
     --) shift; break ;;
     -h|--help) usage ;;
     *) echo "run.sh: unknown option $1" >&2; usage ;;
@@ -124,6 +135,15 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -m "$mem" -smp "$smp"
   -virtfs "local,path=/,mount_tag=meshd_root,security_model=none,readonly=on,multidevs=remap"
   -virtfs "local,path=$ctl,mount_tag=meshd_ctl,security_model=none"
   -virtfs "local,path=$out_dir,mount_tag=meshd_out,security_model=none")
+if [[ -n $link_mode ]]; then
+  # qemu 7.2's stream netdev: a point-to-point Ethernet link over a unix
+  # socket between two qemu processes (the listener must exist first; 7.2
+  # has no reconnect).
+  [[ $link_mode == listen ]] && server=on || server=off
+  [[ -n $mac ]] || { [[ $link_mode == listen ]] && mac=52:54:00:4d:00:01 || mac=52:54:00:4d:00:02; }
+  qemu+=(-netdev "stream,id=link0,server=$server,addr.type=unix,addr.path=$link_sock"
+    -device "virtio-net-pci,netdev=link0,mac=$mac,romfile=")  # no PXE ROM: the kernel is given
+fi
 
 start=$(date +%s.%N)
 # --foreground keeps qemu in our process group, so whoever kills that group
