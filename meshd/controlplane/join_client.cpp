@@ -1,6 +1,7 @@
 #include "meshd/controlplane/join_client.h"
 
 #include "common/unique_fd.h"
+#include "meshd/controlplane/announce.h"
 #include "meshd/controlplane/join_exchange.h"
 #include "meshd/controlplane/readmit.h"
 
@@ -79,9 +80,10 @@ Result<std::vector<std::uint8_t>> join_roundtrip(const Endpoint& target,
       got += static_cast<std::size_t>(n);
       if (got == kJoinHeaderBytes && want == kJoinHeaderBytes) {
         if (std::memcmp(frame.data(), "MJRP", 4) != 0 &&
-            std::memcmp(frame.data(), kReadmitReplyMagic.data(), 4) != 0)
+            std::memcmp(frame.data(), kReadmitReplyMagic.data(), 4) != 0 &&
+            std::memcmp(frame.data(), kAnnounceReplyMagic.data(), 4) != 0)
           return Error{{EPROTO, boost::system::generic_category()},
-                       where + ": the answer is not a join reply (no \"MJRP\" or \"MJRR\" header)"};
+                       where + ": the answer is not a join reply (no \"MJRP\", \"MJRR\" or \"MJRO\" header)"};
         std::uint32_t body = 0;
         for (int i = 8; i < 12; ++i) body = (body << 8) | frame[i];
         if (body > kMaxJoinReplyBytes - kJoinHeaderBytes)

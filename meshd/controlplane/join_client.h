@@ -13,8 +13,9 @@
 
 namespace meshd::controlplane {
 
-// Connects to `target`, sends `request`, reads one reply frame ("MJRP" or
-// "MJRR", a re-admission's, readmit.h | u16
+// Connects to `target`, sends `request`, reads one reply frame ("MJRP",
+// "MJRR", a re-admission's, readmit.h, or "MJRO", an announcement's,
+// announce.h | u16
 // | u8 kind | u8 | u32 len | body, the whole frame bounded by
 // kMaxJoinReplyBytes) and returns it whole (header + body), for
 // open_join_reply. The deadline covers everything. Errors name the target:

@@ -1,6 +1,7 @@
 #include "meshd/controlplane/join_server.h"
 #include "common/unique_fd.h"
 
+#include "meshd/controlplane/announce.h"
 #include "meshd/controlplane/asio_endpoint.h"
 #include "meshd/controlplane/join_exchange.h"
 #include "meshd/controlplane/readmit.h"
@@ -135,7 +136,8 @@ struct Connection : std::enable_shared_from_this<Connection> {
       return;
     }
     if (std::memcmp(header.data(), "MJRQ", 4) != 0 &&
-        std::memcmp(header.data(), kReadmitRequestMagic.data(), 4) != 0) {
+        std::memcmp(header.data(), kReadmitRequestMagic.data(), 4) != 0 &&
+        std::memcmp(header.data(), kAnnounceRequestMagic.data(), 4) != 0) {
       ++server->counters_.malformed;
       server->failure(source);
       reply(uniform_refusal());

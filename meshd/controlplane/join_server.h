@@ -19,7 +19,8 @@
 //     is forgotten.
 // A connection closed before its request is whole counts as malformed (a
 // failure of its source). A frame whose header does not start with "MJRQ"
-// (a join) or "MJRA" (a re-admission, readmit.h) is counted malformed and
+// (a join), "MJRA" (a re-admission, readmit.h) or "MJRN" (an underlay
+// announcement, announce.h) is counted malformed and
 // gets uniform_refusal() without its body being read or `answer` called:
 // the same bytes answer_join gives for it, at no cost.
 #pragma once

@@ -73,6 +73,15 @@ std::vector<Outgoing> SyncEngine::publish(const SignedTombstone& t, Rng& rng) {
   return out;
 }
 
+std::vector<Outgoing> SyncEngine::relay(const SignedRecord& r, Rng& rng, MergeOutcome* outcome) {
+  std::vector<Outgoing> out;
+  MergeOutcome o = table_.merge(r);
+  if (outcome) *outcome = o;
+  if (!accepted(o) || !opts_.push) return out;
+  push_to(out, pick_peers(opts_.push_fanout, &r.record.identity, rng), MessageType::kPush, {as_bytes(r)}, {});
+  return out;
+}
+
 std::vector<Outgoing> SyncEngine::tick(Rng& rng) {
   std::vector<Outgoing> out;
   SyncMessage m;

@@ -70,6 +70,11 @@ class SyncEngine {
   // here, then pushed. Nothing is sent if the table refuses it.
   std::vector<Outgoing> publish(const SignedRecord& r, Rng& rng);
   std::vector<Outgoing> publish(const SignedTombstone& t, Rng& rng);
+  // A member's record that came from outside sync (the underlay
+  // announcement, announce.h): merged by the same rules as a pushed one
+  // and, when new, pushed on to the fanout, its owner left out (the owner
+  // sent it, and the mesh may not reach it yet).
+  std::vector<Outgoing> relay(const SignedRecord& r, Rng& rng, MergeOutcome* outcome = nullptr);
   // One anti-entropy period.
   std::vector<Outgoing> tick(Rng& rng);
   // A Summary that asks for an answer, to every member that has not

@@ -55,6 +55,12 @@ constexpr auto kFarewellFor = 1s;
 // the device is read every kWatchEvery for a handshake under its next key.
 constexpr std::uint64_t kWatchBefore = 1000;
 constexpr auto kWatchEvery = 20ms;
+// The underlay announcement's round trip blocks the event loop like a
+// re-admission's: short, one target per attempt. Attempts back off from
+// 1 s to kAnnounceMaxDelay while the node stays cut off.
+constexpr auto kAnnounceTimeout = 2s;
+constexpr auto kAnnounceMaxDelay = 30s;
+constexpr auto kAnnounceMinQuiet = 10s;
 
 std::shared_ptr<spdlog::logger> cluster_logger() {
   auto l = spdlog::get("cluster");
@@ -176,6 +182,7 @@ ClusterMember::ClusterMember(ClusterMemberOptions opts)
       watch_timer_(*opts_.ioc),
       farewell_timer_(*opts_.ioc),
       self_removal_timer_(*opts_.ioc),
+      announce_timer_(*opts_.ioc),
       rng_(std::random_device{}()),
       etcd_timer_(*opts_.ioc) {}
 
@@ -190,6 +197,7 @@ void ClusterMember::stop() {
   watch_timer_.cancel();
   farewell_timer_.cancel();
   self_removal_timer_.cancel();
+  announce_timer_.cancel();
   etcd_timer_.cancel();
   if (etcd_watch_) etcd_watch_->cancel();
   if (join_server_) join_server_->close();
@@ -487,9 +495,12 @@ void ClusterMember::start_join_server() {
   join_server_ = std::make_unique<cp::JoinServer>(
       *opts_.ioc, o, [this](std::span<const std::uint8_t> frame, const IpAddress& source) {
         cp::JoinAnswerResult res;
-        // The listener passes only join ("MJRQ") and re-admission ("MJRA") frames.
+        // The listener passes only join ("MJRQ"), re-admission ("MJRA") and
+        // announcement ("MJRN") frames.
         if (frame.size() >= 4 && std::memcmp(frame.data(), cp::kReadmitRequestMagic.data(), 4) == 0)
           res.reply = answer_readmit(frame, source, res.failure);
+        else if (frame.size() >= 4 && std::memcmp(frame.data(), cp::kAnnounceRequestMagic.data(), 4) == 0)
+          res.reply = answer_announce(frame, source, res.failure);
         else
           res.reply = answer_join(frame, source, res.failure);
         return res;
@@ -698,6 +709,190 @@ void ClusterMember::readmit_attempt() {
   if (opts_.on_change) opts_.on_change();
 }
 
+// A member's own record over the underlay (announce.h). The same rules as a
+// record that came by sync: the table checks the owner's signature, the
+// admission, the version and the tombstones; a new one goes into the data
+// plane and on to the fanout by sync.
+std::vector<std::uint8_t> ClusterMember::answer_announce(std::span<const std::uint8_t> frame,
+                                                         const IpAddress& source, bool& failure) {
+  if (etcd_mode()) {
+    // etcd carries the records: a record merged here and not there would
+    // make this member's table differ from etcd's.
+    return cp::make_announce_reply(cp::AnnounceReply{cp::AnnounceStatus::kRefused, {}, {}});
+  }
+  auto a = cp::answer_announce(frame, *engine_, rng_);
+  const std::string name = a.request ? a.request->record.record.name : std::string();
+  const std::string who = a.request ? name + " (" + a.request->record.record.identity.short_id() + ")"
+                                    : std::string("a node");
+  switch (a.status) {
+    case cp::AnnounceStatus::kMerged: {
+      ++join_outcomes_["announce_merged"];
+      {
+        logging::PeerField peer(name);
+        log_->info("record of {} (version {}) received over the underlay from {}", name,
+                   a.request->record.record.version, source.to_string());
+      }
+      event("node-announced", name,
+            "record version " + std::to_string(a.request->record.record.version) +
+                " received over the underlay from " + source.to_string());
+      send(std::move(a.out));
+      after_table_change();
+      break;
+    }
+    case cp::AnnounceStatus::kStale: {
+      // A retry after an earlier attempt merged, or a replay: nothing to do.
+      ++join_outcomes_["announce_stale"];
+      logging::PeerField peer(name);
+      log_->debug("record of {} (version {}) from {} over the underlay: {}", who,
+                  a.request->record.record.version, source.to_string(), cp::to_string(a.status));
+      break;
+    }
+    case cp::AnnounceStatus::kRemoved: {
+      // An honest node restored after its removal: it learns it from the
+      // tombstone in the reply.
+      ++join_outcomes_["announce_removed"];
+      logging::PeerField peer(name);
+      log_->warn("record of {} from {} over the underlay refused: {}", who, source.to_string(),
+                 cp::to_string(a.status));
+      break;
+    }
+    default: {
+      // What no honest member sends counts toward the source's limit.
+      ++join_outcomes_["announce_refused"];
+      failure = true;
+      std::string why(cp::to_string(a.status));
+      if (a.status == cp::AnnounceStatus::kRefused) why += ": " + std::string(cp::to_string(a.outcome));
+      logging::PeerField peer(name);
+      log_->warn("record of {} from {} over the underlay refused: {}", who, source.to_string(), why);
+      break;
+    }
+  }
+  return std::move(a.reply);
+}
+
+std::chrono::milliseconds ClusterMember::announce_quiet() const {
+  return std::max<std::chrono::milliseconds>(kAnnounceMinQuiet,
+                                             5 * std::chrono::milliseconds(cfg_.anti_entropy_interval_ms));
+}
+
+std::vector<Endpoint> ClusterMember::announce_targets() const {
+  std::vector<Endpoint> out;
+  if (cfg_.join_target) out.push_back(*cfg_.join_target);
+  // Records carry WireGuard endpoints, not join listeners: a member's join
+  // listener is taken to be on the address of its endpoint, at the port this
+  // node's own listener uses (one port across the cluster, as the shipped
+  // configuration has it).
+  for (const auto& r : engine_->table().view()) {
+    if (r->record.identity == identity_->public_key() || r->record.endpoints.empty()) continue;
+    Endpoint e{r->record.endpoints.front().address, cfg_.join_listen.port};
+    if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
+  }
+  return out;
+}
+
+// On every tick: a member with the sync channel up, others in effect in its
+// table, and no sync message from any of them for announce_quiet() is cut
+// off from the mesh. Most often the others route its CIDR to a WireGuard key
+// it no longer holds (restored from a backup taken before a rotation): only
+// its record, handed over outside the mesh, can tell them its key.
+void ClusterMember::maybe_announce() {
+  if (announcing_ || removed_ || etcd_mode() || !sync_ || !engine_ || !sync_up_ms_) return;
+  const auto* own = engine_->table().find(identity_->public_key());
+  if (!own) return;
+  bool others = false;
+  for (const auto& r : engine_->table().view())
+    if (r->record.identity != identity_->public_key()) others = true;
+  if (!others) return;
+  const std::uint64_t now = now_ms();
+  const std::uint64_t since = std::max(last_any_sync_ms_, sync_up_ms_);
+  if (now < since || std::chrono::milliseconds(now - since) < announce_quiet()) return;
+  auto targets = announce_targets();
+  if (targets.empty()) return;
+  std::string list;
+  for (const auto& t : targets) list += (list.empty() ? "" : ", ") + t.to_string();
+  log_->info("no sync from any member for {} s: announcing this node's record over the underlay to {}",
+             (now - since) / 1000, list);
+  event("announcing", opts_.node_name, "no sync for " + std::to_string((now - since) / 1000) + " s");
+  announcing_ = true;
+  announce_since_ms_ = now;
+  announce_failures_ = 0;
+  announce_next_ = 0;
+  // A new version even when nothing changed: the others may hold a newer
+  // one of this identity, with another key, that this node does not know.
+  refresh_own_record(false, true);
+  schedule_announce(0ms);
+}
+
+void ClusterMember::schedule_announce(std::chrono::milliseconds delay) {
+  if (announce_scheduled_) return;
+  announce_scheduled_ = true;
+  announce_timer_.expires_after(delay);
+  announce_timer_.async_wait([this](boost::system::error_code ec) {
+    announce_scheduled_ = false;
+    if (!ec) announce_attempt();
+  });
+}
+
+void ClusterMember::announce_attempt() {
+  if (!announcing_) return;
+  if (removed_ || !engine_ || !sync_) {
+    announcing_ = false;
+    return;
+  }
+  if (last_any_sync_ms_ > announce_since_ms_) {
+    announcing_ = false;
+    log_->info("sync from the members again: stopped announcing over the underlay");
+    return;
+  }
+  auto again = [this](const std::string& why) {
+    announce_failures_ = std::min(announce_failures_ + 1, 6u);
+    auto delay = std::min<std::chrono::milliseconds>(
+        std::chrono::seconds(1 << (announce_failures_ - 1)), kAnnounceMaxDelay);  // 1, 2, 4 .. 30 s
+    log_->debug("underlay announcement: {}; next in {} ms", why, delay.count());
+    schedule_announce(delay);
+  };
+  auto targets = announce_targets();
+  const auto* own = engine_->table().find(identity_->public_key());
+  if (targets.empty() || !own) return again("no member to announce to");
+  const Endpoint target = targets[announce_next_++ % targets.size()];
+  const cp::SignedRecord mine = *own;
+  auto request = cp::make_announce_request(engine_->table().params().cluster_id, mine);
+  auto reply = cp::join_roundtrip(target, request, kAnnounceTimeout);
+  if (!reply) return again(reply.error().message);
+  auto answer = cp::decode_announce_reply(*reply);
+  if (!answer) return again(target.to_string() + ": " + answer.error().message);
+  switch (answer->status) {
+    case cp::AnnounceStatus::kMerged:
+      return again(target.to_string() + " merged version " + std::to_string(mine.record.version));
+    case cp::AnnounceStatus::kStale: {
+      const std::uint64_t held = *answer->held_version;
+      if (held <= mine.record.version)
+        return again(target.to_string() + " holds version " + std::to_string(mine.record.version) + " already");
+      // The member holds a newer version of this identity than this node
+      // knows (its clock went back): signed above it. The reply is not
+      // authenticated, so a version far in the future is not followed.
+      if (held >= cp::kTombstoneVersion - 1 || held > now_ms() + 24ull * 3600 * 1000)
+        return again(target.to_string() + " claims to hold version " + std::to_string(held) +
+                     ", too far ahead of this node's clock");
+      log_->info("{} holds version {} of this node's record, above this node's {}: signing above it",
+                 target.to_string(), held, mine.record.version);
+      refresh_own_record(false, true, held);
+      announce_next_--;  // the same member, at once
+      return schedule_announce(0ms);
+    }
+    case cp::AnnounceStatus::kRemoved:
+      if (answer->tombstone) {
+        // Signed by its remover: the table checks it like a synced one.
+        (void)engine_->publish(*answer->tombstone, rng_);
+        after_table_change();
+        if (removed_) return;
+      }
+      return again(target.to_string() + ": " + std::string(cp::to_string(answer->status)));
+    default:
+      return again(target.to_string() + " refused: " + std::string(cp::to_string(answer->status)));
+  }
+}
+
 void ClusterMember::start_timers() {
   tick_timer_.expires_after(std::chrono::milliseconds(cfg_.anti_entropy_interval_ms));
   tick_timer_.async_wait([this](boost::system::error_code ec) {
@@ -720,6 +915,7 @@ void ClusterMember::start_timers() {
     if (etcd_mode()) etcd_tick();
     after_table_change();
     if (removed_) return;
+    maybe_announce();
     check_liveness();
     if (removed_) return;
     if (cfg_.rotation_interval_s && !next_key_ &&
@@ -793,6 +989,9 @@ void ClusterMember::data_plane_ready() {
     return;
   }
   log_->info("sync on {}:{}", addr->to_string(), sync_->port());
+  // The quiet that starts an underlay announcement counts from here: before
+  // it, nothing could arrive.
+  if (!sync_up_ms_) sync_up_ms_ = now_ms();
   // Tell every member this node's record at once (the admitter first: it is
   // the only one that already has this node as a peer).
   if (const auto* own = engine_->table().find(identity_->public_key())) {
@@ -813,6 +1012,7 @@ void ClusterMember::data_plane_ready() {
 void ClusterMember::deliver(const keys::IdentityPublicKey& from, std::span<const std::uint8_t> payload) {
   if (removed_) return;
   last_sync_ms_[from] = now_ms();
+  last_any_sync_ms_ = last_sync_ms_[from];
   send(engine_->receive(from, payload, rng_));
   after_table_change();
 }
@@ -966,7 +1166,7 @@ void ClusterMember::persist_new() {
 // an older backup, which does not know the version its peers hold, still
 // signs one above it instead of a second, different record of an equal
 // version that would never replace theirs.
-void ClusterMember::refresh_own_record(bool to_all) {
+void ClusterMember::refresh_own_record(bool to_all, bool force, std::uint64_t above) {
   const auto* own = engine_->table().find(identity_->public_key());
   if (!own || removed_) return;
   cp::NodeRecord want = own->record;
@@ -976,8 +1176,8 @@ void ClusterMember::refresh_own_record(bool to_all) {
   want.protocol_version = cp::kProtocolVersion;
   want.pending_key.reset();
   if (next_key_) want.pending_key = cp::PendingKey{next_key_->key.public_key(), next_key_->switch_at_ms};
-  if (want == own->record) return;
-  want.version = std::max(own->record.version + 1, now_ms());
+  if (want == own->record && !force) return;
+  want.version = std::max({own->record.version + 1, now_ms(), above + 1});
   auto next = cp::sign_record(want, *identity_);
   auto out = engine_->publish(next, rng_);
   if (to_all) {
@@ -1392,6 +1592,8 @@ void ClusterMember::become_removed(const cp::SignedTombstone& t) {
   switch_timer_.cancel();
   watch_timer_.cancel();
   farewell_timer_.cancel();
+  announce_timer_.cancel();
+  announcing_ = false;
   farewells_.clear();
   next_key_.reset();  // this node's rotation: nothing to switch any more
   pending_.clear();   // admissions: this node admits nobody any more

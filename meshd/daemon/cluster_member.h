@@ -13,6 +13,7 @@
 #include "keys/identity.h"
 #include "keys/wg_key.h"
 #include "meshd/api/sources.h"
+#include "meshd/controlplane/announce.h"
 #include "meshd/controlplane/join_exchange.h"
 #include "meshd/controlplane/liveness.h"
 #include "meshd/controlplane/readmit.h"
@@ -149,6 +150,21 @@ class ClusterMember final : public api::ClusterSource {
                                         bool& failure);
   std::vector<std::uint8_t> answer_readmit(std::span<const std::uint8_t> frame,
                                            const IpAddress& source, bool& failure);
+  // A member's own record over the underlay (announce.h): merged like a
+  // synced one, then pushed on by sync.
+  std::vector<std::uint8_t> answer_announce(std::span<const std::uint8_t> frame,
+                                            const IpAddress& source, bool& failure);
+  // The underlay announcement (docs/protocol.md, "Underlay announcement"):
+  // no sync message from any member for announce_quiet(): this node's
+  // record, signed again at a new version, to a member's join listener,
+  // with backoff, until a sync message arrives.
+  std::chrono::milliseconds announce_quiet() const;
+  void maybe_announce();
+  void schedule_announce(std::chrono::milliseconds delay);
+  void announce_attempt();
+  // The join target, then every other member's first endpoint address at
+  // this node's own join_listen port.
+  std::vector<Endpoint> announce_targets() const;
   // This node's record lost its pod CIDR: ask the member it joined through
   // for another (readmit.h), retrying with backoff while it stays lost.
   void schedule_readmit(std::chrono::milliseconds delay);
@@ -174,7 +190,9 @@ class ClusterMember final : public api::ClusterSource {
   void check_own_record();
   // `to_all`: push the new version to every member (rotation), not only
   // the rumour's fanout.
-  void refresh_own_record(bool to_all = false);
+  // `force`: a new version even when nothing changed, above `above` too
+  // (the underlay announcement).
+  void refresh_own_record(bool to_all = false, bool force = false, std::uint64_t above = 0);
   void expire_pending();
   void event(const std::string& kind, const std::string& node, const std::string& message);
 
@@ -248,6 +266,7 @@ class ClusterMember final : public api::ClusterSource {
   std::unique_ptr<controlplane::SyncChannel> sync_;
   boost::asio::steady_timer join_timer_, tick_timer_, readmit_timer_, probe_timer_;
   boost::asio::steady_timer switch_timer_, watch_timer_, farewell_timer_, self_removal_timer_;
+  boost::asio::steady_timer announce_timer_;
   std::chrono::milliseconds probe_delay_{0};
   controlplane::Rng rng_;
   std::map<keys::IdentityPublicKey, std::uint64_t> persisted_;  // version stored per identity
@@ -273,6 +292,16 @@ class ClusterMember final : public api::ClusterSource {
   // Liveness.
   std::uint64_t started_ms_ = 0;
   std::map<keys::IdentityPublicKey, std::uint64_t> last_sync_ms_;  // last sync message from each member
+  // The underlay announcement: the last sync message from anyone, when the
+  // sync channel was bound, and the episode in progress (since when, how
+  // many failed attempts, which target is next).
+  std::uint64_t last_any_sync_ms_ = 0;
+  std::uint64_t sync_up_ms_ = 0;
+  bool announcing_ = false;
+  bool announce_scheduled_ = false;
+  std::uint64_t announce_since_ms_ = 0;
+  unsigned announce_failures_ = 0;
+  std::size_t announce_next_ = 0;
   std::set<keys::IdentityPublicKey> silent_;                       // reported silent
   // Rotation: this node's next key until it switches; the peers whose next
   // key showed a handshake (identity, next key); the next scheduled rotation.

@@ -197,6 +197,17 @@ TEST_F(JoinListener, ClosesAnOversizedRequestBeforeReadingItsBody) {
   EXPECT_EQ(read_to_close(fd), kReply);
 }
 
+// An underlay announcement ("MJRN", announce.h) is read and answered like a
+// join or a re-admission, not refused at its header.
+TEST_F(JoinListener, PassesAnAnnouncementToTheAnswer) {
+  start({});
+  int fd = open_from("127.0.0.2");
+  send_all(fd, frame("MJRN", 0, Bytes{1, 2, 3}));
+  EXPECT_EQ(read_to_close(fd), kReply);
+  EXPECT_EQ(answered_, 1);
+  EXPECT_EQ(counters().malformed, 0u);
+}
+
 TEST_F(JoinListener, ADeadlineCoversTheWholeRequestNotEachRead) {
   start({.read_timeout = 300ms});
   // Half-open: connects, sends nothing.
