@@ -238,7 +238,8 @@ TEST_F(Dataplane, DriftIsRepairedWithinTwoSeconds) {
 }
 
 // Under a service manager ($NOTIFY_SOCKET, $WATCHDOG_USEC: sd_notify(3))
-// meshd says READY=1 once in sync and then pings the watchdog.
+// meshd says READY=1 once in sync, with a STATUS= line, and then pings the
+// watchdog.
 TEST_F(Dataplane, TellsTheServiceManagerItIsReadyAndAlive) {
   std::string path = "/tmp/meshd-notify-" + std::to_string(::getpid());
   ::unlink(path.c_str());
@@ -258,7 +259,9 @@ TEST_F(Dataplane, TellsTheServiceManagerItIsReadyAndAlive) {
       [&] {
         char buf[512];
         for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0;) got += std::string(buf, n) + "|";
-        return got.find("READY=1\nSTATUS=mesh in sync|") != std::string::npos &&
+        // READY=1 comes with the status line of the pass that made the
+        // node ready (docs/systemd.md): in sync, and with how many peers.
+        return got.find("READY=1\nSTATUS=mesh in sync: ") != std::string::npos &&
                got.find("WATCHDOG=1|") != std::string::npos;
       },
       20s))
