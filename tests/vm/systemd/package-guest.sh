@@ -6,19 +6,25 @@
 #   through the notify handshake; the Status: line; reload applying a changed
 #   listen port; stop leaving device and routes, start adopting them (same
 #   ifindex) -- kernel backend; a SIGSTOPped meshd killed by the watchdog and
-#   restarted; the journal's fields; the same stop/start with the userspace
+#   restarted; the journal's fields; an upgrade (dpkg -i of a higher version)
+#   while meshd runs: restarted on the new binary, device, routes, identity,
+#   an edited conffile and the enablement kept; one while it is stopped and
+#   disabled: it stays so; the same stop/start with the userspace
 #   backend (wireguard-go outlives meshd, its socket stays in /run/wireguard);
 #   dpkg -r (stops the unit, prints the teardown, leaves the mesh); dpkg -P
 #   (tears the mesh down, deletes /etc/meshd and /var/lib/meshd).
-# Usage (in the guest): package-guest.sh DEB
+# Usage (in the guest): package-guest.sh DEB DEB2 DEB3 (DEB2 and DEB3: higher
+# versions of DEB, in that order)
 # The guest is thrown away: nothing here is cleaned up on failure.
 set -euo pipefail
-deb=${1:?usage: package-guest.sh DEB}
+deb=${1:?usage: package-guest.sh DEB DEB2 DEB3}
+deb2=${2:?usage: package-guest.sh DEB DEB2 DEB3}
+deb3=${3:?usage: package-guest.sh DEB DEB2 DEB3}
 # shellcheck source=tests/vm/systemd/guest-lib.sh
 . "$(dirname "$0")/guest-lib.sh"
 out=${MESHD_VM_OUT:?run me through scripts/vm/run.sh --systemd}
 [[ $(cat /proc/1/comm) == systemd ]] || fail "PID 1 is $(cat /proc/1/comm), not systemd"
-[[ -f $deb ]] || fail "no package at $deb"
+for d in "$deb" "$deb2" "$deb3"; do [[ -f $d ]] || fail "no package at $d"; done
 
 # An underlay as a real host has: an address and a default route (meshd picks
 # its MTU and advertised address from it). A veth pair: nothing is behind it.
@@ -150,6 +156,98 @@ jq -e -s 'map(select(._SYSTEMD_UNIT == "meshd.service" and .MESHD_PEER == "outsi
   "$out/journal.json" >/dev/null || fail "no entry with MESHD_PEER=outside (the static peer)"
 journalctl -u meshd -b --no-pager -o verbose MESHD_COMPONENT=reconcile -n 1 | grep -E '^\s+(MESSAGE|MESHD_|SYSLOG_IDENTIFIER|PRIORITY)=' | sed 's/^ */   /'
 ok "SYSLOG_IDENTIFIER=meshd, _SYSTEMD_UNIT=meshd.service; fields $fields"
+
+# The node's identity as meshd reports it: its Ed25519 identity, WireGuard
+# public key and pod CIDR (its own record) and the cluster it belongs to. The
+# database file's checksum is no use here: a running meshd writes to it.
+node_facts() {
+  local status nodes
+  status=$(meshctl --json status) && nodes=$(meshctl --json nodes) || return 1
+  jq -n -e -r --argjson s "$status" --argjson n "$nodes" '
+    ($n.nodes | map(select(.self))[0]) as $me
+    | select($me != null and $s.cluster_id != null and $me.public_key == $s.public_key)
+    | "identity=\($me.identity) public_key=\($s.public_key) cluster_id=\($s.cluster_id) pod_cidr=\($s.pod_cidr)"'
+}
+conffile_leftovers() { find /etc/meshd -name '*.dpkg-*' -o -name '*.ucf-*'; }
+# upgrade_to DEB LOG: dpkg -i with no terminal to answer a conffile prompt
+# (stdin /dev/null: a prompt would fail the configure), checked to have
+# installed DEB's version.
+upgrade_to() {
+  local v
+  v=$(dpkg-deb -f "$1" Version)
+  dpkg -i "$1" </dev/null >"$2" 2>&1 || { cat "$2"; fail "dpkg -i $(basename "$1") failed"; }
+  cat "$2"
+  [[ $(dpkg-query -W -f '${Version} ${Status}' meshd) == "$v install ok installed" ]] ||
+    fail "after the upgrade dpkg lists meshd as '$(dpkg-query -W -f '${Version} ${Status}' meshd)', expected $v installed"
+  ! grep -Eqi 'config(uration)? file' "$2" || fail "dpkg spoke of a configuration file"
+  # The maintainer scripts took their upgrade branches, not those of a
+  # removal (prerm stops and disables) or a first install (postinst's hint).
+  ! grep -q 'The mesh stays up' "$2" || fail "prerm ran its removal branch on an upgrade"
+  ! grep -q 'enable --now' "$2" || fail "postinst printed its first-install hint on an upgrade"
+  [[ -z $(conffile_leftovers) ]] || fail "dpkg left $(conffile_leftovers)"
+}
+
+step "upgrade $(dpkg-query -W -f '${Version}' meshd) -> $(dpkg-deb -f "$deb2" Version) while meshd runs (dpkg -i)"
+# An operator's edit beside what the test wrote: dpkg must see a changed
+# conffile (the file differs from the one it installed) and, the package's
+# copy being unchanged, keep it without asking.
+sed -i '1i # the operator: founding node of the vm test cluster' /etc/meshd/meshd.toml
+shipped_md5=$(dpkg-query -W -f '${Conffiles}\n' meshd | awk '$1 == "/etc/meshd/meshd.toml" { print $2 }')
+[[ -n $shipped_md5 ]] || fail "dpkg lists no conffile /etc/meshd/meshd.toml"
+[[ $(md5sum </etc/meshd/meshd.toml | cut -d' ' -f1) != "$shipped_md5" ]] || fail "the config is the shipped one: nothing to keep"
+conf_sum=$(sha256sum </etc/meshd/meshd.toml)
+wait_for 60 "'mesh in sync' status before the upgrade" bash -c 'systemctl show -p StatusText --value meshd | grep -Eq "^mesh in sync: 1 peers?;"'
+facts=$(node_facts) || fail "meshctl cannot tell this node's identity and cluster"
+echo "   before: $facts"
+pid=$(prop meshd MainPID)
+started=$(prop meshd ExecMainStartTimestampMonotonic)
+exe_inode=$(stat -c %i /usr/bin/meshd)
+routes=$(ip route show proto 77)
+port=$(wg show meshd0 listen-port)
+upgrade_to "$deb2" "$out/dpkg-upgrade-running.log"
+# postinst's try-restart is a job systemctl waits for: Type=notify makes
+# the unit active only once the new meshd sent READY=1.
+[[ $(prop meshd ActiveState)/$(prop meshd SubState) == active/running ]] ||
+  fail "meshd is $(prop meshd ActiveState)/$(prop meshd SubState) after the upgrade"
+newpid=$(prop meshd MainPID)
+[[ $newpid != "$pid" ]] || fail "the upgrade did not restart meshd (MainPID still $pid)"
+kill -0 "$pid" 2>/dev/null && fail "the old meshd ($pid) still runs"
+[[ $(prop meshd ExecMainStartTimestampMonotonic) -gt $started ]] || fail "no new start of meshd"
+# A restart job resets the counter; an automatic restart (the new meshd
+# failing) would count 1.
+[[ $(prop meshd NRestarts) == 0 ]] || fail "meshd failed and was restarted by systemd (NRestarts $(prop meshd NRestarts))"
+# dpkg installs a file under a new inode: the new meshd runs the upgraded
+# binary, not the one the old process had open.
+[[ $(stat -c %i /usr/bin/meshd) != "$exe_inode" ]] || fail "dpkg did not replace /usr/bin/meshd"
+[[ $(stat -L -c %i "/proc/$newpid/exe") == "$(stat -c %i /usr/bin/meshd)" ]] ||
+  fail "meshd ($newpid) does not run the installed /usr/bin/meshd ($(readlink "/proc/$newpid/exe"))"
+wait_for 60 "'mesh in sync' status after the upgrade" bash -c 'systemctl show -p StatusText --value meshd | grep -Eq "^mesh in sync: 1 peers?;"'
+ok "restarted on the new binary: PID $pid -> $newpid, active (running), Status: $(prop meshd StatusText)"
+[[ $(sha256sum </etc/meshd/meshd.toml) == "$conf_sum" ]] || fail "the upgrade changed /etc/meshd/meshd.toml"
+ok "the edited conffile kept as it was, no prompt (stdin /dev/null), no .dpkg-* beside it"
+[[ $(systemctl is-enabled meshd) == enabled ]] || fail "the unit is '$(systemctl is-enabled meshd)' after the upgrade, was enabled"
+[[ $(ifindex meshd0) == "$idx" ]] || fail "meshd0 recreated across the upgrade (ifindex $(ifindex meshd0), was $idx)"
+[[ $(ip route show proto 77) == "$routes" ]] || fail "routes changed across the upgrade: $(ip route show proto 77)"
+wg show meshd0 peers | grep -qx "$outside_pub" || fail "the peer left meshd0 across the upgrade"
+[[ $(wg show meshd0 listen-port) == "$port" ]] || fail "listen port $(wg show meshd0 listen-port) after the upgrade, was $port"
+after=$(node_facts) || fail "meshctl cannot tell this node's identity and cluster after the upgrade"
+[[ $after == "$facts" ]] || fail "the node's identity changed across the upgrade: $after"
+ok "still enabled; meshd0 kept (ifindex $idx), its peer, port $port and routes; same identity, key, cluster and pod CIDR"
+
+step "upgrade $(dpkg-query -W -f '${Version}' meshd) -> $(dpkg-deb -f "$deb3" Version) with meshd stopped and disabled"
+# The other branch of postinst's try-restart, and of "installed disabled":
+# an upgrade neither starts a stopped meshd nor enables a disabled unit.
+systemctl disable --now meshd || fail "disable --now failed"
+is_state meshd inactive || fail "meshd not inactive after disable --now"
+upgrade_to "$deb3" "$out/dpkg-upgrade-stopped.log"
+is_state meshd inactive || fail "the upgrade started a stopped meshd ($(systemctl is-active meshd))"
+state=$(systemctl is-enabled meshd 2>&1 || true)
+[[ $state == disabled ]] || fail "the unit is '$state' after the upgrade, was disabled"
+[[ $(ifindex meshd0) == "$idx" ]] || fail "meshd0 gone or recreated across the upgrade"
+[[ $(sha256sum </etc/meshd/meshd.toml) == "$conf_sum" ]] || fail "the upgrade changed /etc/meshd/meshd.toml"
+ok "still inactive and disabled, meshd0 (ifindex $idx) and the config untouched"
+# Enabled again (not started): dpkg -r below checks that it disables it.
+systemctl enable meshd || fail "enable failed"
 
 step "switch to the userspace backend (wireguard-go)"
 systemctl stop meshd
