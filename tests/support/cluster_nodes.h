@@ -16,6 +16,7 @@
 #include "store/records.h"
 #include "tests/support/cni_harness.h"
 #include "tests/support/eventually.h"
+#include "tests/support/mesh_probe.h"
 #include "tests/support/netns.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -284,6 +285,21 @@ class ClusterNodes {
     if (!l || !l->pod_cidr) return "";
     auto gw = pod_gateway(*l->pod_cidr);
     return gw ? gw->to_string() : "";
+  }
+  // The WireGuard public key the node's store holds ("" when none).
+  static std::string wg_public_key(const Node& n) {
+    auto db = open_store(n);
+    auto key = store::LocalNodeRepo(*db).wg_private_key().value();
+    return key ? key->public_key().to_base64() : "";
+  }
+  // The key `at`'s device holds for the peer that routes `cidr` ("" when none).
+  std::string peer_key_for(const Node& at, const IpPrefix& cidr) const {
+    auto peers = wg_peers(uapi_socket(at));
+    if (!peers) return "";
+    for (const auto& p : *peers)
+      if (std::find(p.allowed_ips.begin(), p.allowed_ips.end(), cidr.to_string()) != p.allowed_ips.end())
+        return p.public_key;
+    return "";
   }
   static keys::IdentitySecretKey identity(const Node& n) {
     auto db = open_store(n);

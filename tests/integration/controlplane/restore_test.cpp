@@ -22,21 +22,6 @@
 namespace meshd::testing {
 namespace {
 
-std::string wg_public_key(const ClusterNodes::Node& n) {
-  auto db = ClusterNodes::open_store(n);
-  auto key = store::LocalNodeRepo(*db).wg_private_key().value();
-  return key ? key->public_key().to_base64() : "";
-}
-
-// The key `at`'s device holds for the peer that routes `cidr` ("" when none).
-std::string peer_key_for(const ClusterNodes& c, const ClusterNodes::Node& at, const IpPrefix& cidr) {
-  auto peers = wg_peers(c.uapi_socket(at));
-  if (!peers) return "";
-  for (const auto& p : *peers)
-    if (std::find(p.allowed_ips.begin(), p.allowed_ips.end(), cidr.to_string()) != p.allowed_ips.end())
-      return p.public_key;
-  return "";
-}
 
 TEST(BackupRestore, ANodeRestoredFromAnOlderBackupComesBackWithoutJoiningAndEveryPodReachesIt) {
   MESHD_REQUIRE(is_root(), "needs root (network namespaces)");
@@ -59,7 +44,7 @@ TEST(BackupRestore, ANodeRestoredFromAnOlderBackupComesBackWithoutJoiningAndEver
   // while meshd keeps writing.
   const std::string backup = n2.dir + "/backup.db";
   ASSERT_EQ(sh("sqlite3 " + n2.db_path() + " \".backup '" + backup + "'\""), 0);
-  const std::string key_in_backup = wg_public_key(n2);
+  const std::string key_in_backup = ClusterNodes::wg_public_key(n2);
 
   // The cluster moves on: n3 joins, n2 takes new leases.
   auto& n3 = c.add_node("n3", &n1);
@@ -74,18 +59,18 @@ TEST(BackupRestore, ANodeRestoredFromAnOlderBackupComesBackWithoutJoiningAndEver
   std::filesystem::remove(n2.db_path() + "-wal");
   std::filesystem::remove(n2.db_path() + "-shm");
   ASSERT_EQ(::chmod(n2.db_path().c_str(), 0600), 0);
-  ASSERT_EQ(wg_public_key(n2), key_in_backup);
+  ASSERT_EQ(ClusterNodes::wg_public_key(n2), key_in_backup);
   c.start(n2);
   ASSERT_TRUE(c.wait_settled(n2, 60s)) << c.log_tail(n2);
   EXPECT_EQ(c.log_of_this_run(n2).find("joined cluster"), std::string::npos)
       << "a restored node joined again instead of coming back from its store";
 
   // n1 and n3 route its CIDR to the key it runs with (the backup's).
-  const std::string key_now = wg_public_key(n2);
-  EXPECT_TRUE(eventually([&] { return peer_key_for(c, n1, n2_cidr) == key_now; }, 30s, 200ms))
-      << "n1 routes n2's CIDR to " << peer_key_for(c, n1, n2_cidr) << ", n2 runs " << key_now;
-  EXPECT_TRUE(eventually([&] { return peer_key_for(c, n3, n2_cidr) == key_now; }, 30s, 200ms))
-      << "n3 routes n2's CIDR to " << peer_key_for(c, n3, n2_cidr) << ", n2 runs " << key_now;
+  const std::string key_now = ClusterNodes::wg_public_key(n2);
+  EXPECT_TRUE(eventually([&] { return c.peer_key_for(n1, n2_cidr) == key_now; }, 30s, 200ms))
+      << "n1 routes n2's CIDR to " << c.peer_key_for(n1, n2_cidr) << ", n2 runs " << key_now;
+  EXPECT_TRUE(eventually([&] { return c.peer_key_for(n3, n2_cidr) == key_now; }, 30s, 200ms))
+      << "n3 routes n2's CIDR to " << c.peer_key_for(n3, n2_cidr) << ", n2 runs " << key_now;
   for (auto* from : {&n1, &n2, &n3})
     for (auto* to : {&n1, &n2, &n3}) {
       if (from == to) continue;

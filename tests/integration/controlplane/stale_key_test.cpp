@@ -25,21 +25,6 @@
 namespace meshd::testing {
 namespace {
 
-std::string wg_public_key(const ClusterNodes::Node& n) {
-  auto db = ClusterNodes::open_store(n);
-  auto key = store::LocalNodeRepo(*db).wg_private_key().value();
-  return key ? key->public_key().to_base64() : "";
-}
-
-// The key `at`'s device holds for the peer that routes `cidr` ("" when none).
-std::string peer_key_for(const ClusterNodes& c, const ClusterNodes::Node& at, const IpPrefix& cidr) {
-  auto peers = wg_peers(c.uapi_socket(at));
-  if (!peers) return "";
-  for (const auto& p : *peers)
-    if (std::find(p.allowed_ips.begin(), p.allowed_ips.end(), cidr.to_string()) != p.allowed_ips.end())
-      return p.public_key;
-  return "";
-}
 
 // POST /v1/key/rotate on `n`: the key it rotates to ("" on failure).
 std::string rotate(const ClusterNodes::Node& n) {
@@ -79,10 +64,10 @@ void rotate_and_wait(ClusterNodes& c, ClusterNodes::Node& n, const IpPrefix& cid
                      std::initializer_list<ClusterNodes::Node*> peers, std::string& rotated_to) {
   rotated_to = rotate(n);
   ASSERT_FALSE(rotated_to.empty()) << "POST /v1/key/rotate on " << n.name;
-  ASSERT_TRUE(eventually([&] { return wg_public_key(n) == rotated_to; }, 60s, 200ms)) << c.log_tail(n);
+  ASSERT_TRUE(eventually([&] { return ClusterNodes::wg_public_key(n) == rotated_to; }, 60s, 200ms)) << c.log_tail(n);
   for (auto* p : peers)
-    ASSERT_TRUE(eventually([&] { return peer_key_for(c, *p, cidr) == rotated_to; }, 60s, 200ms))
-        << p->name << " routes " << n.name << "'s CIDR to " << peer_key_for(c, *p, cidr);
+    ASSERT_TRUE(eventually([&] { return c.peer_key_for(*p, cidr) == rotated_to; }, 60s, 200ms))
+        << p->name << " routes " << n.name << "'s CIDR to " << c.peer_key_for(*p, cidr);
 }
 
 void expect_every_pod_reaches_every_other(ClusterNodes& c, std::initializer_list<ClusterNodes::Node*> nodes,
@@ -113,7 +98,7 @@ TEST(StaleKey, ANodeRestoredFromABackupTakenBeforeItsKeyRotationAnnouncesItselfA
 
   const std::string file = n2.dir + "/backup.db";
   ASSERT_NO_FATAL_FAILURE(backup(n2, file));
-  const std::string k0 = wg_public_key(n2);
+  const std::string k0 = ClusterNodes::wg_public_key(n2);
 
   // After the backup: n2 rotates (the peers then route to K1), n3 joins.
   std::string k1;
@@ -124,17 +109,17 @@ TEST(StaleKey, ANodeRestoredFromABackupTakenBeforeItsKeyRotationAnnouncesItselfA
   c.start(n3);
   ASSERT_TRUE(c.wait_settled(n3, 60s)) << c.log_tail(n3);
   c.add_pod(n3);
-  ASSERT_TRUE(eventually([&] { return peer_key_for(c, n3, n2_cidr) == k1; }, 30s, 200ms));
+  ASSERT_TRUE(eventually([&] { return c.peer_key_for(n3, n2_cidr) == k1; }, 30s, 200ms));
 
   ASSERT_NO_FATAL_FAILURE(restore(c, n2, file));
-  ASSERT_EQ(wg_public_key(n2), k0);
+  ASSERT_EQ(ClusterNodes::wg_public_key(n2), k0);
   // The restored node is cut off: nobody routes to K0 until it announces.
   EXPECT_TRUE(c.wait_log(n2, "announcing this node's record over the underlay to", 90s)) << c.log_tail(n2);
-  EXPECT_TRUE(eventually([&] { return peer_key_for(c, n1, n2_cidr) == k0; }, 90s, 200ms))
-      << "n1 routes n2's CIDR to " << peer_key_for(c, n1, n2_cidr) << ", n2 runs " << k0 << "\n"
+  EXPECT_TRUE(eventually([&] { return c.peer_key_for(n1, n2_cidr) == k0; }, 90s, 200ms))
+      << "n1 routes n2's CIDR to " << c.peer_key_for(n1, n2_cidr) << ", n2 runs " << k0 << "\n"
       << c.log_tail(n2) << "\n" << c.log_tail(n1);
-  EXPECT_TRUE(eventually([&] { return peer_key_for(c, n3, n2_cidr) == k0; }, 90s, 200ms))
-      << "n3 routes n2's CIDR to " << peer_key_for(c, n3, n2_cidr) << ", n2 runs " << k0;
+  EXPECT_TRUE(eventually([&] { return c.peer_key_for(n3, n2_cidr) == k0; }, 90s, 200ms))
+      << "n3 routes n2's CIDR to " << c.peer_key_for(n3, n2_cidr) << ", n2 runs " << k0;
   EXPECT_NE(c.log_line(n1, "received over the underlay from " + n2.underlay), "") << c.log_tail(n1);
   expect_every_pod_reaches_every_other(c, {&n1, &n2, &n3}, n2);
   // Sync reaches it again: it stopped announcing.
@@ -158,7 +143,7 @@ TEST(StaleKey, TheFounderRestoredFromABackupTakenBeforeItsKeyRotationAnnouncesTo
 
   const std::string file = n1.dir + "/backup.db";
   ASSERT_NO_FATAL_FAILURE(backup(n1, file));
-  const std::string k0 = wg_public_key(n1);
+  const std::string k0 = ClusterNodes::wg_public_key(n1);
   std::string k1;
   ASSERT_NO_FATAL_FAILURE(rotate_and_wait(c, n1, n1_cidr, {&n2}, k1));
   // n3 joins through n2: the restored founder has never heard of it.
@@ -167,15 +152,15 @@ TEST(StaleKey, TheFounderRestoredFromABackupTakenBeforeItsKeyRotationAnnouncesTo
   c.start(n3);
   ASSERT_TRUE(c.wait_settled(n3, 60s)) << c.log_tail(n3);
   c.add_pod(n3);
-  ASSERT_TRUE(eventually([&] { return peer_key_for(c, n3, n1_cidr) == k1; }, 30s, 200ms));
+  ASSERT_TRUE(eventually([&] { return c.peer_key_for(n3, n1_cidr) == k1; }, 30s, 200ms));
 
   ASSERT_NO_FATAL_FAILURE(restore(c, n1, file));
-  ASSERT_EQ(wg_public_key(n1), k0);
+  ASSERT_EQ(ClusterNodes::wg_public_key(n1), k0);
   EXPECT_TRUE(c.wait_log(n1, "announcing this node's record over the underlay to " + n2.underlay, 90s))
       << c.log_tail(n1);
   for (auto* peer : {&n2, &n3})
-    EXPECT_TRUE(eventually([&] { return peer_key_for(c, *peer, n1_cidr) == k0; }, 90s, 200ms))
-        << peer->name << " routes n1's CIDR to " << peer_key_for(c, *peer, n1_cidr) << ", n1 runs " << k0
+    EXPECT_TRUE(eventually([&] { return c.peer_key_for(*peer, n1_cidr) == k0; }, 90s, 200ms))
+        << peer->name << " routes n1's CIDR to " << c.peer_key_for(*peer, n1_cidr) << ", n1 runs " << k0
         << "\n" << c.log_tail(n1) << "\n" << c.log_tail(*peer);
   expect_every_pod_reaches_every_other(c, {&n1, &n2, &n3}, n1);
 }
